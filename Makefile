@@ -1,0 +1,80 @@
+# AutoCV build. `make` builds build/autocv and build/libautocv.a; `make test` runs every test;
+# `make run` trains the default classifier on Fashion-MNIST; `make deps` installs Debian packages.
+# Switches: SAN=address (sanitizers), OPT=-O0 -g (debug), ARCH=... (target flags).
+
+BUILD   ?= build
+PY      ?= /usr/bin/python3
+CC      ?= cc
+OPT     ?= -O2 -g
+ARCH    ?= -march=native
+PKGS    := jansson libpng libturbojpeg openblas zlib
+DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-dev libjansson-dev libpng-dev \
+            libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev \
+            python3 python3-numpy python3-torch dataset-fashion-mnist
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation $(OPT) $(ARCH) \
+           -fopenmp -pthread -Iinclude -Isrc $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -ldnnl -lm -fopenmp -pthread
+ifdef SAN
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRC := $(shell find src/cli -name '*.c' | sort)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test run bench clean unit integration
+all: $(BUILD)/autocv $(BUILD)/libautocv.a
+
+# deps: idempotent; runs apt-get update first only when something is missing.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing:$$missing"; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libautocv.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/autocv: $(CLI_OBJ) $(BUILD)/libautocv.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libautocv.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libautocv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libautocv.a $(LDLIBS) -lcmocka
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(PY) tests/run_tests.py --build $(BUILD)
+
+unit: all $(TEST_BIN)
+	@$(PY) tests/run_tests.py --build $(BUILD) --only unit
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/autocv train --task cls --data /usr/share/datasets/fashion-mnist --out $(BUILD)/run/fmnist
+	./$(BUILD)/autocv eval --model $(BUILD)/run/fmnist --data /usr/share/datasets/fashion-mnist --split test
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

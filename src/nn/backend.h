@@ -1,0 +1,58 @@
+/* The kernel backend interface.
+ *
+ * The graph executor calls kernels only through an acv_backend, so that a CUDA backend can
+ * be added later without touching models or tasks. Every slot is optional: a NULL slot
+ * falls back to the reference kernel in kernels.h. `cache` is a per-node slot (initially
+ * NULL) where a backend may keep prepared state (oneDNN primitives, reordered weights);
+ * the executor calls cache_free on it when the graph is freed or its shapes change.
+ * Pointers are host memory for the CPU backends. */
+#ifndef ACV_NN_BACKEND_H
+#define ACV_NN_BACKEND_H
+
+#include "nn/kernels.h"
+
+typedef struct acv_backend {
+    const char *name;
+    /* Sets the number of threads kernels may use. (optional) */
+    void (*set_threads)(int n);
+    /* Releases what a kernel left in a node's cache slot. (optional) */
+    void (*cache_free)(void *cache);
+
+    void (*conv2d_forward)(void **cache, float *out, const float *in, const float *w,
+                           const float *b, const acv_conv_params *p);
+    void (*conv2d_backward)(void **cache, float *d_in, float *d_w, float *d_b, const float *d_out,
+                            const float *in, const float *w, const acv_conv_params *p);
+    void (*convt2d_forward)(void **cache, float *out, const float *in, const float *w,
+                            const float *b, const acv_conv_params *p);
+    void (*convt2d_backward)(void **cache, float *d_in, float *d_w, float *d_b, const float *d_out,
+                             const float *in, const float *w, const acv_conv_params *p);
+    void (*linear_forward)(void **cache, float *out, const float *in, const float *w,
+                           const float *b, int M, int IN, int OUT);
+    void (*linear_backward)(void **cache, float *d_in, float *d_w, float *d_b, const float *d_out,
+                            const float *in, const float *w, int M, int IN, int OUT);
+    void (*batchnorm_forward)(void **cache, float *out, float *save_mean, float *save_rstd,
+                              const float *in, const float *gamma, const float *beta,
+                              float *running_mean, float *running_var, int N, int C, int HW,
+                              float eps, float momentum, bool training);
+    void (*batchnorm_backward)(void **cache, float *d_in, float *d_gamma, float *d_beta,
+                               const float *d_out, const float *in, const float *gamma,
+                               const float *save_mean, const float *save_rstd,
+                               const float *running_var, int N, int C, int HW, float eps,
+                               bool training);
+    void (*maxpool_forward)(void **cache, float *out, int32_t *argmax, const float *in,
+                            const acv_pool_params *p);
+    void (*maxpool_backward)(void **cache, float *d_in, const float *d_out, const int32_t *argmax,
+                             const acv_pool_params *p);
+} acv_backend;
+
+/* The reference backend: every slot NULL, so every op runs its plain-C reference kernel. */
+const acv_backend *acv_backend_ref(void);
+/* The CPU backend: oneDNN and OpenBLAS where they are faster, reference kernels elsewhere. */
+const acv_backend *acv_backend_cpu(void);
+/* Looks a backend up by name ("cpu", "ref"); NULL when unknown. */
+const acv_backend *acv_backend_by_name(const char *name);
+/* Sets the thread count for OpenMP, OpenBLAS and oneDNN (0 = all cores). */
+void acv_set_threads(int n);
+int acv_get_threads(void);
+
+#endif
