@@ -31,7 +31,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test run bench clean unit integration
+.PHONY: all deps test run bench clean check
 all: $(BUILD)/autocv $(BUILD)/libautocv.a
 
 # deps: idempotent; runs apt-get update first only when something is missing.
@@ -45,25 +45,30 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "CC  $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libautocv.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
+	@echo "AR  $@"
 
 $(BUILD)/autocv: $(CLI_OBJ) $(BUILD)/libautocv.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libautocv.a $(LDLIBS)
+	@echo "LD  $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libautocv.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libautocv.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libautocv.a $(LDLIBS) -lcmocka
+	@echo "LD  $@"
+	@$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libautocv.a $(LDLIBS) -lcmocka
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
-	@$(PY) tests/run_tests.py --build $(BUILD)
+	@$(PY) tests/run_tests.py --build $(BUILD) $(if $(T),--only $(T))
 
-unit: all $(TEST_BIN)
-	@$(PY) tests/run_tests.py --build $(BUILD) --only unit
+# make check T=frag: build, then run only the tests whose names contain frag (no deps step)
+check: all $(TEST_BIN)
+	@$(PY) tests/run_tests.py --build $(BUILD) $(if $(T),--only $(T))
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -127,6 +127,10 @@ const char *acv_graph_name(const acv_graph *g, acv_id id);
 const acv_shape *acv_graph_shape(const acv_graph *g, acv_id id);
 /* Finds a node by name (inputs, params and named ops); -1 when absent. */
 acv_id acv_graph_find(const acv_graph *g, const char *name);
+/* Changes an input's shape (e.g. another image size) and re-infers every shape; the graph
+ * must be compiled again afterwards. Fails (leaving the old shapes) when an op cannot take
+ * the new shape. */
+int acv_graph_reshape_input(acv_graph *g, acv_id input, int ndim, const int64_t *shape);
 /* Marks the graph's output (what inference returns and what is serialised). */
 void acv_graph_set_output(acv_graph *g, acv_id id);
 acv_id acv_graph_output(const acv_graph *g);
@@ -150,6 +154,8 @@ int acv_graph_param(acv_graph *g, int i, acv_param_info *out);
  * training compile). */
 float *acv_graph_params(acv_graph *g, int64_t *n);
 float *acv_graph_grads(acv_graph *g, int64_t *n);
+/* Flat non-trainable buffers (batch-norm running statistics), n floats. */
+float *acv_graph_buffers(acv_graph *g, int64_t *n);
 /* Initialises every parameter by its acv_init from seed. */
 int acv_graph_init_params(acv_graph *g, uint64_t seed);
 /* Total trainable parameter count. */

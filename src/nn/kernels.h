@@ -158,6 +158,11 @@ float acv_ref_cross_entropy_forward(const float *logits, const float *targets, c
 void acv_ref_cross_entropy_backward(float *d_logits, const float *logits, const float *targets,
                                     const float *weights, int N, int K, float label_smoothing,
                                     float scale);
+/* Cross-entropy with soft targets (N, K) (rows summing to 1, e.g. from mixup/cutmix):
+ * mean over N of -sum_k t_k log softmax(x)_k. */
+float acv_ref_cross_entropy_soft_forward(const float *logits, const float *targets, int N, int K);
+void acv_ref_cross_entropy_soft_backward(float *d_logits, const float *logits, const float *targets,
+                                         int N, int K, float scale);
 /* BCE with logits, element-wise targets in [0,1], mean over n elements. */
 float acv_ref_bce_logits_forward(const float *logits, const float *targets, int64_t n);
 void acv_ref_bce_logits_backward(float *d_logits, const float *logits, const float *targets,

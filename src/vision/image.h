@@ -19,13 +19,20 @@ typedef struct acv_image {
 #define ACV_IMAGE_MAX_PIXELS_DEFAULT (100LL * 1000 * 1000)
 
 typedef struct acv_decode_opts {
-    int want_c;             /* 0: as stored (1, 3 or 4); 1: gray; 3: RGB (alpha dropped) */
+    int want_c;             /* 0: as stored (1, 3 or 4); 1: gray; 3: RGB (alpha dropped);
+                               4: RGBA (opaque alpha added where absent) */
     int64_t max_pixels;     /* 0: ACV_IMAGE_MAX_PIXELS_DEFAULT */
     int apply_exif;         /* nonzero (default in acv_image_decode): rotate per EXIF */
 } acv_decode_opts;
 
-/* Decodes JPEG, PNG (8/16-bit, palette, gray, alpha) or BMP from memory; the format is
- * sniffed from the bytes, not the name. `what` names the source in error messages. */
+/* Decodes JPEG (gray, RGB, CMYK), PNG (1-16 bit, palette, gray, alpha, interlaced) or
+ * BMP (uncompressed 8-bit palette, 24-bit, 32-bit) from memory; the format is sniffed
+ * from the bytes, not the name. `what` names the source in error messages (NULL:
+ * "image"). opts may be NULL (as stored, default limit, EXIF applied). On success *out
+ * owns a new image (free with acv_image_free); on failure *out is zeroed. Errors:
+ * ACV_EFORMAT (not an image, corrupt, truncated; JPEG warnings count as errors),
+ * ACV_EUNSUPPORTED (e.g. RLE BMP), ACV_ERANGE (over max_pixels, checked from the header
+ * before the pixel buffer is allocated), ACV_ENOMEM, ACV_EINVAL (bad opts). */
 int acv_image_decode(const uint8_t *buf, size_t len, const acv_decode_opts *opts, const char *what,
                      acv_image *out);
 /* Reads and decodes a file (refusing files over 512 MiB). */
@@ -33,10 +40,13 @@ int acv_image_load(const char *path, const acv_decode_opts *opts, acv_image *out
 /* Allocates an image (data zeroed). */
 int acv_image_alloc(acv_image *im, int w, int h, int c);
 void acv_image_free(acv_image *im);
-/* Writes PNG (1, 3 or 4 channels) / JPEG (1 or 3 channels, quality 1-100). */
+/* EXIF orientation (1-8) of a JPEG's APP1 Exif segment; 1 when absent or invalid. */
+int acv_image_exif_orientation(const uint8_t *buf, size_t len);
+/* Writes PNG (1, 3 or 4 channels) / JPEG (1 or 3 channels, 4 with alpha dropped;
+ * quality 1-100, chroma 4:4:4 at quality >= 90, else 4:2:0). Writes are atomic. */
 int acv_image_save_png(const acv_image *im, const char *path);
 int acv_image_save_jpeg(const acv_image *im, const char *path, int quality);
-/* Encodes to a malloc'd buffer. */
+/* Encodes to a malloc'd buffer (*out, caller frees). */
 int acv_image_encode_png(const acv_image *im, uint8_t **out, size_t *len);
 int acv_image_encode_jpeg(const acv_image *im, int quality, uint8_t **out, size_t *len);
 

@@ -1,0 +1,77 @@
+/* autocv eval: evaluate a model directory on a dataset split. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autocv/error.h"
+#include "cli/args.h"
+#include "nn/backend.h"
+#include "tasks/cls.h"
+
+int acv_cmd_eval(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *split = "test";
+    int batch = 64, threads = 0, workers = 0;
+    bool json = false;
+    double val_split = 0.1;
+    int seed = 0;
+    acv_argdef defs[] = {
+        {"--model", ACV_ARG_STR, &model, "DIR", "model directory"},
+        {"--data", ACV_ARG_STR, &data, "PATH", "dataset (ImageFolder tree or idx folder)"},
+        {"--split", ACV_ARG_STR, &split, "NAME", "val or test (default test)"},
+        {"--val-split", ACV_ARG_FLOAT, &val_split, "F", "validation fraction used in training (default 0.1)"},
+        {"--seed", ACV_ARG_INT, &seed, "N", "seed used in training for the validation split (default 0)"},
+        {"--batch", ACV_ARG_INT, &batch, "N", "batch size (default 64)"},
+        {"--threads", ACV_ARG_INT, &threads, "N", "compute threads (default: all cores)"},
+        {"--workers", ACV_ARG_INT, &workers, "N", "data loading threads"},
+        {"--json", ACV_ARG_FLAG, &json, NULL, "print the metrics as one JSON object"},
+    };
+    int rc = acv_args_parse("eval", "--model DIR --data PATH [--split val|test] [--json]", argc, argv, defs,
+                            (int)(sizeof defs / sizeof defs[0]), NULL, NULL);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (!model) return acv_cli_fail("eval", "--model DIR is required");
+    if (!data) return acv_cli_fail("eval", "--data PATH is required");
+    if (strcmp(split, "val") && strcmp(split, "test")) return acv_cli_fail("eval", "--split must be val or test (got %s)", split);
+    if (batch < 1 || batch > 4096) return acv_cli_fail("eval", "--batch %d is not in 1..4096", batch);
+    acv_set_threads(threads);
+    acv_model *m = NULL;
+    acv_cls_dataset *ds = NULL;
+    acv_cls_metrics *met = NULL;
+    json_t *out = NULL;
+    double loss = 0;
+    rc = acv_model_load(model, &m);
+    if (!rc && strcmp(m->task, "cls")) rc = acv_error(ACV_EUNSUPPORTED, "%s: task '%s' cannot be evaluated yet", model, m->task);
+    if (!rc) rc = acv_cls_dataset_open(data, split, (float)val_split, (uint64_t)seed, &ds);
+    if (!rc) {
+        met = acv_cls_metrics_new(m->n_classes);
+        if (!met) rc = ACV_ENOMEM;
+    }
+    if (!rc) rc = acv_cls_evaluate(m, ds, batch, workers, met, &loss, json || !acv_cli_isatty() ? NULL : stderr);
+    if (!rc) rc = acv_cls_metrics_to_json(met, (const char *const *)m->classes, &out);
+    if (!rc) {
+        json_t *o = json_pack("{s:s, s:s}", "task", "cls", "split", split);
+        json_object_update(o, out);
+        json_object_set_new(o, "images", json_integer(acv_cls_metrics_count(met)));
+        json_object_set_new(o, "loss", json_real(loss));
+        if (json) {
+            char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+            printf("%s\n", s);
+            free(s);
+        } else {
+            printf("%s split: %lld images  top1 %.4f  top5 %.4f  loss %.4f\n", split,
+                   (long long)acv_cls_metrics_count(met), acv_cls_metrics_top1(met), acv_cls_metrics_top5(met), loss);
+            printf("%-24s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "support");
+            for (int i = 0; i < m->n_classes; i++) {
+                acv_cls_class_stats cs = acv_cls_metrics_class(met, i);
+                printf("%-24.24s %9.4f %9.4f %9.4f %8lld\n", m->classes[i], cs.precision, cs.recall, cs.f1,
+                       (long long)cs.support);
+            }
+        }
+        json_decref(o);
+    }
+    json_decref(out);
+    acv_cls_metrics_free(met);
+    acv_cls_dataset_free(ds);
+    acv_model_free(m);
+    return rc ? acv_cli_error("eval", rc) : 0;
+}

@@ -1,0 +1,125 @@
+/* The CPU backend's shared plumbing: the oneDNN engine and per-thread stream, per-thread
+ * scratch buffers, the prepared-op helper that wraps a oneDNN primitive with the reorders
+ * between the user's plain layouts and the primitive's layouts, and the per-node cache
+ * kinds. The public entry point is acv_backend_cpu() in nn/backend.h; this header also
+ * exposes the convolution layout switch so benchmarks can compare layouts. */
+#ifndef ACV_NN_CPU_CPU_H
+#define ACV_NN_CPU_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dnnl.h>
+
+#include "nn/kernels.h"
+
+/* Memory layout oneDNN convolutions run in. The user's tensors are always plain NCHW /
+ * OIHW; BLOCKED lets oneDNN pick its layout (nChw16c, ...) and reorders in and out.
+ * AUTO (the default) picks per convolution from measured rules (see cpu_conv.c). */
+typedef enum acv_cpu_layout {
+    ACV_CPU_LAYOUT_AUTO,
+    ACV_CPU_LAYOUT_PLAIN,
+    ACV_CPU_LAYOUT_BLOCKED,
+} acv_cpu_layout;
+
+/* Sets the layout for convolutions prepared from now on (caches keyed on the old layout
+ * are rebuilt on their next call). Process-wide; meant for benchmarks and tests. */
+void acv_cpu_set_conv_layout(acv_cpu_layout layout);
+acv_cpu_layout acv_cpu_get_conv_layout(void);
+/* The oneDNN implementation the node cache chose for a convolution's forward pass
+ * ("jit:avx512_core", "gemm:jit", ... or "acv_ref" when it fell back to the reference
+ * kernel; "" when the forward pass has not run). Valid until the cache changes. */
+const char *acv_cpu_conv_impl(void *cache);
+
+/* ---- internal ------------------------------------------------------------------------ */
+
+/* The backend's kernel slots (contracts as the acv_ref_* kernels and acv_backend). */
+void acv__cpu_conv2d_forward(void **cache, float *out, const float *in, const float *w,
+                             const float *b, const acv_conv_params *p);
+void acv__cpu_conv2d_backward(void **cache, float *d_in, float *d_w, float *d_b,
+                              const float *d_out, const float *in, const float *w,
+                              const acv_conv_params *p);
+void acv__cpu_convt2d_forward(void **cache, float *out, const float *in, const float *w,
+                              const float *b, const acv_conv_params *p);
+void acv__cpu_convt2d_backward(void **cache, float *d_in, float *d_w, float *d_b,
+                               const float *d_out, const float *in, const float *w,
+                               const acv_conv_params *p);
+void acv__cpu_batchnorm_forward(void **cache, float *out, float *save_mean, float *save_rstd,
+                                const float *in, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, int N, int C, int HW,
+                                float eps, float momentum, bool training);
+void acv__cpu_batchnorm_backward(void **cache, float *d_in, float *d_gamma, float *d_beta,
+                                 const float *d_out, const float *in, const float *gamma,
+                                 const float *save_mean, const float *save_rstd,
+                                 const float *running_var, int N, int C, int HW, float eps,
+                                 bool training);
+
+/* Per-node cache kinds; every cache struct starts with an int kind. */
+enum { ACV__CPU_CACHE_CONV = 0x434f4e56, ACV__CPU_CACHE_BN = 0x424e4f52 };
+
+/* The process-wide CPU engine, created on first use; NULL if oneDNN failed to start. */
+dnnl_engine_t acv__cpu_engine(void);
+/* The calling thread's stream (created on first use, destroyed at thread exit); NULL on
+ * failure. A stream is never shared between threads. */
+dnnl_stream_t acv__cpu_stream(void);
+/* The calling thread's scratch buffer number slot (0 <= slot < ACV__CPU_SCRATCH_SLOTS),
+ * grown to at least bytes and 64-byte aligned; NULL when out of memory. The contents are
+ * undefined on return and the buffer stays valid until the next call for the same slot. */
+#define ACV__CPU_SCRATCH_SLOTS 8
+void *acv__cpu_scratch(int slot, size_t bytes);
+/* Makes the calling thread's OpenMP team size match acv_get_threads(), so kernels called
+ * from a thread that never called acv_set_threads still use the chosen count. */
+void acv__cpu_sync_threads(void);
+/* Releases any cache the CPU backend made (the backend's cache_free), and the two kinds. */
+void acv__cpu_cache_free(void *cache);
+void acv__cpu_conv_cache_free(void *cache);
+void acv__cpu_bn_cache_free(void *cache);
+
+/* How an argument of a prepared op moves between the user's buffer and the primitive. */
+typedef enum acv__arg_dir {
+    ACV__ARG_IN,      /* read: reordered from the user's layout when they differ */
+    ACV__ARG_OUT,     /* written: the user's buffer is overwritten */
+    ACV__ARG_OUT_ADD, /* written: the result is ADDED into the user's buffer */
+} acv__arg_dir;
+
+#define ACV__OP_MAX_ARGS 8
+
+typedef struct acv__op_arg {
+    int arg;                  /* DNNL_ARG_* */
+    acv__arg_dir dir;
+    dnnl_memory_t user;       /* the user's buffer in the user's layout (handle set per call) */
+    dnnl_memory_t prim;       /* what the primitive reads/writes; == user when no copy */
+    dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs; or NULL */
+    size_t prim_bytes;        /* scratch bytes when prim != user */
+    int64_t nelem;            /* elements of the user buffer (for the plain add) */
+} acv__op_arg;
+
+/* One oneDNN primitive with its arguments. Zero-initialized = empty. */
+typedef struct acv__op {
+    dnnl_primitive_t prim;
+    int nargs;
+    acv__op_arg a[ACV__OP_MAX_ARGS];
+    char impl[64]; /* implementation name, for benchmarks and diagnostics */
+} acv__op;
+
+/* Prepares op from pd (which it takes ownership of, also on failure): for each of the
+ * nargs arguments (args[i] a DNNL_ARG_*, dirs[i] its direction, user_mds[i] the layout of
+ * the user's buffer) creates the memory objects and the reorders that are needed. Returns
+ * 0, or -1 on any oneDNN failure (op is then left empty). */
+int acv__op_init(acv__op *op, dnnl_primitive_desc_t pd, int nargs, const int *args,
+                 const acv__arg_dir *dirs, const dnnl_memory_desc_t *user_mds);
+/* Runs op on the user's buffers ptrs[i] (one per argument, in acv__op_init's order): input
+ * reorders, the primitive, then output reorders or accumulation. Returns 0 or -1. An
+ * ACV__ARG_OUT_ADD result goes through scratch and is added into the user's buffer only in
+ * the last step, after the primitive succeeded, so a failure before it leaves the user's
+ * gradients untouched (callers then fall back to the reference kernel). */
+int acv__op_exec(acv__op *op, void *const *ptrs);
+void acv__op_free(acv__op *op);
+/* True when pd's implementation is oneDNN's naive reference ("ref:..."), which is slower
+ * than our own reference kernels. */
+bool acv__pd_is_naive(const_dnnl_primitive_desc_t pd);
+/* dst[i] += src[i] for n elements, OpenMP-parallel when large. */
+void acv__cpu_add(float *dst, const float *src, int64_t n);
+
+#endif

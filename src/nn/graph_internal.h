@@ -1,0 +1,85 @@
+/* Internals of the graph (builder in graph.c, planning and execution in exec.c,
+ * serialisation in graph_json.c). Not part of the public API. */
+#ifndef ACV_NN_GRAPH_INTERNAL_H
+#define ACV_NN_GRAPH_INTERNAL_H
+
+#include "autocv/graph.h"
+#include "nn/backend.h"
+
+/* One flat attribute record per node; each op reads the fields it needs. */
+typedef struct acv_attrs {
+    acv_conv_attrs conv;
+    acv_pool_attrs pool;
+    float eps, momentum;          /* batchnorm */
+    int act;                      /* activation kind */
+    float alpha;                  /* leaky slope; focal alpha */
+    float gamma;                  /* focal */
+    int oh, ow;                   /* upsample output size */
+    bool bilinear, align_corners; /* upsample */
+    int binop;                    /* binary */
+    int axis;                     /* concat, slice, softmax, flatten (reshape from flatten) */
+    int64_t start, end, step;     /* slice */
+    int spec_ndim;                /* reshape spec (0 copies, -1 infers) */
+    int64_t spec[ACV_MAX_DIMS];
+    bool log;                     /* log-softmax */
+    float p;                      /* dropout */
+    float smoothing;              /* cross-entropy */
+    float *class_weights;         /* cross-entropy, owned, n_weights floats */
+    int n_weights;
+} acv_attrs;
+
+typedef struct acv_node {
+    acv_op op;
+    char *name;                   /* owned; may be "" */
+    int n_in;
+    acv_id *in;                   /* owned */
+    acv_shape shape;              /* at the current batch size */
+    acv_attrs a;
+    /* parameters */
+    acv_init init;
+    bool trainable;
+    int64_t poff;                 /* offset into params (trainable) or buffers; -1 unplaced */
+    /* execution (valid after compile) */
+    float *out;                   /* activation (params: their data) */
+    float *grad;                  /* gradient or NULL */
+    float *aux;                   /* batchnorm: save_mean,save_rstd (2*C); dropout: mask */
+    int32_t *argmax;              /* maxpool */
+    void *cache;                  /* backend's per-node state */
+    int64_t max_numel;            /* numel at max batch */
+    bool need_grad;
+    bool want_grad;               /* inputs: gradient requested */
+    bool batched;                 /* shape[0] follows the batch size */
+} acv_node;
+
+struct acv_graph {
+    acv_node *nodes;
+    int n, cap;
+    int status;                   /* sticky first error */
+    char errmsg[512];
+    acv_id output;
+    /* parameter storage */
+    float *params, *grads, *buffers;
+    int64_t n_params, n_buffers;
+    bool params_placed;
+    /* execution */
+    const acv_backend *be;
+    bool compiled, training;
+    int max_batch, batch;
+    float *arena;                 /* activations (+ grads when training) */
+    int64_t arena_floats;
+    int32_t *idx_arena;
+    int64_t idx_floats;
+};
+
+/* Recomputes node id's shape from its inputs and attributes (sticky error on failure). */
+int acv__graph_infer(acv_graph *g, acv_id id);
+/* Places parameters in flat storage (keeping values already set). */
+int acv__graph_place_params(acv_graph *g);
+/* Adds a node with the given inputs; returns its id or the sticky error. */
+acv_id acv__graph_add(acv_graph *g, acv_op op, const char *name, int n_in, const acv_id *in,
+                      const acv_attrs *a);
+const char *acv__op_name(acv_op op);
+int acv__op_from_name(const char *s);
+void acv__graph_release_exec(acv_graph *g);
+
+#endif

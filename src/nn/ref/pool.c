@@ -1,0 +1,181 @@
+/* Reference pooling kernels: max pool (with dilation and saved argmax), average pool with
+ * PyTorch's divisor rules, and global average pool; forward and backward.
+ *
+ * Every kernel works plane by plane (one (n, c) image at a time); planes are independent,
+ * so the OpenMP loops over planes are race-free and the results do not depend on the
+ * thread count. */
+#include "nn/kernels.h"
+
+#include <math.h>
+
+#include "autocv/error.h"
+
+/* Parallelize over planes only when there is enough work to pay for the threads. */
+#define POOL_PAR_MIN ((int64_t)1 << 15)
+
+static void check_pool(const acv_pool_params *p)
+{
+    ACV_ASSERT(p->N > 0 && p->C > 0 && p->H > 0 && p->W > 0 && p->OH > 0 && p->OW > 0);
+    ACV_ASSERT(p->KH > 0 && p->KW > 0 && p->stride_h > 0 && p->stride_w > 0);
+    ACV_ASSERT(p->pad_t >= 0 && p->pad_l >= 0 && p->pad_b >= 0 && p->pad_r >= 0);
+}
+
+/* ---- max pool ------------------------------------------------------------------------ */
+
+/* Window (oh, ow) covers rows oh*stride_h - pad_t + kh*dil_h for kh < KH (and likewise for
+ * columns); padded positions never win. Ties keep the first maximum in row-major window
+ * order and NaN propagates, as in PyTorch. A window without any input position (possible
+ * only for inconsistent sizes) yields -inf with argmax -1. */
+void acv_ref_maxpool_forward(float *out, int32_t *argmax, const float *in, const acv_pool_params *p)
+{
+    check_pool(p);
+    const int dh = p->dil_h > 0 ? p->dil_h : 1, dw = p->dil_w > 0 ? p->dil_w : 1;
+    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W;
+    const int64_t ohw = (int64_t)p->OH * p->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw * p->KH * p->KW >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in + pl * hw;
+        float *y = out + pl * ohw;
+        int32_t *am = argmax + pl * ohw;
+        for (int oh = 0; oh < p->OH; oh++) {
+            const int h0 = oh * p->stride_h - p->pad_t;
+            for (int ow = 0; ow < p->OW; ow++) {
+                const int w0 = ow * p->stride_w - p->pad_l;
+                float best = -INFINITY;
+                int32_t idx = -1;
+                for (int kh = 0; kh < p->KH; kh++) {
+                    const int ih = h0 + kh * dh;
+                    if (ih < 0 || ih >= p->H) continue;
+                    for (int kw = 0; kw < p->KW; kw++) {
+                        const int iw = w0 + kw * dw;
+                        if (iw < 0 || iw >= p->W) continue;
+                        const float v = x[(int64_t)ih * p->W + iw];
+                        if (idx < 0 || v > best || isnan(v)) {
+                            best = v;
+                            idx = ih * p->W + iw;
+                        }
+                    }
+                }
+                y[oh * p->OW + ow] = best;
+                am[oh * p->OW + ow] = idx;
+            }
+        }
+    }
+}
+
+/* d_in[argmax] += d_out per output; argmax < 0 (empty window) contributes nothing. */
+void acv_ref_maxpool_backward(float *d_in, const float *d_out, const int32_t *argmax,
+                              const acv_pool_params *p)
+{
+    check_pool(p);
+    if (!d_in) return;
+    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W;
+    const int64_t ohw = (int64_t)p->OH * p->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dx = d_in + pl * hw;
+        const float *dy = d_out + pl * ohw;
+        const int32_t *am = argmax + pl * ohw;
+        for (int64_t i = 0; i < ohw; i++)
+            if (am[i] >= 0) dx[am[i]] += dy[i];
+    }
+}
+
+/* ---- average pool ---------------------------------------------------------------------- */
+
+/* The clipped window [*h0, *h1) x [*w0, *w1) of output (oh, ow) and its divisor, following
+ * PyTorch's avg_pool2d: the window is first clipped to the padded input (this removes the
+ * ceil-mode overhang), its size there is the count_include_pad divisor; then it is clipped
+ * to the input, and that size is the divisor otherwise. Returns 0 for an empty window. */
+static int avg_window(const acv_pool_params *p, int oh, int ow, int *h0, int *h1, int *w0,
+                      int *w1)
+{
+    int hs = oh * p->stride_h - p->pad_t, ws = ow * p->stride_w - p->pad_l;
+    int he = hs + p->KH, we = ws + p->KW;
+    if (he > p->H + p->pad_b) he = p->H + p->pad_b;
+    if (we > p->W + p->pad_r) we = p->W + p->pad_r;
+    const int padded = (he - hs) * (we - ws);
+    if (hs < 0) hs = 0;
+    if (ws < 0) ws = 0;
+    if (he > p->H) he = p->H;
+    if (we > p->W) we = p->W;
+    *h0 = hs;
+    *h1 = he;
+    *w0 = ws;
+    *w1 = we;
+    if (he <= hs || we <= ws) return 0;
+    return p->count_include_pad ? padded : (he - hs) * (we - ws);
+}
+
+void acv_ref_avgpool_forward(float *out, const float *in, const acv_pool_params *p)
+{
+    check_pool(p);
+    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W;
+    const int64_t ohw = (int64_t)p->OH * p->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw * p->KH * p->KW >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in + pl * hw;
+        float *y = out + pl * ohw;
+        for (int oh = 0; oh < p->OH; oh++) {
+            for (int ow = 0; ow < p->OW; ow++) {
+                int h0, h1, w0, w1;
+                const int div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+                float s = 0.0f;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) s += x[(int64_t)ih * p->W + iw];
+                y[oh * p->OW + ow] = div > 0 ? s / (float)div : 0.0f;
+            }
+        }
+    }
+}
+
+void acv_ref_avgpool_backward(float *d_in, const float *d_out, const acv_pool_params *p)
+{
+    check_pool(p);
+    if (!d_in) return;
+    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W;
+    const int64_t ohw = (int64_t)p->OH * p->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw * p->KH * p->KW >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dx = d_in + pl * hw;
+        const float *dy = d_out + pl * ohw;
+        for (int oh = 0; oh < p->OH; oh++) {
+            for (int ow = 0; ow < p->OW; ow++) {
+                int h0, h1, w0, w1;
+                const int div = avg_window(p, oh, ow, &h0, &h1, &w0, &w1);
+                if (div <= 0) continue;
+                const float g = dy[oh * p->OW + ow] / (float)div;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) dx[(int64_t)ih * p->W + iw] += g;
+            }
+        }
+    }
+}
+
+/* ---- global average pool ----------------------------------------------------------------- */
+
+void acv_ref_gap_forward(float *out, const float *in, int N, int C, int HW)
+{
+    ACV_ASSERT(N > 0 && C > 0 && HW > 0);
+    const int64_t planes = (int64_t)N * C;
+#pragma omp parallel for schedule(static) if (planes * HW >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in + pl * HW;
+        double s = 0.0;
+        for (int i = 0; i < HW; i++) s += x[i];
+        out[pl] = (float)(s / HW);
+    }
+}
+
+void acv_ref_gap_backward(float *d_in, const float *d_out, int N, int C, int HW)
+{
+    ACV_ASSERT(N > 0 && C > 0 && HW > 0);
+    if (!d_in) return;
+    const int64_t planes = (int64_t)N * C;
+#pragma omp parallel for schedule(static) if (planes * HW >= POOL_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dx = d_in + pl * HW;
+        const float g = d_out[pl] / (float)HW;
+        for (int i = 0; i < HW; i++) dx[i] += g;
+    }
+}

@@ -1,0 +1,44 @@
+/* Image classification: the trainer, evaluation and prediction on model directories. */
+#ifndef ACV_TASKS_CLS_H
+#define ACV_TASKS_CLS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "autocv/model.h"
+#include "data/dataset.h"
+#include "metrics/cls.h"
+#include "vision/image.h"
+
+/* Training options. Zero / NULL / negative fields mean "auto": fitted to the data. */
+typedef struct acv_cls_train_opts {
+    const char *data;        /* dataset path (idx folder or ImageFolder) */
+    const char *out;         /* model directory to write */
+    const char *model;       /* zoo name or "auto" */
+    const char *optimizer;   /* "sgd" (default) or "adamw" */
+    const char *schedule;    /* "cosine" (default), "step", "constant" */
+    int epochs, batch, imgsz, workers, threads, patience, log_every;
+    double lr, weight_decay, label_smoothing, warmup_epochs, val_split, ema_decay, clip_norm;
+    double hflip, erase_p, mixup, cutmix, rrc_min;
+    int pad_crop;
+    uint64_t seed;
+    bool resume;
+    bool json;               /* JSON lines on stdout instead of the progress bar */
+    FILE *out_stream;        /* where progress goes (stdout when NULL) */
+} acv_cls_train_opts;
+
+/* Sets every field to "auto" (and seed 0, stdout). */
+void acv_cls_train_opts_init(acv_cls_train_opts *o);
+/* Trains and writes the model directory o->out; returns 0 or an error (message set). */
+int acv_cls_train(const acv_cls_train_opts *o);
+
+/* Evaluates model m on dataset ds: fills metrics (created by the caller with m's class
+ * count) and the mean cross-entropy in *loss (may be NULL). batch <= 0: 64. */
+int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int workers, acv_cls_metrics *metrics,
+                     double *loss, FILE *progress);
+/* Preprocesses one decoded image for model m into out (in_c * in_h * in_w floats): the
+ * same eval geometry and normalization as evaluation uses. */
+int acv_cls_preprocess(const acv_model *m, const acv_image *im, float *out);
+
+#endif

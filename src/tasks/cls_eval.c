@@ -1,0 +1,101 @@
+/* Classification evaluation and preprocessing on model directories. */
+#include "tasks/cls.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autocv/error.h"
+#include "base/progress.h"
+#include "data/loader.h"
+#include "vision/transform.h"
+
+/* The loader configuration that reproduces m's evaluation geometry and normalization. */
+static void model_loader_cfg(const acv_model *m, int batch, int workers, acv_loader_config *lc)
+{
+    acv_loader_config_default(lc);
+    lc->batch = batch;
+    lc->threads = workers;
+    lc->shuffle = 0;
+    lc->drop_last = 0;
+    lc->eval = 1;
+    lc->out_c = m->in_c == 1 ? 1 : 3;
+    lc->out_h = m->in_h;
+    lc->out_w = m->in_w;
+    for (int i = 0; i < 3; i++) {
+        lc->mean[i] = m->mean[i < m->in_c ? i : 0];
+        lc->std[i] = m->std[i < m->in_c ? i : 0];
+    }
+    if (!strcmp(m->resize, "crop")) {
+        lc->rrc_scale_lo = 0.25f; /* marks "trained with crops": eval resizes then centre-crops */
+        lc->rrc_scale_hi = 1.0f;
+        lc->eval_crop_frac = m->crop_frac > 0 ? m->crop_frac : 0.875f;
+    }
+}
+
+int acv_cls_preprocess(const acv_model *m, const acv_image *im, float *out)
+{
+    acv_loader_config lc;
+    model_loader_cfg(m, 1, 1, &lc);
+    acv_image t = {0};
+    int rc = acv_img_convert(im, lc.out_c, &t);
+    if (rc) return rc;
+    rc = acv_loader_eval_geometry(&lc, &t);
+    if (!rc) acv_img_to_tensor(&t, out, lc.mean, lc.std);
+    acv_image_free(&t);
+    return rc;
+}
+
+int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int workers, acv_cls_metrics *metrics,
+                     double *loss, FILE *progress)
+{
+    if (batch <= 0) batch = 64;
+    if (acv_cls_dataset_num_classes(ds) != m->n_classes)
+        return acv_error(ACV_EINVAL, "the dataset has %d classes but the model was trained on %d",
+                         acv_cls_dataset_num_classes(ds), m->n_classes);
+    for (int i = 0; i < m->n_classes; i++)
+        if (strcmp(acv_cls_dataset_class_name(ds, i), m->classes[i]))
+            return acv_error(ACV_EINVAL, "class %d is '%s' in the dataset but '%s' in the model", i,
+                             acv_cls_dataset_class_name(ds, i), m->classes[i]);
+    acv_loader_config lc;
+    model_loader_cfg(m, batch, workers, &lc);
+    acv_loader *ld;
+    int rc = acv_loader_new(ds, &lc, &ld);
+    if (rc) return rc;
+    acv_graph *g = m->graph;
+    acv_id x = acv_graph_input(g), y = acv_graph_output(g);
+    rc = acv_graph_compile(g, NULL, batch, false);
+    acv_progress bar;
+    int nb = acv_loader_num_batches(ld), done = 0;
+    if (progress) acv_progress_start(&bar, progress, "evaluating", nb);
+    acv_cls_metrics_reset(metrics);
+    acv_loader_start_epoch(ld, 0);
+    acv_batch b;
+    double lsum = 0;
+    int64_t cnt = 0;
+    while (!rc && (rc = acv_loader_next(ld, &b)) == 1) {
+        rc = acv_graph_set_batch(g, b.n);
+        if (rc) break;
+        memcpy(acv_graph_data(g, x), b.x, (size_t)b.n * b.c * b.h * b.w * sizeof(float));
+        if ((rc = acv_graph_forward(g, y, false, 0))) break;
+        const float *z = acv_graph_data(g, y);
+        for (int i = 0; i < b.n; i++) {
+            const float *zi = z + (int64_t)i * b.k;
+            float mx = zi[0];
+            for (int j = 1; j < b.k; j++) mx = zi[j] > mx ? zi[j] : mx;
+            double se = 0;
+            for (int j = 0; j < b.k; j++) se += exp((double)(zi[j] - mx));
+            lsum += log(se) + mx - zi[b.labels[i]];
+        }
+        cnt += b.n;
+        rc = acv_cls_metrics_add(metrics, z, b.labels, b.n);
+        if (progress) acv_progress_update(&bar, ++done, NULL);
+    }
+    if (progress) acv_progress_clear(&bar);
+    if (rc > 0) rc = 0;
+    if (!rc && acv_loader_skipped(ld) > 0 && progress)
+        fprintf(progress, "skipped %ld unreadable images (first: %s)\n", acv_loader_skipped(ld), acv_loader_first_error(ld));
+    if (!rc && loss) *loss = cnt ? lsum / (double)cnt : 0;
+    acv_loader_free(ld);
+    return rc;
+}
