@@ -7,10 +7,11 @@ PY      ?= /usr/bin/python3
 CC      ?= cc
 OPT     ?= -O2 -g
 ARCH    ?= -march=native
-PKGS    := jansson libpng libturbojpeg openblas zlib
+PKGS    := jansson libpng libturbojpeg openblas zlib sqlite3 libmicrohttpd libsodium libarchive
 DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-dev libjansson-dev libpng-dev \
-            libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev \
-            python3 python3-numpy python3-torch dataset-fashion-mnist
+            libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev libsqlite3-dev \
+            libmicrohttpd-dev libsodium-dev libarchive-dev \
+            python3 python3-numpy python3-torch python3-torchvision dataset-fashion-mnist
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

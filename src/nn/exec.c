@@ -118,7 +118,8 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
         slot_of[i] = -1;
         if (nd->op == ACV_OP_PARAM || nd->op == ACV_OP_RESHAPE) continue;
         int64_t need = align_up(nd->max_numel);
-        if (nd->op == ACV_OP_BATCHNORM) need += align_up(2 * g->nodes[nd->in[0]].shape.d[1]);
+        /* save_mean at aux, save_rstd at aux + align_up(C) (see forward_node) */
+        if (nd->op == ACV_OP_BATCHNORM) need += 2 * align_up(g->nodes[nd->in[0]].shape.d[1]);
         if (nd->op == ACV_OP_DROPOUT) need += align_up(nd->max_numel);
         if (nd->op == ACV_OP_MAXPOOL) idx_total += align_up(nd->max_numel);
         bool pinned = training || nd->op == ACV_OP_INPUT || i == outr || is_loss(nd->op);

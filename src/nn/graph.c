@@ -68,10 +68,14 @@ static int fail(acv_graph *g, int code, const char *fmt, ...)
 
 static bool valid_id(const acv_graph *g, acv_id id) { return id >= 0 && id < g->n; }
 
-static const char *nname(const acv_graph *g, acv_id id)
+/* A node's name for messages: its own name, or "op #id" for an unnamed node (activations,
+ * pools, binary ops...), so that the user can tell which of many such nodes failed. */
+static const char *nname(const acv_graph *g, acv_id id, char *buf, size_t cap)
 {
     const char *s = g->nodes[id].name;
-    return s && *s ? s : acv__op_name(g->nodes[id].op);
+    if (s && *s) return s;
+    snprintf(buf, cap, "%s #%d", acv__op_name(g->nodes[id].op), id);
+    return buf;
 }
 
 /* Channel/extent helpers for NCHW. */
@@ -90,7 +94,8 @@ static int infer_conv(acv_graph *g, acv_node *n)
 {
     const acv_shape *x = &g->nodes[n->in[0]].shape, *w = &g->nodes[n->in[1]].shape;
     const acv_conv_attrs *a = &n->a.conv;
-    const char *nm = n->name;
+    char nb[64];
+    const char *nm = nname(g, (acv_id)(n - g->nodes), nb, sizeof nb);
     if (x->ndim != 4) return fail(g, ACV_ESHAPE, "%s: input must be 4-D NCHW, got %d-D", nm, x->ndim);
     if (w->ndim != 4) return fail(g, ACV_ESHAPE, "%s: weight must be 4-D, got %d-D", nm, w->ndim);
     if (a->groups < 1 || a->stride_h < 1 || a->stride_w < 1 || a->dil_h < 1 || a->dil_w < 1)
@@ -137,8 +142,8 @@ static int infer_binary(acv_graph *g, acv_node *n)
         int ia = a->ndim - nd + i, ib = b->ndim - nd + i;
         int64_t da = ia >= 0 ? a->d[ia] : 1, db = ib >= 0 ? b->d[ib] : 1;
         if (da != db && da != 1 && db != 1) {
-            char sa[96], sb[96];
-            return fail(g, ACV_ESHAPE, "%s: shapes %s and %s do not broadcast", nname(g, (acv_id)(n - g->nodes)),
+            char sa[96], sb[96], nb[64];
+            return fail(g, ACV_ESHAPE, "%s: shapes %s and %s do not broadcast", nname(g, (acv_id)(n - g->nodes), nb, sizeof nb),
                         acv_shape_str(a, sa, sizeof sa), acv_shape_str(b, sb, sizeof sb));
         }
         o.d[i] = da > db ? da : db;
@@ -150,7 +155,8 @@ static int infer_binary(acv_graph *g, acv_node *n)
 int acv__graph_infer(acv_graph *g, acv_id id)
 {
     acv_node *n = &g->nodes[id];
-    const char *nm = nname(g, id);
+    char nb[64];
+    const char *nm = nname(g, id, nb, sizeof nb);
     const acv_shape *x = n->n_in > 0 ? &g->nodes[n->in[0]].shape : NULL;
     n->batched = false;
     for (int i = 0; i < n->n_in; i++)
@@ -666,7 +672,6 @@ int acv_graph_reshape_input(acv_graph *g, acv_id input, int ndim, const int64_t 
     if (!valid_id(g, input) || g->nodes[input].op != ACV_OP_INPUT)
         return acv_error(ACV_EINVAL, "node %d is not an input", input);
     if (ndim < 1 || ndim > ACV_MAX_DIMS) return acv_error(ACV_EINVAL, "input rank %d not in 1..%d", ndim, ACV_MAX_DIMS);
-    acv__graph_release_exec(g);
     acv_shape old = g->nodes[input].shape;
     acv_shape *s = &g->nodes[input].shape;
     s->ndim = ndim;
@@ -690,6 +695,8 @@ int acv_graph_reshape_input(acv_graph *g, acv_id input, int ndim, const int64_t 
             return acv_error(rc, "the model cannot take that input shape: %s", msg);
         }
     }
+    /* only now: a refused shape leaves the compiled plan usable */
+    acv__graph_release_exec(g);
     return 0;
 }
 

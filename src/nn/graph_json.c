@@ -86,6 +86,10 @@ static json_t *attrs_json(const acv_node *nd)
 
 char *acv_graph_to_json(const acv_graph *g)
 {
+    if (g->status) { /* a builder call failed: the graph is not the one the caller meant */
+        acv_error(g->status, "the graph has an error: %s", g->errmsg);
+        return NULL;
+    }
     if (g->output < 0) {
         acv_error(ACV_EINVAL, "graph has no output node");
         return NULL;
@@ -265,6 +269,7 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
         break;
     case ACV_OP_DROPOUT:
         a.p = (float)num(at, "p", 0);
+        if (!(a.p >= 0 && a.p < 1)) return acv_error(ACV_EFORMAT, "graph node %d: dropout p=%g not in [0, 1)", idx, a.p);
         break;
     default:
         break;
