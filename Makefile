@@ -5,10 +5,16 @@
 BUILD   ?= build
 PY      ?= /usr/bin/python3
 CC      ?= cc
-OPT     ?= -O2 -g
+OPT     ?= -O3 -g
 ARCH    ?= -march=native
-PKGS    := jansson libpng libturbojpeg openblas zlib sqlite3 libmicrohttpd libsodium libarchive
-DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-dev libjansson-dev libpng-dev \
+PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive
+# OpenBLAS's OpenMP build shares libgomp's thread pool with oneDNN and our kernels (the
+# default pthreads build spins its own threads against them); it is not the system default,
+# so it is linked by path with an rpath.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLAS_LIB  := /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC  := /usr/include/$(MULTIARCH)/openblas-openmp
+DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-openmp-dev libjansson-dev libpng-dev \
             libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev libsqlite3-dev \
             libmicrohttpd-dev libsodium-dev libarchive-dev \
             python3 python3-numpy python3-torch python3-torchvision dataset-fashion-mnist
@@ -17,8 +23,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation $(OPT) $(ARCH) \
-           -fopenmp -pthread -Iinclude -Isrc $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -ldnnl -lm -fopenmp -pthread
+           -fopenmp -pthread -Iinclude -Isrc -I$(BLAS_INC) $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ldnnl -lm -fopenmp -pthread
 ifdef SAN
 CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)

@@ -3,7 +3,9 @@
  * Builds `--model` from the zoo on random inputs, adds a cross-entropy loss, compiles the
  * graph for training and times complete steps as the classification trainer runs them
  * (src/tasks/cls_train.c): copy the batch into the graph, forward to the loss, backward,
- * SGD update (momentum 0.9, weight decay 5e-4). Prints one JSON object:
+ * SGD update (momentum 0.9, weight decay 5e-4). --warmup steps are untimed; the timed phase
+ * runs --steps steps or stops once --seconds have passed (after at least 3 steps), so a slow
+ * build cannot stretch `make bench`. Prints one JSON object:
  *   {"images_per_s": batch / median step, "images_per_s_mean": images / timed seconds,
  *    "step_ms": [each timed step], "step_ms_median", "model", "imgsz", "channels",
  *    "batch", "threads", "gflops_fwd", "params", "loss_first", "loss_last"}
@@ -25,6 +27,7 @@
 typedef struct opts {
     const char *model;
     int imgsz, channels, batch, classes, warmup, steps, threads;
+    double seconds;          /* timed phase budget: stop after `steps` steps or this long */
     unsigned long long seed;
 } opts;
 
@@ -37,7 +40,7 @@ static int cmp_d(const void *a, const void *b)
 static int usage(const char *msg)
 {
     fprintf(stderr, "bench_train: %s\nusage: bench_train --model NAME [--imgsz N] [--channels C] [--batch N] "
-            "[--classes K] [--warmup N] [--steps N] [--threads N] [--seed N]\n", msg);
+            "[--classes K] [--warmup N] [--steps N] [--seconds S] [--threads N] [--seed N]\n", msg);
     return 2;
 }
 
@@ -52,6 +55,14 @@ static int parse(int argc, char **argv, opts *o)
         long n = strtol(v, &end, 10);
         bool num = *v && !*end;
         if (!strcmp(f, "--model")) { o->model = v; continue; }
+        if (!strcmp(f, "--seconds")) {
+            o->seconds = strtod(v, &end);
+            if (!*v || *end || !(o->seconds > 0)) {
+                fprintf(stderr, "bench_train: --seconds: '%s' is not a positive number\n", v);
+                return 2;
+            }
+            continue;
+        }
         if (!num || n < 0 || n > 1 << 20) {
             fprintf(stderr, "bench_train: %s: '%s' is not a non-negative integer\n", f, v);
             return 2;
@@ -75,9 +86,10 @@ static int parse(int argc, char **argv, opts *o)
     return 0;
 }
 
-/* Builds, compiles and times the model; fills step_ms (o->steps entries) and the two
- * losses. On success *gout owns the graph (for its statistics). */
-static int run(const opts *o, acv_graph **gout, double *step_ms, float *loss_first, float *loss_last)
+/* Builds, compiles and times the model; fills step_ms (at most o->steps entries; *n_timed
+ * of them: the timed phase also stops once o->seconds have passed, after at least 3 steps)
+ * and the two losses. *gout owns the graph (for its statistics), also on failure. */
+static int run(const opts *o, acv_graph **gout, double *step_ms, int *n_timed, float *loss_first, float *loss_last)
 {
     acv_graph *g = acv_graph_new();
     if (!g) return acv_error(ACV_ENOMEM, "out of memory");
@@ -117,8 +129,12 @@ static int run(const opts *o, acv_graph **gout, double *step_ms, float *loss_fir
     float *td = acv_graph_data(g, t);
     for (int i = 0; i < o->batch; i++) td[i] = (float)acv_rng_below(&r, (uint32_t)o->classes);
 
+    double t_end = 0;
+    *n_timed = 0;
     for (int s = 0; s < o->warmup + o->steps && !rc; s++) {
         double t0 = acv_now();
+        if (s == o->warmup) t_end = t0 + o->seconds;
+        if (s > o->warmup && s - o->warmup >= 3 && t0 >= t_end) break;
         memcpy(acv_graph_data(g, x), bx, nx * sizeof(float));
         rc = acv_graph_forward(g, loss, true, o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)s);
         if (!rc) rc = acv_graph_backward(g, loss);
@@ -129,7 +145,7 @@ static int run(const opts *o, acv_graph **gout, double *step_ms, float *loss_fir
         if (!isfinite(l)) rc = acv_error(ACV_ENUMERIC, "%s: the loss is not finite at step %d", o->model, s + 1);
         if (s == 0) *loss_first = l;
         *loss_last = l;
-        if (s >= o->warmup) step_ms[s - o->warmup] = dt;
+        if (s >= o->warmup) step_ms[(*n_timed)++] = dt;
     }
     free(bx);
     acv_optim_free(opt);
@@ -138,8 +154,8 @@ static int run(const opts *o, acv_graph **gout, double *step_ms, float *loss_fir
 
 int main(int argc, char **argv)
 {
-    opts o = {.imgsz = 64, .channels = 3, .batch = 32, .classes = 10, .warmup = 3, .steps = 10, .threads = 2,
-              .seed = 1};
+    opts o = {.imgsz = 64, .channels = 3, .batch = 32, .classes = 10, .warmup = 2, .steps = 10, .threads = 2,
+              .seconds = 1e9, .seed = 1};
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
     acv_set_threads(o.threads);
@@ -150,7 +166,8 @@ int main(int argc, char **argv)
     }
     acv_graph *g = NULL;
     float l0 = 0, l1 = 0;
-    rc = run(&o, &g, step_ms, &l0, &l1);
+    int n = 0;
+    rc = run(&o, &g, step_ms, &n, &l0, &l1);
     if (rc) {
         fprintf(stderr, "bench_train: %s: %s\n", o.model, acv_errmsg());
         acv_graph_free(g);
@@ -159,14 +176,14 @@ int main(int argc, char **argv)
     }
     double total = 0;
     json_t *steps = json_array();
-    for (int i = 0; i < o.steps; i++) {
+    for (int i = 0; i < n; i++) {
         total += step_ms[i];
         json_array_append_new(steps, json_real(step_ms[i]));
     }
-    qsort(step_ms, (size_t)o.steps, sizeof(double), cmp_d);
-    double med = o.steps % 2 ? step_ms[o.steps / 2] : 0.5 * (step_ms[o.steps / 2 - 1] + step_ms[o.steps / 2]);
+    qsort(step_ms, (size_t)n, sizeof(double), cmp_d);
+    double med = n % 2 ? step_ms[n / 2] : 0.5 * (step_ms[n / 2 - 1] + step_ms[n / 2]);
     json_t *out = json_pack("{s:f, s:f, s:f, s:o, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:f, s:f, s:f}", "images_per_s",
-                            o.batch * 1000.0 / med, "images_per_s_mean", o.batch * o.steps * 1000.0 / total,
+                            o.batch * 1000.0 / med, "images_per_s_mean", o.batch * n * 1000.0 / total,
                             "step_ms_median", med, "step_ms", steps, "model", o.model, "imgsz", o.imgsz, "channels",
                             o.channels, "batch", o.batch, "threads", acv_get_threads(), "gflops_fwd",
                             acv_graph_gflops(g), "params", (json_int_t)acv_graph_num_params(g), "loss_first",

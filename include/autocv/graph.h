@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "autocv/tensor.h"
 
@@ -182,6 +183,10 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed);
  * of every trainable parameter (and of inputs marked with acv_graph_want_input_grad). */
 int acv_graph_backward(acv_graph *g, acv_id loss);
 void acv_graph_want_input_grad(acv_graph *g, acv_id input, bool want);
+
+/* Prints the time spent per operator type in forward and backward passes so far, when the
+ * process runs with ACV_PROFILE set (nothing otherwise). */
+void acv_graph_profile_print(FILE *f);
 
 /* ---- serialisation --------------------------------------------------------------------- */
 /* The architecture as a JSON string (malloc'd): nodes, attributes and parameter shapes, up

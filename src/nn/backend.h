@@ -15,6 +15,9 @@ typedef struct acv_backend {
     const char *name;
     /* Sets the number of threads kernels may use. (optional) */
     void (*set_threads)(int n);
+    /* Channel block B of the blocked activation layout NCHW{B}c the backend's inference
+     * convolutions prefer (see kernels.h), or 0: then inference stays plain NCHW. (optional) */
+    int (*blocked_channels)(void);
     /* Releases what a kernel left in a node's cache slot. (optional) */
     void (*cache_free)(void *cache);
 

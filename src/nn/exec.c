@@ -7,10 +7,36 @@
 #include "nn/graph_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autocv/error.h"
+#include "base/timeutil.h"
+
+/* Per-op time accounting, on when ACV_PROFILE is set in the environment (developer aid;
+ * printed by acv_graph_profile_print). */
+static int g_prof = -1;
+static double g_prof_t[ACV_OP_COUNT][2];
+static long g_prof_n[ACV_OP_COUNT][2];
+
+static bool prof_on(void)
+{
+    if (g_prof < 0) g_prof = getenv("ACV_PROFILE") != NULL;
+    return g_prof;
+}
+
+void acv_graph_profile_print(FILE *f)
+{
+    double tot = 0;
+    for (int i = 0; i < ACV_OP_COUNT; i++) tot += g_prof_t[i][0] + g_prof_t[i][1];
+    if (tot <= 0) return;
+    fprintf(f, "%-14s %10s %10s %6s\n", "op", "fwd ms", "bwd ms", "share");
+    for (int i = 0; i < ACV_OP_COUNT; i++)
+        if (g_prof_n[i][0] || g_prof_n[i][1])
+            fprintf(f, "%-14s %10.1f %10.1f %5.1f%%\n", acv__op_name((acv_op)i), g_prof_t[i][0] * 1e3,
+                    g_prof_t[i][1] * 1e3, 100 * (g_prof_t[i][0] + g_prof_t[i][1]) / tot);
+}
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
 
@@ -26,7 +52,16 @@ void acv__graph_release_exec(acv_graph *g)
         n->grad = NULL;
         n->aux = NULL;
         n->argmax = NULL;
+        free(n->fold_w);
+        free(n->fold_b);
+        n->fold_w = n->fold_b = NULL;
+        n->fused_into = n->fold_bn = -1;
+        n->post_act = 0;
+        n->blk = 0;
+        n->needs_plain = false;
+        n->plain = NULL;
     }
+    g->prepared_version = 0;
     free(g->arena);
     free(g->idx_arena);
     free(g->grads);
@@ -49,10 +84,139 @@ static int set_batch_shapes(acv_graph *g, int n)
     return 0;
 }
 
+/* Nodes that own no storage: reshapes and nodes fused into a convolution. */
+static bool is_alias(const acv_node *n) { return n->op == ACV_OP_RESHAPE || n->fused_into >= 0; }
+
 static acv_id root_of(const acv_graph *g, acv_id id)
 {
-    while (g->nodes[id].op == ACV_OP_RESHAPE) id = g->nodes[id].in[0];
+    while (is_alias(&g->nodes[id])) id = g->nodes[id].in[0];
     return id;
+}
+
+/* Inference only: folds a batch norm that is a convolution's sole consumer into it, and
+ * an activation oneDNN can apply in the convolution's epilogue (ReLU family, SiLU, sigmoid,
+ * tanh, hard-swish) likewise. Fused nodes become aliases of the convolution's output. */
+static int plan_fusion(acv_graph *g)
+{
+    int n = g->n;
+    int *uses = calloc(n > 0 ? (size_t)n : 1, sizeof(int));
+    if (!uses) return acv_error(ACV_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) uses[g->nodes[i].in[k]]++;
+    for (int i = 0; i < n; i++) {
+        acv_node *nd = &g->nodes[i];
+        if (nd->n_in == 0) continue;
+        acv_id x = nd->in[0];
+        acv_node *src = &g->nodes[x];
+        if (uses[x] != 1 || x == g->output) continue;
+        if (nd->op == ACV_OP_BATCHNORM && src->op == ACV_OP_CONV2D && src->fold_bn < 0 && !src->post_act) {
+            size_t K = (size_t)src->shape.d[1], nw = (size_t)acv_shape_numel(&g->nodes[src->in[1]].shape);
+            src->fold_w = malloc(nw * sizeof(float));
+            src->fold_b = malloc(K * sizeof(float));
+            if (!src->fold_w || !src->fold_b) {
+                free(uses);
+                return acv_error(ACV_ENOMEM, "out of memory folding %s", nd->name);
+            }
+            src->fold_bn = i;
+            nd->fused_into = x;
+        } else if (nd->op == ACV_OP_ACT && nd->a.act != ACV_ACT_HARDSIGMOID) {
+            acv_id conv = src->op == ACV_OP_CONV2D ? x : src->fused_into;
+            if (conv < 0 || g->nodes[conv].op != ACV_OP_CONV2D || g->nodes[conv].post_act) continue;
+            g->nodes[conv].post_act = 1 + nd->a.act;
+            g->nodes[conv].post_alpha = nd->a.alpha;
+            nd->fused_into = conv;
+        }
+    }
+    free(uses);
+    return 0;
+}
+
+static bool blk_act_ok(int act)
+{
+    return act == ACV_ACT_RELU || act == ACV_ACT_RELU6 || act == ACV_ACT_LEAKY_RELU || act == ACV_ACT_SILU ||
+           act == ACV_ACT_HARDSWISH || act == ACV_ACT_TANH; /* f(0) = 0 keeps pad channels zero */
+}
+
+/* Whether node nd reads its input k in the blocked layout when that input is blocked. */
+static bool reads_blocked(const acv_graph *g, const acv_node *nd, int k)
+{
+    if (k != 0 && nd->op != ACV_OP_BINARY) return false;
+    switch (nd->op) {
+    case ACV_OP_CONV2D: case ACV_OP_GAP: return true;
+    case ACV_OP_ACT: case ACV_OP_BINARY: case ACV_OP_MAXPOOL: case ACV_OP_AVGPOOL: return nd->blk != 0;
+    default: return false;
+    }
+}
+
+/* Inference on a backend with a blocked layout (block B): convolutions write NCHW{B}c and
+ * the ops between them (pooling, element-wise add/mul, activations) work on it, so tensors
+ * stay blocked from one convolution to the next. A blocked tensor that some reader needs
+ * plain (the graph output, a reshape, a linear layer, ...) is also converted to plain. */
+static void plan_layouts(acv_graph *g, int B)
+{
+    for (int i = 0; i < g->n; i++) {
+        acv_node *nd = &g->nodes[i];
+        nd->blk = 0;
+        nd->needs_plain = false;
+        if (B <= 0 || nd->shape.ndim != 4) continue;
+        if (nd->fused_into >= 0) {
+            nd->blk = g->nodes[nd->fused_into].blk;
+            continue;
+        }
+        const acv_node *x = nd->n_in ? &g->nodes[nd->in[0]] : NULL;
+        switch (nd->op) {
+        case ACV_OP_CONV2D: nd->blk = B; break;
+        case ACV_OP_ACT: nd->blk = x->blk && blk_act_ok(nd->a.act) ? B : 0; break;
+        case ACV_OP_MAXPOOL: case ACV_OP_AVGPOOL: nd->blk = x->blk ? B : 0; break;
+        case ACV_OP_BINARY: {
+            const acv_node *y = &g->nodes[nd->in[1]];
+            bool same = x->shape.ndim == y->shape.ndim;
+            for (int d = 0; same && d < x->shape.ndim; d++) same = x->shape.d[d] == y->shape.d[d];
+            nd->blk = x->blk && y->blk && same && nd->a.binop != ACV_BIN_DIV ? B : 0;
+            break;
+        }
+        default: break;
+        }
+    }
+    for (int i = 0; i < g->n; i++) {
+        const acv_node *nd = &g->nodes[i];
+        if (nd->fused_into >= 0) continue;
+        for (int k = 0; k < nd->n_in; k++)
+            if (g->nodes[nd->in[k]].blk && !reads_blocked(g, nd, k)) g->nodes[root_of(g, nd->in[k])].needs_plain = true;
+    }
+    if (g->output >= 0 && g->nodes[g->output].blk) g->nodes[root_of(g, g->output)].needs_plain = true;
+}
+
+/* Elements a node's output occupies in its layout. */
+static int64_t layout_numel(const acv_node *nd)
+{
+    if (!nd->blk) return acv_shape_numel(&nd->shape);
+    return acv_blk_numel((int)nd->shape.d[0], (int)nd->shape.d[1], nd->shape.d[2] * nd->shape.d[3], nd->blk);
+}
+
+/* Inference: after parameters may have changed, re-derives folded weights and drops the
+ * backend's prepared copies. */
+static void prepare_inference(acv_graph *g)
+{
+    if (g->training || g->prepared_version == g->param_version) return;
+    for (int i = 0; i < g->n; i++) {
+        acv_node *nd = &g->nodes[i];
+        if (nd->op != ACV_OP_CONV2D && nd->op != ACV_OP_CONVT2D) continue;
+        if (nd->cache && g->be && g->be->cache_free) g->be->cache_free(nd->cache);
+        nd->cache = NULL;
+        if (nd->fold_bn < 0) continue;
+        const acv_node *bn = &g->nodes[nd->fold_bn];
+        const float *w = g->nodes[nd->in[1]].out, *b = nd->n_in > 2 ? g->nodes[nd->in[2]].out : NULL;
+        const float *gamma = g->nodes[bn->in[1]].out, *beta = g->nodes[bn->in[2]].out;
+        const float *mean = g->nodes[bn->in[3]].out, *var = g->nodes[bn->in[4]].out;
+        int64_t K = nd->shape.d[1], per = acv_shape_numel(&g->nodes[nd->in[1]].shape) / K;
+        for (int64_t k = 0; k < K; k++) {
+            double sc = (double)gamma[k] / sqrt((double)var[k] + (double)bn->a.eps);
+            for (int64_t j = 0; j < per; j++) nd->fold_w[k * per + j] = (float)(w[k * per + j] * sc);
+            nd->fold_b[k] = (float)(((b ? b[k] : 0.0) - mean[k]) * sc + beta[k]);
+        }
+    }
+    g->prepared_version = g->param_version;
 }
 
 static bool is_loss(acv_op op) { return op == ACV_OP_CROSS_ENTROPY || op == ACV_OP_BCE_LOGITS || op == ACV_OP_FOCAL; }
@@ -71,6 +235,8 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
     g->max_batch = max_batch;
     if ((rc = set_batch_shapes(g, max_batch))) return rc;
     g->batch = max_batch;
+    if (!training && (rc = plan_fusion(g))) return rc;
+    plan_layouts(g, training || !g->be->blocked_channels ? 0 : g->be->blocked_channels());
 
     int n = g->n;
     /* gradient needs */
@@ -105,7 +271,7 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
             acv_id r = root_of(g, nd->in[k]);
             if (last[r] < i) last[r] = i;
         }
-        if (nd->op == ACV_OP_RESHAPE) {
+        if (is_alias(nd)) {
             acv_id r = root_of(g, i);
             if (last[r] < i) last[r] = i;
         }
@@ -116,8 +282,9 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
     for (int i = 0; i < n; i++) {
         acv_node *nd = &g->nodes[i];
         slot_of[i] = -1;
-        if (nd->op == ACV_OP_PARAM || nd->op == ACV_OP_RESHAPE) continue;
-        int64_t need = align_up(nd->max_numel);
+        if (nd->op == ACV_OP_PARAM || is_alias(nd)) continue;
+        int64_t need = align_up(layout_numel(nd));
+        if (nd->needs_plain) need += align_up(nd->max_numel);
         /* save_mean at aux, save_rstd at aux + align_up(C) (see forward_node) */
         if (nd->op == ACV_OP_BATCHNORM) need += 2 * align_up(g->nodes[nd->in[0]].shape.d[1]);
         if (nd->op == ACV_OP_DROPOUT) need += align_up(nd->max_numel);
@@ -177,9 +344,10 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
                 nd->grad = nd->trainable && training ? g->grads + nd->poff : NULL;
                 continue;
             }
-            if (nd->op == ACV_OP_RESHAPE) continue;
+            if (is_alias(nd)) continue;
             float *base = g->arena + slot_off[slot_of[i]];
             nd->out = base;
+            nd->plain = nd->needs_plain ? base + align_up(layout_numel(nd)) : NULL;
             int64_t o = align_up(nd->max_numel);
             if (nd->op == ACV_OP_BATCHNORM || nd->op == ACV_OP_DROPOUT) nd->aux = base + o;
             if (nd->op == ACV_OP_MAXPOOL) {
@@ -190,9 +358,15 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
         }
         for (int i = 0; i < n; i++) { /* aliases, in order so chains resolve */
             acv_node *nd = &g->nodes[i];
-            if (nd->op != ACV_OP_RESHAPE) continue;
-            nd->out = g->nodes[nd->in[0]].out;
-            nd->grad = nd->need_grad ? g->nodes[nd->in[0]].grad : NULL;
+            if (!is_alias(nd)) continue;
+            const acv_node *src = &g->nodes[nd->in[0]];
+            if (nd->fused_into >= 0) {
+                nd->out = src->out;
+                nd->plain = src->plain;
+            } else {
+                nd->out = src->blk ? src->plain : src->out; /* reshapes see plain data */
+            }
+            nd->grad = nd->need_grad ? src->grad : NULL;
         }
         g->compiled = true;
     }
@@ -217,8 +391,12 @@ int acv_graph_batch(const acv_graph *g) { return g->batch; }
 float *acv_graph_data(acv_graph *g, acv_id id)
 {
     if (id < 0 || id >= g->n) return NULL;
-    if (g->nodes[id].op == ACV_OP_PARAM && acv__graph_place_params(g)) return NULL;
-    return g->nodes[id].out;
+    if (g->nodes[id].op == ACV_OP_PARAM) {
+        if (acv__graph_place_params(g)) return NULL;
+        g->param_version++;
+    }
+    const acv_node *nd = &g->nodes[id];
+    return nd->blk && nd->plain ? nd->plain : nd->out;
 }
 
 float *acv_graph_grad(acv_graph *g, acv_id id) { return id >= 0 && id < g->n ? g->nodes[id].grad : NULL; }
@@ -277,11 +455,15 @@ static void axis_split(const acv_shape *s, int axis, int64_t *outer, int64_t *in
     for (int i = axis + 1; i < s->ndim; i++) *inner *= s->d[i];
 }
 
-#define IN(k) (g->nodes[nd->in[k]].out)
+/* Inputs as plain tensors (the plain copy of a blocked producer), and raw in the
+ * producer's own layout (for ops that read blocked tensors). */
+#define IN(k) (g->nodes[nd->in[k]].blk && g->nodes[nd->in[k]].plain ? g->nodes[nd->in[k]].plain : g->nodes[nd->in[k]].out)
+#define RAW(k) (g->nodes[nd->in[k]].out)
+#define BLK(k) (g->nodes[nd->in[k]].blk)
 #define DIN(k) (g->nodes[nd->in[k]].grad)
 #define OPT_IN(k) (nd->n_in > (k) ? IN(k) : NULL)
 
-static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
+static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
 {
     acv_node *nd = &g->nodes[id];
     const acv_backend *be = g->be;
@@ -293,9 +475,17 @@ static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
     case ACV_OP_CONV2D: case ACV_OP_CONVT2D: {
         acv_conv_params p;
         conv_params(g, nd, &p);
+        p.inference = !g->training;
+        p.post_act = nd->post_act;
+        p.post_alpha = nd->post_alpha;
         if (nd->op == ACV_OP_CONV2D) {
-            if (be->conv2d_forward) be->conv2d_forward(&nd->cache, nd->out, IN(0), IN(1), OPT_IN(2), &p);
-            else acv_ref_conv2d_forward(nd->out, IN(0), IN(1), OPT_IN(2), &p);
+            const float *w = nd->fold_bn >= 0 ? nd->fold_w : IN(1);
+            const float *b = nd->fold_bn >= 0 ? nd->fold_b : OPT_IN(2);
+            const float *x = BLK(0) ? RAW(0) : IN(0);
+            p.src_block = BLK(0);
+            p.dst_block = nd->blk;
+            if (be->conv2d_forward) be->conv2d_forward(&nd->cache, nd->out, x, w, b, &p);
+            else acv_ref_conv2d_forward(nd->out, x, w, b, &p);
         } else {
             if (be->convt2d_forward) be->convt2d_forward(&nd->cache, nd->out, IN(0), IN(1), OPT_IN(2), &p);
             else acv_ref_convt2d_forward(nd->out, IN(0), IN(1), OPT_IN(2), &p);
@@ -315,12 +505,16 @@ static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         return 0;
     }
     case ACV_OP_ACT:
-        acv_ref_act_forward(nd->out, IN(0), numel, (acv_act)nd->a.act, nd->a.alpha);
+        if (nd->blk) acv_ref_act_forward(nd->out, RAW(0), layout_numel(nd), (acv_act)nd->a.act, nd->a.alpha);
+        else acv_ref_act_forward(nd->out, IN(0), numel, (acv_act)nd->a.act, nd->a.alpha);
         return 0;
     case ACV_OP_MAXPOOL: case ACV_OP_AVGPOOL: {
         acv_pool_params p;
         pool_params(g, nd, &p);
-        if (nd->op == ACV_OP_MAXPOOL) {
+        if (nd->blk) {
+            if (nd->op == ACV_OP_MAXPOOL) acv_blk_maxpool_forward(nd->out, RAW(0), &p, nd->blk);
+            else acv_blk_avgpool_forward(nd->out, RAW(0), &p, nd->blk);
+        } else if (nd->op == ACV_OP_MAXPOOL) {
             if (be->maxpool_forward) be->maxpool_forward(&nd->cache, nd->out, nd->argmax, IN(0), &p);
             else acv_ref_maxpool_forward(nd->out, nd->argmax, IN(0), &p);
         } else {
@@ -329,7 +523,8 @@ static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         return 0;
     }
     case ACV_OP_GAP:
-        acv_ref_gap_forward(nd->out, IN(0), (int)xs->d[0], (int)xs->d[1], (int)(xs->d[2] * xs->d[3]));
+        if (BLK(0)) acv_blk_gap_forward(nd->out, RAW(0), (int)xs->d[0], (int)xs->d[1], xs->d[2] * xs->d[3], BLK(0));
+        else acv_ref_gap_forward(nd->out, IN(0), (int)xs->d[0], (int)xs->d[1], (int)(xs->d[2] * xs->d[3]));
         return 0;
     case ACV_OP_UPSAMPLE:
         if (nd->a.bilinear)
@@ -341,6 +536,12 @@ static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         return 0;
     case ACV_OP_BINARY: {
         acv_bcast s;
+        if (nd->blk) { /* same-shape inputs, both blocked: element-wise over the padded tensor */
+            for (int d = 0; d < ACV_BCAST_DIMS; d++) s.a[d] = s.b[d] = s.out[d] = 1;
+            s.a[ACV_BCAST_DIMS - 1] = s.b[ACV_BCAST_DIMS - 1] = s.out[ACV_BCAST_DIMS - 1] = layout_numel(nd);
+            acv_ref_binary_forward(nd->out, RAW(0), RAW(1), &s, (acv_binop)nd->a.binop);
+            return 0;
+        }
         bcast(g, nd, &s);
         acv_ref_binary_forward(nd->out, IN(0), IN(1), &s, (acv_binop)nd->a.binop);
         return 0;
@@ -404,6 +605,17 @@ static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
     return 0;
 }
 
+static int forward_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
+{
+    acv_node *nd = &g->nodes[id];
+    if (nd->fused_into >= 0) return 0; /* computed by its convolution */
+    int rc = compute_node(g, id, training, seed);
+    if (!rc && nd->blk && nd->needs_plain)
+        acv_blk_to_plain(nd->plain, nd->out, (int)nd->shape.d[0], (int)nd->shape.d[1], nd->shape.d[2] * nd->shape.d[3],
+                         nd->blk);
+    return rc;
+}
+
 static void backward_node(acv_graph *g, acv_id id)
 {
     acv_node *nd = &g->nodes[id];
@@ -433,10 +645,10 @@ static void backward_node(acv_graph *g, acv_id id)
         float *sm = nd->aux, *sr = nd->aux + align_up(C);
         if (be->batchnorm_backward)
             be->batchnorm_backward(&nd->cache, DIN(0), DIN(1), DIN(2), dout, IN(0), IN(1), sm, sr, IN(4), N, C, HW,
-                                   nd->a.eps, true);
+                                   nd->a.eps, g->fwd_training);
         else
             acv_ref_batchnorm_backward(DIN(0), DIN(1), DIN(2), dout, IN(0), IN(1), sm, sr, IN(4), N, C, HW, nd->a.eps,
-                                       true);
+                                       g->fwd_training);
         return;
     }
     case ACV_OP_ACT:
@@ -508,7 +720,7 @@ static void backward_node(acv_graph *g, acv_id id)
     }
     case ACV_OP_DROPOUT:
         if (!DIN(0)) return;
-        if (nd->a.p > 0) acv_ref_dropout_backward(DIN(0), dout, nd->aux, numel);
+        if (nd->a.p > 0 && g->fwd_training) acv_ref_dropout_backward(DIN(0), dout, nd->aux, numel);
         else for (int64_t i = 0; i < numel; i++) DIN(0)[i] += dout[i];
         return;
     case ACV_OP_CROSS_ENTROPY: {
@@ -537,9 +749,17 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed)
     if (!g->compiled) return acv_error(ACV_EINVAL, "graph is not compiled");
     if (training && !g->training) return acv_error(ACV_EINVAL, "graph was compiled for inference, not training");
     int last = upto < 0 || upto >= g->n ? g->n - 1 : upto;
+    g->fwd_training = training;
+    prepare_inference(g);
+    bool prof = prof_on();
     for (int i = 0; i <= last; i++) {
+        double t0 = prof ? acv_now() : 0;
         int rc = forward_node(g, i, training, seed);
         if (rc) return rc;
+        if (prof) {
+            g_prof_t[g->nodes[i].op][0] += acv_now() - t0;
+            g_prof_n[g->nodes[i].op][0]++;
+        }
     }
     return 0;
 }
@@ -561,7 +781,15 @@ int acv_graph_backward(acv_graph *g, acv_id loss)
     if (first >= 0) memset(g->arena + first, 0, (size_t)(g->arena_floats - first) * sizeof(float));
     memset(g->grads, 0, (size_t)g->n_params * sizeof(float));
     ln->grad[0] = 1.0f;
+    bool prof = prof_on();
     for (int i = loss; i >= 0; i--)
-        if (g->nodes[i].need_grad && g->nodes[i].grad) backward_node(g, i);
+        if (g->nodes[i].need_grad && g->nodes[i].grad) {
+            double t0 = prof ? acv_now() : 0;
+            backward_node(g, i);
+            if (prof) {
+                g_prof_t[g->nodes[i].op][1] += acv_now() - t0;
+                g_prof_n[g->nodes[i].op][1]++;
+            }
+        }
     return 0;
 }

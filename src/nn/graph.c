@@ -40,6 +40,8 @@ void acv_graph_free(acv_graph *g)
         free(g->nodes[i].name);
         free(g->nodes[i].in);
         free(g->nodes[i].a.class_weights);
+        free(g->nodes[i].fold_w);
+        free(g->nodes[i].fold_b);
     }
     free(g->nodes);
     free(g->params);
@@ -341,6 +343,7 @@ acv_id acv__graph_add(acv_graph *g, acv_op op, const char *name, int n_in, const
     n->n_in = n_in;
     if (a) n->a = *a;
     n->poff = -1;
+    n->fused_into = n->fold_bn = -1;
     acv_id id = g->n++;
     int rc = acv__graph_infer(g, id);
     if (rc) {
@@ -753,6 +756,7 @@ int acv__graph_place_params(acv_graph *g)
     g->n_params = np;
     g->n_buffers = nb;
     g->params_placed = true;
+    g->param_version++;
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i].op == ACV_OP_PARAM) g->nodes[i].grad = NULL;
     g->compiled = false;
@@ -770,6 +774,7 @@ int acv_graph_param(acv_graph *g, int i, acv_param_info *out)
 {
     int rc = acv__graph_place_params(g);
     if (rc) return rc;
+    g->param_version++;
     int c = 0;
     for (int k = 0; k < g->n; k++) {
         acv_node *n = &g->nodes[k];
@@ -790,6 +795,7 @@ int acv_graph_param(acv_graph *g, int i, acv_param_info *out)
 float *acv_graph_params(acv_graph *g, int64_t *n)
 {
     if (acv__graph_place_params(g)) return NULL;
+    g->param_version++;
     if (n) *n = g->n_params;
     return g->params;
 }
@@ -797,6 +803,7 @@ float *acv_graph_params(acv_graph *g, int64_t *n)
 float *acv_graph_buffers(acv_graph *g, int64_t *n)
 {
     if (acv__graph_place_params(g)) return NULL;
+    g->param_version++;
     if (n) *n = g->n_buffers;
     return g->buffers;
 }
@@ -828,6 +835,7 @@ int acv_graph_init_params(acv_graph *g, uint64_t seed)
 {
     int rc = acv__graph_place_params(g);
     if (rc) return rc;
+    g->param_version++;
     for (int i = 0; i < g->n; i++) {
         acv_node *n = &g->nodes[i];
         if (n->op != ACV_OP_PARAM) continue;

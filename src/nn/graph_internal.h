@@ -49,6 +49,15 @@ typedef struct acv_node {
     bool need_grad;
     bool want_grad;               /* inputs: gradient requested */
     bool batched;                 /* shape[0] follows the batch size */
+    /* inference fusion (set by an inference compile) */
+    acv_id fused_into;            /* >= 0: computed by that convolution; this node aliases it */
+    acv_id fold_bn;               /* conv: the batch norm folded into it, or -1 */
+    int post_act;                 /* conv: 0, or 1 + the activation applied in its epilogue */
+    float post_alpha;
+    float *fold_w, *fold_b;       /* conv with fold_bn: folded weights and bias (owned) */
+    int blk;                      /* output layout: 0 plain NCHW, B blocked NCHW{B}c (inference) */
+    bool needs_plain;             /* blocked output also converted to plain for its readers */
+    float *plain;                 /* ... into here */
 } acv_node;
 
 struct acv_graph {
@@ -64,11 +73,15 @@ struct acv_graph {
     /* execution */
     const acv_backend *be;
     bool compiled, training;
+    bool fwd_training;            /* mode of the last forward pass (backward follows it) */
     int max_batch, batch;
     float *arena;                 /* activations (+ grads when training) */
     int64_t arena_floats;
     int32_t *idx_arena;
     int64_t idx_floats;
+    /* bumped whenever parameter storage is handed out (it may be written); an inference
+     * graph re-derives folded weights and backend caches when it changed */
+    uint64_t param_version, prepared_version;
 };
 
 /* Recomputes node id's shape from its inputs and attributes (sticky error on failure). */

@@ -31,6 +31,16 @@ typedef struct acv_conv_params {
     int dil_h, dil_w;
     int groups;
     int out_pad_h, out_pad_w; /* transposed only */
+    /* Forward only (inference fusion): post_act 0 = none, else 1 + an acv_act applied to the
+     * output (post_alpha for leaky ReLU). inference = true promises that the weights at the
+     * given address do not change until the node's cache is freed, so a backend may keep a
+     * prepared copy; backward is never called on such a node. */
+    int post_act;
+    float post_alpha;
+    bool inference;
+    /* Layouts of in/out: 0 = plain NCHW, B = blocked NCHW{B}c (forward only, from an
+     * inference compile on a backend that reports blocked_channels). */
+    int src_block, dst_block;
 } acv_conv_params;
 
 void acv_ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
@@ -173,5 +183,18 @@ float acv_ref_focal_forward(const float *logits, const float *targets, int64_t n
                             float gamma);
 void acv_ref_focal_backward(float *d_logits, const float *logits, const float *targets, int64_t n,
                             float alpha, float gamma, float scale);
+
+/* ---- blocked activation layout (inference) ------------------------------------------ */
+/* NCHW{B}c: (N, ceil(C/B), H, W, B) with the channels past C zero. Backends that prefer it
+ * report B (acv_backend.blocked_channels); these kernels move between layouts and run the
+ * pooling ops on blocked tensors. */
+int64_t acv_blk_numel(int N, int C, int64_t HW, int B);
+void acv_blk_from_plain(float *out, const float *in, int N, int C, int64_t HW, int B);
+void acv_blk_to_plain(float *out, const float *in, int N, int C, int64_t HW, int B);
+/* Max / average pooling (PyTorch rules as the plain kernels) on blocked in and out. */
+void acv_blk_maxpool_forward(float *out, const float *in, const acv_pool_params *p, int B);
+void acv_blk_avgpool_forward(float *out, const float *in, const acv_pool_params *p, int B);
+/* Global average pool of a blocked input into a plain (N, C) output. */
+void acv_blk_gap_forward(float *out, const float *in, int N, int C, int64_t HW, int B);
 
 #endif

@@ -62,7 +62,9 @@ int acv_weights_load(acv_graph *g, const char *path)
             break;
         }
         int64_t want = acv_shape_numel(&pi.shape);
-        if (t->numel != want) {
+        bool same = t->shape.ndim == pi.shape.ndim;
+        for (int k = 0; same && k < pi.shape.ndim; k++) same = t->shape.d[k] == pi.shape.d[k];
+        if (!same) { /* exact shape: a transposed (K, C) for (C, K) must not load silently */
             char a[96], b[96];
             rc = acv_error(ACV_ESHAPE, "%s: tensor '%s' has shape %s, the model needs %s", path, pi.name,
                            acv_shape_str(&t->shape, a, sizeof a), acv_shape_str(&pi.shape, b, sizeof b));
@@ -188,7 +190,9 @@ int acv_model_load(const char *dir, acv_model **out)
     }
     if (!rc) {
         json_t *fv = json_object_get(root, "format_version");
-        if (!json_is_integer(fv) || json_integer_value(fv) > AUTOCV_MODEL_FORMAT)
+        if (!json_is_integer(fv))
+            rc = acv_error(ACV_EFORMAT, "%s: 'format_version' is missing or not an integer", mpath);
+        else if (json_integer_value(fv) > AUTOCV_MODEL_FORMAT)
             rc = acv_error(ACV_EUNSUPPORTED, "%s: format_version %lld is not supported (this autocv reads up to %d)",
                            mpath, (long long)json_integer_value(fv), AUTOCV_MODEL_FORMAT);
     }

@@ -2,9 +2,8 @@
  * convolution slot (forward, d_in, d_w, d_b) over groups, depthwise, stride, dilation,
  * asymmetric and output padding, batch 1 and 8, 1x1/3x3/7x7 and ResNet-like sizes, in the
  * plain, blocked and automatic layouts; the "backward adds" contract (gradients pre-filled
- * with random values), NULL gradients, cache reuse across calls, batch-size, thread-count
- * and op-kind changes; batch normalization (training, eval, with and without affine); the
- * backend lookup and the thread-count plumbing. */
+ * with random values), NULL gradients, cache reuse across calls, batch-size, thread-count,
+ * layout and op-kind changes; the backend lookup and the thread-count plumbing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -105,6 +104,8 @@ static const conv_case CONV_CASES[] = {
     {"3 to 17 channels",    0, 8, 3, 10, 10, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
     {"1x1 image",           0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0},
     {"window > image",      0, 8, 4, 3, 3, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 0, 0, 1, 0},
+    {"tiny rgb 6x6",        0, 3, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1},
+    {"tiny groups 2 3x3",   0, 3, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 0, 0, 1, 1},
     /* transposed */
     {"T k4 s2 p1",          1, 8, 32, 8, 8, 16, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
     {"T k3 s2 p1 op1",      1, 1, 16, 7, 7, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
@@ -290,7 +291,7 @@ static void test_cache_rebuilds(void **state)
 {
     (void)state;
     const acv_backend *be = acv_backend_cpu();
-    const conv_case *conv = &CONV_CASES[2], *convt = &CONV_CASES[17];
+    const conv_case *conv = &CONV_CASES[2], *convt = &CONV_CASES[19];
     assert_false(conv->transposed);
     assert_true(convt->transposed);
     void *cache = NULL;
@@ -342,92 +343,6 @@ static void test_conv_accumulates_twice(void **state)
     be->cache_free(cache);
     free(in), free(w), free(d_out), free(din), free(dw), free(db);
     free(din2), free(dw2), free(db2), free(din0), free(dw0), free(db0);
-}
-
-/* ---- batch normalization ----------------------------------------------------------------- */
-
-static void check_bn(int N, int C, int HW, bool affine_gamma, bool affine_beta, uint64_t seed)
-{
-    const acv_backend *be = acv_backend_cpu();
-    assert_non_null(be->batchnorm_forward);
-    assert_non_null(be->batchnorm_backward);
-    char cfg[96];
-    snprintf(cfg, sizeof cfg, "bn N=%d C=%d HW=%d gamma=%d beta=%d", N, C, HW, affine_gamma,
-             affine_beta);
-    const int64_t n = (int64_t)N * C * HW;
-    const float eps = 1e-5f, mom = 0.3f;
-    acv_rng r;
-    acv_rng_seed(&r, seed);
-    float *in = randv(&r, n);
-    for (int64_t i = 0; i < n; i++) in[i] = 3.0f * in[i] + 0.5f; /* mean and scale away from 0/1 */
-    float *gamma = affine_gamma ? randv(&r, C) : NULL, *beta = affine_beta ? randv(&r, C) : NULL;
-    float *rm0 = randv(&r, C), *rv0 = randv(&r, C);
-    for (int c = 0; c < C; c++) rv0[c] = 0.5f + fabsf(rv0[c]);
-    void *cache = NULL;
-
-    for (int training = 1; training >= 0; training--) {
-        const char *mode = training ? "training" : "eval";
-        float *out_r = randv(&r, n), *out_c = randv(&r, n);
-        float *sm_r = randv(&r, C), *sr_r = randv(&r, C), *sm_c = randv(&r, C), *sr_c = randv(&r, C);
-        float *rm_r = dup(rm0, C), *rv_r = dup(rv0, C), *rm_c = dup(rm0, C), *rv_c = dup(rv0, C);
-        acv_ref_batchnorm_forward(out_r, sm_r, sr_r, in, gamma, beta, rm_r, rv_r, N, C, HW, eps,
-                                  mom, training);
-        be->batchnorm_forward(&cache, out_c, sm_c, sr_c, in, gamma, beta, rm_c, rv_c, N, C, HW,
-                              eps, mom, training);
-        char what[64];
-        snprintf(what, sizeof what, "%s out", mode);
-        CHECK_CLOSE(out_c, out_r, n, what, cfg);
-        snprintf(what, sizeof what, "%s save_mean", mode);
-        CHECK_CLOSE(sm_c, sm_r, C, what, cfg);
-        snprintf(what, sizeof what, "%s save_rstd", mode);
-        CHECK_CLOSE(sr_c, sr_r, C, what, cfg);
-        snprintf(what, sizeof what, "%s running_mean", mode);
-        CHECK_CLOSE(rm_c, rm_r, C, what, cfg);
-        snprintf(what, sizeof what, "%s running_var", mode);
-        CHECK_CLOSE(rv_c, rv_r, C, what, cfg);
-
-        float *d_out = randv(&r, n);
-        float *din0 = randv(&r, n), *dg0 = randv(&r, C), *db0 = randv(&r, C);
-        float *din_r = dup(din0, n), *dg_r = dup(dg0, C), *db_r = dup(db0, C);
-        float *din_c = dup(din0, n), *dg_c = dup(dg0, C), *db_c = dup(db0, C);
-        acv_ref_batchnorm_backward(din_r, dg_r, db_r, d_out, in, gamma, sm_r, sr_r, rv_r, N, C,
-                                   HW, eps, training);
-        be->batchnorm_backward(&cache, din_c, dg_c, db_c, d_out, in, gamma, sm_c, sr_c, rv_c, N,
-                               C, HW, eps, training);
-        snprintf(what, sizeof what, "%s d_in", mode);
-        CHECK_CLOSE(din_c, din_r, n, what, cfg);
-        snprintf(what, sizeof what, "%s d_gamma", mode);
-        CHECK_CLOSE(dg_c, dg_r, C, what, cfg);
-        snprintf(what, sizeof what, "%s d_beta", mode);
-        CHECK_CLOSE(db_c, db_r, C, what, cfg);
-        /* d_in alone */
-        memcpy(din_c, din0, sizeof(float) * (size_t)n);
-        be->batchnorm_backward(&cache, din_c, NULL, NULL, d_out, in, gamma, sm_c, sr_c, rv_c, N,
-                               C, HW, eps, training);
-        float *din_r2 = dup(din0, n);
-        acv_ref_batchnorm_backward(din_r2, NULL, NULL, d_out, in, gamma, sm_r, sr_r, rv_r, N, C,
-                                   HW, eps, training);
-        snprintf(what, sizeof what, "%s d_in alone", mode);
-        CHECK_CLOSE(din_c, din_r2, n, what, cfg);
-
-        free(out_r), free(out_c), free(sm_r), free(sr_r), free(sm_c), free(sr_c);
-        free(rm_r), free(rv_r), free(rm_c), free(rv_c), free(d_out);
-        free(din0), free(dg0), free(db0), free(din_r), free(dg_r), free(db_r);
-        free(din_c), free(dg_c), free(db_c), free(din_r2);
-    }
-    be->cache_free(cache);
-    free(in), free(gamma), free(beta), free(rm0), free(rv0);
-}
-
-static void test_batchnorm(void **state)
-{
-    (void)state;
-    check_bn(8, 16, 49, true, true, 11);
-    check_bn(4, 64, 28 * 28, true, true, 12);
-    check_bn(1, 3, 1, true, true, 13); /* one value per channel: zero variance */
-    check_bn(2, 5, 7, false, false, 14);
-    check_bn(2, 5, 7, true, false, 15);
-    check_bn(2, 5, 7, false, true, 16);
 }
 
 /* ---- lookup and threads ---------------------------------------------------------------- */
@@ -505,7 +420,6 @@ int main(void)
         cmocka_unit_test(test_convt_cases),
         cmocka_unit_test(test_cache_rebuilds),
         cmocka_unit_test(test_conv_accumulates_twice),
-        cmocka_unit_test(test_batchnorm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,13 @@
 #include "nn/graph_internal.h"
 #include "nn/kernels.h"
 
+#ifndef FD_VERBOSE
+#define FD_VERBOSE 0 /* -DFD_VERBOSE=1 prints every finite-difference comparison */
+#endif
+#ifndef FD_EPS
+#define FD_EPS 2e-3 /* central-difference step: 1e-2 crosses too many ReLU/max-pool kinks */
+#endif
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static void fill_normal(float *v, int64_t n, acv_rng *r, float scale)
@@ -223,90 +230,47 @@ static void test_shape_errors_sticky(void **state)
     assert_non_null(strstr(acv_errmsg(), "stem"));
     acv_graph_free(g);
 
-    /* groups that do not divide the channels (the builder form) */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
+    /* one fresh graph with x (1, 3, 8, 8) per case; each case names its node */
+#define FRESH() (acv_graph_free(g), g = acv_graph_new(), x = acv_input(g, "x", 4, xs))
+    g = NULL;
+    FRESH(); /* groups that do not divide the channels (the builder form) */
     assert_graph_error(g, acv_conv2d(g, "grouped", x, 4, 3, 1, 1, 1, 2, false), ACV_EINVAL, "grouped");
-    acv_graph_free(g);
-
-    /* bad broadcast: (2,3,4) + (2,5,4) */
-    g = acv_graph_new();
+    FRESH(); /* bad broadcast: (2,3,4) + (2,5,4) */
     int64_t as[3] = {2, 3, 4}, bs[3] = {2, 5, 4};
-    acv_id a = acv_input(g, "a", 3, as);
-    acv_id b = acv_input(g, "b", 3, bs);
-    acv_id s = acv_add(g, a, b);
-    assert_graph_error(g, s, ACV_ESHAPE, "broadcast");
-    assert_non_null(strstr(acv_errmsg(), "binary #2"));
-    assert_non_null(strstr(acv_errmsg(), "[2, 3, 4]"));
+    acv_id a = acv_input(g, "a", 3, as), b = acv_input(g, "b", 3, bs);
+    assert_graph_error(g, acv_add(g, a, b), ACV_ESHAPE, "binary #3: shapes [2, 3, 4] and [2, 5, 4] do not broadcast");
     assert_int_equal(acv_add(g, a, a), ACV_ESHAPE);
-    acv_graph_free(g);
-
-    /* reshape with two -1 */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
-    int64_t sp[3] = {-1, -1, 8};
-    assert_graph_error(g, acv_reshape(g, x, 3, sp), ACV_EINVAL, "reshape #1");
-    assert_non_null(strstr(acv_errmsg(), "-1"));
+    FRESH(); /* reshape with two -1 */
+    int64_t sp[3] = {-1, -1, 8}, sp2[2] = {5, 37};
+    assert_graph_error(g, acv_reshape(g, x, 3, sp), ACV_EINVAL, "reshape #1: more than one -1");
     assert_int_equal(acv_flatten(g, x, 1), ACV_EINVAL);
-    acv_graph_free(g);
-
-    /* reshape to a different element count */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
-    int64_t sp2[2] = {5, 37};
-    assert_graph_error(g, acv_reshape(g, x, 2, sp2), ACV_ESHAPE, "cannot reshape");
-    acv_graph_free(g);
-
-    /* concat rank mismatch */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
-    int64_t ys[3] = {1, 3, 64};
-    acv_id y = acv_input(g, "y", 3, ys);
-    acv_id cat[2] = {x, y};
-    assert_graph_error(g, acv_concat(g, 2, cat, 1), ACV_ESHAPE, "concat #2");
-    assert_non_null(strstr(acv_errmsg(), "rank"));
+    FRESH(); /* reshape to a different element count */
+    assert_graph_error(g, acv_reshape(g, x, 2, sp2), ACV_ESHAPE, "reshape #1: cannot reshape");
+    FRESH(); /* concat rank mismatch */
+    int64_t ys[3] = {1, 3, 64}, x2s[4] = {1, 3, 8, 9};
+    acv_id cat[2] = {x, acv_input(g, "y", 3, ys)};
+    assert_graph_error(g, acv_concat(g, 2, cat, 1), ACV_ESHAPE, "concat #2: inputs differ in rank");
     assert_int_equal(acv_concat(g, 1, &x, 1), ACV_ESHAPE);
-    acv_graph_free(g);
-
-    /* concat dim mismatch off the axis, slice out of range, linear without flatten,
-     * loss targets of the wrong size, a bad input id */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
-    int64_t x2s[4] = {1, 3, 8, 9};
-    acv_id x2 = acv_input(g, "x2", 4, x2s);
-    acv_id cat2[2] = {x, x2};
-    assert_graph_error(g, acv_concat(g, 2, cat2, 1), ACV_ESHAPE, "dim 3");
-    acv_graph_free(g);
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
+    FRESH(); /* concat: another dim off the axis differs */
+    acv_id cat2[2] = {x, acv_input(g, "x2", 4, x2s)};
+    assert_graph_error(g, acv_concat(g, 2, cat2, 1), ACV_ESHAPE, "concat #2: input 1 differs in dim 3");
+    FRESH(); /* empty slice */
     assert_graph_error(g, acv_slice(g, x, 1, 3, 9, 1), ACV_EINVAL, "slice #1");
-    acv_graph_free(g);
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
+    FRESH(); /* linear without flatten */
     assert_graph_error(g, acv_linear(g, "head", x, 3, true), ACV_ESHAPE, "head");
-    acv_graph_free(g);
-    g = acv_graph_new();
-    int64_t ls[2] = {4, 3}, tsz[1] = {5};
-    acv_id l = acv_input(g, "logits", 2, ls);
-    acv_id t = acv_input(g, "t", 1, tsz);
-    assert_graph_error(g, acv_cross_entropy(g, l, t, 0, NULL), ACV_ESHAPE, "cross_entropy");
-    acv_graph_free(g);
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
-    assert_true(acv_relu(g, 42) < 0);
-    assert_true(acv_graph_status(g) < 0);
-    assert_non_null(strstr(acv_errmsg(), "not a valid node"));
-    acv_graph_free(g);
-    /* pooling window larger than the input */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
+    FRESH(); /* pooling window larger than the input */
     assert_graph_error(g, acv_maxpool(g, x, 9, 1, 0, false), ACV_ESHAPE, "maxpool #1");
-    acv_graph_free(g);
-    /* duplicate parameter names */
-    g = acv_graph_new();
-    x = acv_input(g, "x", 4, xs);
+    FRESH(); /* duplicate parameter names */
     assert_true(acv_conv2d(g, "dup", x, 4, 3, 1, 1, 1, 1, false) >= 0);
     assert_graph_error(g, acv_conv2d(g, "dup", x, 4, 3, 1, 1, 1, 1, false), ACV_EEXIST, "dup.weight");
+    FRESH(); /* a bad input id */
+    assert_true(acv_relu(g, 42) < 0 && acv_graph_status(g) < 0);
+    assert_non_null(strstr(acv_errmsg(), "not a valid node"));
+    FRESH(); /* loss targets of the wrong size */
+    int64_t ls[2] = {4, 3}, tsz[1] = {5};
+    acv_id l = acv_input(g, "logits", 2, ls), t = acv_input(g, "t", 1, tsz);
+    assert_graph_error(g, acv_cross_entropy(g, l, t, 0, NULL), ACV_ESHAPE, "cross_entropy");
+#undef FRESH
     acv_graph_free(g);
 }
 
@@ -515,12 +479,15 @@ static double loss_at(net *m)
 }
 
 /* Compares the analytic gradient `an` of n values at `data` with central differences of
- * the loss; checks up to 48 coordinates. Returns the relative error (norm-wise). */
+ * the loss in up to 48 coordinates and returns the norm-wise relative error. ReLU and max
+ * pool make the loss piecewise smooth: a coordinate whose one-sided differences disagree
+ * sits within a step of a kink and is skipped (at most a quarter of them may be). */
 static double fd_check(net *m, const char *what, float *data, const float *an, int64_t n, double eps, acv_rng *r)
 {
-    int cnt = n <= 48 ? (int)n : 48;
+    int cnt = n <= 48 ? (int)n : 48, skipped = 0;
     double dd = 0, nf = 0, na = 0, worst = 0;
     int64_t worst_j = -1;
+    double l0 = loss_at(m);
     for (int k = 0; k < cnt; k++) {
         int64_t j = n <= 48 ? k : (int64_t)acv_rng_below(r, (uint32_t)n);
         float v = data[j];
@@ -531,6 +498,11 @@ static double fd_check(net *m, const char *what, float *data, const float *an, i
         double lm = loss_at(m);
         data[j] = v;
         double fd = (lp - lm) / ((double)vp - (double)vm);
+        double fwd = (lp - l0) / ((double)vp - v), bwd = (l0 - lm) / ((double)v - vm);
+        if (fabs(fwd - bwd) > 2e-4 + 0.05 * fabs(fd)) {
+            skipped++;
+            continue;
+        }
         double d = fd - an[j];
         dd += d * d;
         nf += fd * fd;
@@ -542,10 +514,10 @@ static double fd_check(net *m, const char *what, float *data, const float *an, i
     }
     double scale = sqrt(nf > na ? nf : na);
     double rel = sqrt(dd) / (scale > 1e-4 ? scale : 1e-4);
-    if (rel > 2e-2)
-        print_message("FD %s: rel err %.3g (|fd| %.3g, |an| %.3g), worst at %lld: diff %.3g\n", what, rel, sqrt(nf),
-                      sqrt(na), (long long)worst_j, worst);
-    return rel;
+    if (FD_VERBOSE || rel > 2e-2 || skipped * 4 > cnt)
+        print_message("FD %s: rel err %.3g (|fd| %.3g, |an| %.3g), worst at %lld: diff %.3g; %d of %d skipped\n",
+                      what, rel, sqrt(nf), sqrt(na), (long long)worst_j, worst, skipped, cnt);
+    return skipped * 4 > cnt ? INFINITY : rel;
 }
 
 /* Full check of net `which` on backend be: every trainable parameter and the input. */
@@ -612,8 +584,9 @@ static run_result run_on(net *m, int which, const acv_backend *be, const float *
     int N = (int)acv_graph_shape(m->g, m->x)->d[0];
     acv_graph_want_input_grad(m->g, m->x, true);
     assert_int_equal(acv_graph_compile(m->g, be, N, true), 0);
-    memcpy(acv_graph_params(m->g, &np), params, (size_t)np * sizeof(float));
-    memcpy(acv_graph_buffers(m->g, &nb), buffers, (size_t)nb * sizeof(float));
+    float *P = acv_graph_params(m->g, &np), *B = acv_graph_buffers(m->g, &nb);
+    memcpy(P, params, (size_t)np * sizeof(float));
+    memcpy(B, buffers, (size_t)nb * sizeof(float));
     fill_inputs(m, which, 55);
     assert_int_equal(acv_graph_forward(m->g, -1, false, 1), 0);
     rr.n_out = numel_of(m->g, m->out);
@@ -684,6 +657,7 @@ static net build_net5(int N)
 static void test_ref_vs_cpu(void **state)
 {
     (void)state;
+    acv_set_threads(2);
     for (int which = 1; which <= 4; which++) {
         net m = build_net(which, 4);
         compare_backends(&m, which);
@@ -692,6 +666,7 @@ static void test_ref_vs_cpu(void **state)
     net m = build_net5(4);
     compare_backends(&m, 1);
     acv_graph_free(m.g);
+    acv_set_threads(1);
 }
 
 /* ---- memory planning -------------------------------------------------------------------- */
@@ -772,12 +747,15 @@ static void test_memory_planning(void **state)
     assert_null(acv_graph_grad(g, out));
     memcpy(acv_graph_buffers(g, NULL), buf0, (size_t)nb * sizeof(float));
     memcpy(acv_graph_data(g, x), xin, (size_t)nx * sizeof(float));
+    /* inference folds batch norm into the convolutions: equal up to rounding */
     assert_int_equal(acv_graph_forward(g, -1, false, 0), 0);
-    assert_memory_equal(acv_graph_data(g, out), ref, (size_t)no * sizeof(float));
-    /* and again: the input survives a forward */
+    float *first = dup_floats(acv_graph_data(g, out), no);
+    assert_true(max_rel_diff(first, ref, no, 1e-6) < 1e-5);
+    /* and again: the input survives a forward, and the result is bitwise repeatable */
     assert_memory_equal(acv_graph_data(g, x), xin, (size_t)nx * sizeof(float));
     assert_int_equal(acv_graph_forward(g, -1, false, 0), 0);
-    assert_memory_equal(acv_graph_data(g, out), ref, (size_t)no * sizeof(float));
+    assert_memory_equal(acv_graph_data(g, out), first, (size_t)no * sizeof(float));
+    free(first);
     assert_int_equal(acv_graph_backward(g, out), ACV_EINVAL);
     free(ref);
     free(xin);
@@ -904,6 +882,7 @@ static void test_backward_twice(void **state)
 static void test_determinism(void **state)
 {
     (void)state;
+    acv_set_threads(2); /* bitwise identical with several threads too */
     float *first_g = NULL, *first_o = NULL, first_loss = 0;
     int64_t n = 0, no = 0;
     for (int rep = 0; rep < 2; rep++) {
@@ -938,6 +917,7 @@ static void test_determinism(void **state)
     }
     free(first_g);
     free(first_o);
+    acv_set_threads(1);
 }
 
 /* ---- dropout ------------------------------------------------------------------------------ */
@@ -1016,7 +996,8 @@ static void test_reshape_input(void **state)
     fill_normal(acv_graph_data(g, x), numel_of(g, x), &r, 1);
     assert_int_equal(acv_graph_forward(g, -1, false, 0), 0);
     for (int i = 0; i < 10; i++) assert_true(isfinite(acv_graph_data(g, out)[i]));
-    /* too small for the pooling: refused, old shapes kept, the graph still usable */
+    float *before = dup_floats(acv_graph_data(g, out), 10);
+    /* too small for the pooling: refused, old shapes kept, the compiled plan still usable */
     int64_t tiny[4] = {1, 3, 2, 2};
     int rc = acv_graph_reshape_input(g, x, 4, tiny);
     assert_int_equal(rc, ACV_ESHAPE);
@@ -1035,9 +1016,9 @@ static void test_reshape_input(void **state)
     assert_int_equal(acv_graph_reshape_input(g, x, 4, zero), ACV_EINVAL);
     assert_shape(g, x, 4, 2, 3, 48, 40);
     assert_int_equal(acv_graph_reshape_input(g, c, 4, xs), ACV_EINVAL);
-    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 2, false), 0);
-    fill_normal(acv_graph_data(g, x), numel_of(g, x), &r, 1);
-    assert_int_equal(acv_graph_forward(g, -1, false, 0), 0);
+    assert_int_equal(acv_graph_forward(g, -1, false, 0), 0); /* no compile needed */
+    assert_memory_equal(acv_graph_data(g, out), before, 10 * sizeof(float));
+    free(before);
     acv_graph_free(g);
 }
 
@@ -1243,7 +1224,10 @@ static void test_json_malformed(void **state)
 
 int main(void)
 {
-    acv_set_threads(2);
+    /* One thread: the finite differences run thousands of tiny forwards, where OpenMP
+     * barriers on a loaded machine cost milliseconds each; the tests that compare or repeat
+     * whole runs switch to two threads themselves. */
+    acv_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes_every_op),
         cmocka_unit_test(test_shape_errors_sticky),

@@ -45,18 +45,9 @@ void acv__cpu_convt2d_forward(void **cache, float *out, const float *in, const f
 void acv__cpu_convt2d_backward(void **cache, float *d_in, float *d_w, float *d_b,
                                const float *d_out, const float *in, const float *w,
                                const acv_conv_params *p);
-void acv__cpu_batchnorm_forward(void **cache, float *out, float *save_mean, float *save_rstd,
-                                const float *in, const float *gamma, const float *beta,
-                                float *running_mean, float *running_var, int N, int C, int HW,
-                                float eps, float momentum, bool training);
-void acv__cpu_batchnorm_backward(void **cache, float *d_in, float *d_gamma, float *d_beta,
-                                 const float *d_out, const float *in, const float *gamma,
-                                 const float *save_mean, const float *save_rstd,
-                                 const float *running_var, int N, int C, int HW, float eps,
-                                 bool training);
 
 /* Per-node cache kinds; every cache struct starts with an int kind. */
-enum { ACV__CPU_CACHE_CONV = 0x434f4e56, ACV__CPU_CACHE_BN = 0x424e4f52 };
+enum { ACV__CPU_CACHE_CONV = 0x434f4e56 };
 
 /* The process-wide CPU engine, created on first use; NULL if oneDNN failed to start. */
 dnnl_engine_t acv__cpu_engine(void);
@@ -71,14 +62,15 @@ void *acv__cpu_scratch(int slot, size_t bytes);
 /* Makes the calling thread's OpenMP team size match acv_get_threads(), so kernels called
  * from a thread that never called acv_set_threads still use the chosen count. */
 void acv__cpu_sync_threads(void);
-/* Releases any cache the CPU backend made (the backend's cache_free), and the two kinds. */
+/* Releases any cache the CPU backend made (the backend's cache_free); and a conv cache. */
 void acv__cpu_cache_free(void *cache);
 void acv__cpu_conv_cache_free(void *cache);
-void acv__cpu_bn_cache_free(void *cache);
 
 /* How an argument of a prepared op moves between the user's buffer and the primitive. */
 typedef enum acv__arg_dir {
     ACV__ARG_IN,      /* read: reordered from the user's layout when they differ */
+    ACV__ARG_IN_CONST,/* read, constant while its address is: reordered once into a buffer
+                         the op owns, again only when the address changes */
     ACV__ARG_OUT,     /* written: the user's buffer is overwritten */
     ACV__ARG_OUT_ADD, /* written: the result is ADDED into the user's buffer */
 } acv__arg_dir;
@@ -93,6 +85,8 @@ typedef struct acv__op_arg {
     dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs; or NULL */
     size_t prim_bytes;        /* scratch bytes when prim != user */
     int64_t nelem;            /* elements of the user buffer (for the plain add) */
+    void *const_buf;          /* ACV__ARG_IN_CONST: the op's reordered copy */
+    const void *const_src;    /* ... and the user address it was made from */
 } acv__op_arg;
 
 /* One oneDNN primitive with its arguments. Zero-initialized = empty. */

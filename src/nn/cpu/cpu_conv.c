@@ -45,16 +45,16 @@ acv_cpu_layout acv_cpu_get_conv_layout(void) { return (acv_cpu_layout)atomic_loa
 /* Whether AUTO runs step of p in the blocked layout. Measured on an AVX-512 Xeon (1 and 2
  * threads, reorders included, 28 shapes from MNIST nets to ResNet/MobileNet/U-Net layers
  * at batch 1-64): the blocked jit kernels are 2-8x faster than the plain (im2col + gemm)
- * ones for 3x3 and larger windows, grouped and depthwise convolutions; for ungrouped 1x1
- * convolutions, a plain GEMM in NCHW, the reorders cost more than they save (plain
- * 1.2-1.6x faster); and the backward-data pass of a convolution with few input channels
- * (an RGB stem) is 2x faster plain. Transposed convolutions: same rules but the last
- * (measured even there). */
+ * ones for 3x3 and larger windows, grouped and depthwise convolutions; ungrouped 1x1
+ * convolutions are a plain GEMM in NCHW and the reorders cost more than they save (plain
+ * 1.2-1.6x faster) except on small maps (7x7: blocked 1.3x faster); and the backward-data
+ * pass of a convolution with few input channels (an RGB stem) is 2x faster plain.
+ * Transposed convolutions: same rules but the last (measured even there). */
 static bool auto_blocked(const acv_conv_params *p, bool transposed, int step)
 {
     const int cg = p->C / p->groups;
     const bool depthwise = p->groups > 1 && cg == 1;
-    if (p->groups == 1 && p->KH == 1 && p->KW == 1) return false;
+    if (p->groups == 1 && p->KH == 1 && p->KW == 1) return p->OH * p->OW <= 64;
     if (!transposed && step == STEP_BWD_DATA && !depthwise && cg < 8) return false;
     return true;
 }
@@ -84,14 +84,11 @@ const char *acv_cpu_conv_impl(void *cache)
 }
 
 /* The node's cache for (p, transposed), reset when its key changed; NULL when out of
- * memory. A cache of another kind in the slot is released and replaced. */
+ * memory. */
 static conv_cache *cache_get(void **slot, const acv_conv_params *p, bool transposed)
 {
     conv_cache *c = *slot;
-    if (c && c->kind != ACV__CPU_CACHE_CONV) {
-        acv__cpu_cache_free(c);
-        *slot = c = NULL;
-    }
+    ACV_ASSERT(!c || c->kind == ACV__CPU_CACHE_CONV);
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c) return NULL;
@@ -140,8 +137,10 @@ static int desc_set_init(conv_desc_set *d, const acv_conv_params *p, bool transp
     const int wnd = grouped ? 5 : 4;
     const dnnl_dim_t *wdims = grouped ? gwei : wei;
 
-    if (dnnl_memory_desc_init_by_tag(&d->user_src, 4, src, dnnl_f32, dnnl_nchw) ||
-        dnnl_memory_desc_init_by_tag(&d->user_dst, 4, dst, dnnl_f32, dnnl_nchw) ||
+    const dnnl_format_tag_t stag = p->src_block == 16 ? dnnl_nChw16c : p->src_block == 8 ? dnnl_nChw8c : dnnl_nchw;
+    const dnnl_format_tag_t dtag = p->dst_block == 16 ? dnnl_nChw16c : p->dst_block == 8 ? dnnl_nChw8c : dnnl_nchw;
+    if (dnnl_memory_desc_init_by_tag(&d->user_src, 4, src, dnnl_f32, stag) ||
+        dnnl_memory_desc_init_by_tag(&d->user_dst, 4, dst, dnnl_f32, dtag) ||
         dnnl_memory_desc_init_by_tag(&d->user_bias, 1, bias, dnnl_f32, dnnl_x) ||
         dnnl_memory_desc_init_by_tag(&d->user_wei, wnd, wdims, dnnl_f32, wtag))
         return -1;
@@ -168,15 +167,16 @@ static int desc_set_init(conv_desc_set *d, const acv_conv_params *p, bool transp
 
 /* Initializes the oneDNN operation descriptor of one step. */
 static int op_desc_init(dnnl_convolution_desc_t *od, int step, const conv_desc_set *d,
-                        bool transposed, bool bias)
+                        bool transposed, bool bias, bool inference)
 {
+    const dnnl_prop_kind_t fwd_kind = inference ? dnnl_forward_inference : dnnl_forward_training;
     const dnnl_memory_desc_t *b = bias ? &d->user_bias : NULL;
     dnnl_status_t st;
     if (!transposed) {
         const dnnl_alg_kind_t alg = dnnl_convolution_direct;
         if (step == STEP_FWD)
             st = dnnl_dilated_convolution_forward_desc_init(
-                od, dnnl_forward_training, alg, &d->req_src, &d->req_wei, b, &d->req_dst,
+                od, fwd_kind, alg, &d->req_src, &d->req_wei, b, &d->req_dst,
                 d->strides, d->dilates, d->pad_l, d->pad_r);
         else if (step == STEP_BWD_DATA)
             st = dnnl_dilated_convolution_backward_data_desc_init(
@@ -190,7 +190,7 @@ static int op_desc_init(dnnl_convolution_desc_t *od, int step, const conv_desc_s
         const dnnl_alg_kind_t alg = dnnl_deconvolution_direct;
         if (step == STEP_FWD)
             st = dnnl_dilated_deconvolution_forward_desc_init(
-                od, dnnl_forward_training, alg, &d->req_src, &d->req_wei, b, &d->req_dst,
+                od, fwd_kind, alg, &d->req_src, &d->req_wei, b, &d->req_dst,
                 d->strides, d->dilates, d->pad_l, d->pad_r);
         else if (step == STEP_BWD_DATA)
             st = dnnl_dilated_deconvolution_backward_data_desc_init(
@@ -202,6 +202,36 @@ static int op_desc_init(dnnl_convolution_desc_t *od, int step, const conv_desc_s
                 d->pad_l, d->pad_r);
     }
     return st == dnnl_success ? 0 : -1;
+}
+
+/* An attribute with the forward pass's fused activation as an eltwise post-op; -1 when
+ * oneDNN has no matching algorithm. */
+static int make_post_act_attr(const acv_conv_params *p, dnnl_primitive_attr_t *out)
+{
+    dnnl_alg_kind_t alg;
+    float alpha = 0, beta = 0;
+    switch (p->post_act - 1) {
+    case ACV_ACT_RELU: alg = dnnl_eltwise_relu; break;
+    case ACV_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu; alpha = p->post_alpha; break;
+    case ACV_ACT_RELU6: alg = dnnl_eltwise_clip_v2; alpha = 0; beta = 6; break;
+    case ACV_ACT_SILU: alg = dnnl_eltwise_swish; alpha = 1; break;
+    case ACV_ACT_SIGMOID: alg = dnnl_eltwise_logistic; break;
+    case ACV_ACT_TANH: alg = dnnl_eltwise_tanh; break;
+    case ACV_ACT_HARDSWISH: alg = dnnl_eltwise_hardswish; break;
+    default: return -1;
+    }
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_post_ops_create(&po) != dnnl_success) return -1;
+    int rc = -1;
+    if (dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta) == dnnl_success &&
+        dnnl_primitive_attr_create(&attr) == dnnl_success &&
+        dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success)
+        rc = 0;
+    dnnl_post_ops_destroy(po);
+    if (rc && attr) dnnl_primitive_attr_destroy(attr);
+    *out = rc ? NULL : attr;
+    return rc;
 }
 
 /* A primitive descriptor for one step in one layout (set receives the descriptors it was
@@ -216,15 +246,22 @@ static dnnl_primitive_desc_t make_pd(int step, const acv_conv_params *p, bool tr
         conv_desc_set d;
         dnnl_convolution_desc_t od;
         if (desc_set_init(&d, p, transposed, blocked, variant)) return NULL;
-        if (op_desc_init(&od, step, &d, transposed, bias && step != STEP_BWD_DATA)) continue;
+        bool infer = step == STEP_FWD && p->inference;
+        if (op_desc_init(&od, step, &d, transposed, bias && step != STEP_BWD_DATA, infer)) continue;
         dnnl_primitive_desc_t hint = NULL, pd = NULL;
         if (step != STEP_FWD) {
             dnnl_convolution_desc_t fd;
-            if (op_desc_init(&fd, STEP_FWD, &d, transposed, false) ||
+            if (op_desc_init(&fd, STEP_FWD, &d, transposed, false, false) ||
                 dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL) != dnnl_success)
                 continue;
         }
-        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &od, NULL, eng, hint);
+        dnnl_primitive_attr_t attr = NULL;
+        if (step == STEP_FWD && p->post_act && make_post_act_attr(p, &attr)) {
+            if (hint) dnnl_primitive_desc_destroy(hint);
+            return NULL; /* activation oneDNN cannot fuse: the reference path applies it */
+        }
+        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &od, attr, eng, hint);
+        if (attr) dnnl_primitive_attr_destroy(attr);
         if (hint) dnnl_primitive_desc_destroy(hint);
         if (st != dnnl_success) continue;
         if (acv__pd_is_naive(pd)) {
@@ -259,7 +296,7 @@ static void step_build(conv_cache *c, int step, bool bias)
 #define ARG(a_, dir_, md_) (args[n] = (a_), dirs[n] = (dir_), mds[n] = (md_), n++)
         if (step == STEP_FWD) {
             ARG(DNNL_ARG_SRC, ACV__ARG_IN, d.user_src);
-            ARG(DNNL_ARG_WEIGHTS, ACV__ARG_IN, d.user_wei);
+            ARG(DNNL_ARG_WEIGHTS, c->p.inference ? ACV__ARG_IN_CONST : ACV__ARG_IN, d.user_wei);
             if (bias) ARG(DNNL_ARG_BIAS, ACV__ARG_IN, d.user_bias);
             ARG(DNNL_ARG_DST, ACV__ARG_OUT, d.user_dst);
         } else if (step == STEP_BWD_DATA) {
@@ -309,6 +346,21 @@ static void forward(void **cache, float *out, const float *in, const float *w, c
         if (b) ptrs[n++] = (void *)b;
         ptrs[n++] = out;
         done = acv__op_exec(op, ptrs) == 0;
+    }
+    if (!done && (p->src_block || p->dst_block)) {
+        /* the reference kernel reads and writes plain NCHW: convert around it */
+        acv_conv_params q = *p;
+        q.src_block = q.dst_block = 0;
+        int64_t ni = (int64_t)p->N * p->C * p->H * p->W, no = (int64_t)p->N * p->K * p->OH * p->OW;
+        float *pi = p->src_block ? malloc((size_t)ni * sizeof(float)) : (float *)in;
+        float *po = p->dst_block ? malloc((size_t)no * sizeof(float)) : out;
+        ACV_ASSERT(pi && po); /* fallback buffers for a rare shape; no way to report */
+        if (p->src_block) acv_blk_to_plain(pi, in, p->N, p->C, (int64_t)p->H * p->W, p->src_block);
+        ref(po, pi, w, b, &q);
+        if (p->dst_block) acv_blk_from_plain(out, po, p->N, p->K, (int64_t)p->OH * p->OW, p->dst_block);
+        if (p->src_block) free(pi);
+        if (p->dst_block) free(po);
+        done = true;
     }
     if (!done) ref(out, in, w, b, p);
     if (tmp) acv__cpu_cache_free(tmp);

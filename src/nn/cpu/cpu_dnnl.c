@@ -157,6 +157,7 @@ void acv__op_free(acv__op *op)
         acv__op_arg *a = &op->a[i];
         if (a->reorder) dnnl_primitive_destroy(a->reorder);
         if (a->prim && a->prim != a->user) dnnl_memory_destroy(a->prim);
+        free(a->const_buf);
         if (a->user) dnnl_memory_destroy(a->user);
     }
     if (op->prim) dnnl_primitive_destroy(op->prim);
@@ -202,7 +203,7 @@ int acv__op_init(acv__op *op, dnnl_primitive_desc_t pd, int nargs, const int *ar
         }
         a->prim_bytes = dnnl_memory_desc_get_size(pmd);
         if (same) continue; /* OUT_ADD in the user's layout: added by acv__cpu_add */
-        int rc = dirs[i] == ACV__ARG_IN ? make_reorder(&a->reorder, &user_mds[i], pmd, false)
+        int rc = dirs[i] != ACV__ARG_OUT && dirs[i] != ACV__ARG_OUT_ADD ? make_reorder(&a->reorder, &user_mds[i], pmd, false)
                                         : make_reorder(&a->reorder, pmd, &user_mds[i],
                                                        dirs[i] == ACV__ARG_OUT_ADD);
         if (rc != 0) goto fail;
@@ -230,7 +231,18 @@ int acv__op_exec(acv__op *op, void *const *ptrs)
     for (int i = 0; i < op->nargs; i++) {
         acv__op_arg *a = &op->a[i];
         if (dnnl_memory_set_data_handle(a->user, ptrs[i]) != dnnl_success) return -1;
-        if (a->prim != a->user) {
+        if (a->prim != a->user && a->dir == ACV__ARG_IN_CONST) {
+            if (a->const_src != ptrs[i] || !a->const_buf) {
+                free(a->const_buf);
+                a->const_buf = aligned_alloc(64, (a->prim_bytes + 63) / 64 * 64);
+                a->const_src = NULL;
+                if (!a->const_buf || dnnl_memory_set_data_handle(a->prim, a->const_buf) != dnnl_success ||
+                    run_reorder(a->reorder, s, a->user, a->prim) || dnnl_stream_wait(s) != dnnl_success)
+                    return -1;
+                a->const_src = ptrs[i];
+            }
+            if (dnnl_memory_set_data_handle(a->prim, a->const_buf) != dnnl_success) return -1;
+        } else if (a->prim != a->user) {
             void *buf = acv__cpu_scratch(i, a->prim_bytes);
             if (!buf || dnnl_memory_set_data_handle(a->prim, buf) != dnnl_success) return -1;
         }

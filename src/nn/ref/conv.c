@@ -308,8 +308,8 @@ static void conv_fwd_one(float *out, const float *in, const float *w, const floa
 
 /* Contract in nn/kernels.h. Depthwise -> direct loops; else per (sample, group)
  * im2col + GEMM, serial with threaded GEMMs when large, OpenMP over (n, g) when small. */
-void acv_ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
-                            const acv_conv_params *p)
+static void conv2d_forward_plain(float *out, const float *in, const float *w, const float *b,
+                                 const acv_conv_params *p)
 {
     check_params(p, false);
     const conv_geom g = make_geom(p, false);
@@ -457,8 +457,8 @@ static void convt_fwd_one(float *out, const float *in, const float *w, const flo
 }
 
 /* Contract in nn/kernels.h: out = col2im(W^T in) + b per (sample, group). */
-void acv_ref_convt2d_forward(float *out, const float *in, const float *w, const float *b,
-                             const acv_conv_params *p)
+static void convt2d_forward_plain(float *out, const float *in, const float *w, const float *b,
+                                  const acv_conv_params *p)
 {
     check_params(p, true);
     const conv_geom g = make_geom(p, true);
@@ -573,4 +573,21 @@ void acv_ref_convt2d_backward(float *d_in, float *d_w, float *d_b, const float *
         }
         free(col);
     }
+}
+
+/* The forward entry points: the convolution, then the fused activation when p->post_act. */
+void acv_ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                            const acv_conv_params *p)
+{
+    conv2d_forward_plain(out, in, w, b, p);
+    if (p->post_act)
+        acv_ref_act_forward(out, out, (int64_t)p->N * p->K * p->OH * p->OW, (acv_act)(p->post_act - 1), p->post_alpha);
+}
+
+void acv_ref_convt2d_forward(float *out, const float *in, const float *w, const float *b,
+                             const acv_conv_params *p)
+{
+    convt2d_forward_plain(out, in, w, b, p);
+    if (p->post_act)
+        acv_ref_act_forward(out, out, (int64_t)p->N * p->K * p->OH * p->OW, (acv_act)(p->post_act - 1), p->post_alpha);
 }

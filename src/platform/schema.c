@@ -1,0 +1,108 @@
+/* The platform's database schema as an ordered list of migrations.
+ *
+ * To change the schema, APPEND a migration (the next version number, a short name, the SQL);
+ * never edit one that has shipped, since databases in the field already ran it. Each runs in
+ * one transaction with its version bump (so it must not contain BEGIN/COMMIT), and a database
+ * newer than this list is refused at open (db.c).
+ *
+ * Conventions: INTEGER PRIMARY KEY ids; times as UTC ISO 8601 text (acv_db_time); JSON
+ * documents in TEXT columns named *_json (acv_db_row_json decodes them); foreign keys with
+ * explicit ON DELETE behaviour; role sets as bit masks (platform/auth.h). */
+#include "platform/db.h"
+
+static const acv_migration MIGRATIONS[] = {
+    {1, "users, tokens, projects, members, labels, audit log",
+     /* Users: roles is a bit mask of ACV_ROLE_* (auth.h). */
+     "CREATE TABLE users("
+     "  id INTEGER PRIMARY KEY,"
+     "  username TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  password_hash TEXT NOT NULL,"
+     "  roles INTEGER NOT NULL DEFAULT 0,"
+     "  disabled INTEGER NOT NULL DEFAULT 0,"
+     "  created_at TEXT NOT NULL,"
+     "  updated_at TEXT NOT NULL,"
+     "  last_login_at TEXT);"
+     /* Login sessions and API tokens: only the SHA-256 of the secret is stored. */
+     "CREATE TABLE tokens("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  kind TEXT NOT NULL CHECK(kind IN ('session','api')),"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  token_hash TEXT NOT NULL UNIQUE,"
+     "  prefix TEXT NOT NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  expires_at TEXT,"
+     "  last_used_at TEXT,"
+     "  revoked_at TEXT);"
+     "CREATE INDEX tokens_user ON tokens(user_id, kind);"
+     "CREATE TABLE projects("
+     "  id INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  updated_at TEXT NOT NULL);"
+     /* role: one project role name (auth.h: owner, engineer, annotator, reviewer, operator, viewer). */
+     "CREATE TABLE project_members("
+     "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  role TEXT NOT NULL CHECK(role IN ('owner','engineer','annotator','reviewer','operator','viewer')),"
+     "  added_at TEXT NOT NULL,"
+     "  PRIMARY KEY(project_id, user_id)) WITHOUT ROWID;"
+     "CREATE INDEX project_members_user ON project_members(user_id);"
+     /* Labels (classes): unique name per project, optional parent in the same project. */
+     "CREATE TABLE labels("
+     "  id INTEGER PRIMARY KEY,"
+     "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  name TEXT NOT NULL,"
+     "  parent_id INTEGER REFERENCES labels(id) ON DELETE SET NULL,"
+     "  color TEXT NOT NULL,"
+     "  aliases_json TEXT NOT NULL DEFAULT '[]',"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  created_at TEXT NOT NULL,"
+     "  updated_at TEXT NOT NULL,"
+     "  search TEXT NOT NULL DEFAULT '',"
+     "  UNIQUE(project_id, name));"
+     "CREATE INDEX labels_parent ON labels(parent_id);"
+     /* search = lower(name) \n lower(alias) \n ... (labels.c keeps it); scanned through this
+      * covering index for queries too short for trigrams. */
+     "CREATE INDEX labels_search ON labels(project_id, search);"
+     /* Substring search over names and aliases: a contentless FTS5 trigram index kept in step
+      * by triggers (the rowid is the label id). Aliases are indexed one per line. */
+     "CREATE VIRTUAL TABLE label_search USING fts5(name, aliases, content='', tokenize='trigram');"
+     "CREATE TRIGGER labels_ai AFTER INSERT ON labels BEGIN"
+     "  INSERT INTO label_search(rowid, name, aliases) VALUES (new.id, new.name,"
+     "    (SELECT group_concat(value, char(10)) FROM json_each(new.aliases_json)));"
+     "END;"
+     "CREATE TRIGGER labels_ad AFTER DELETE ON labels BEGIN"
+     "  INSERT INTO label_search(label_search, rowid, name, aliases) VALUES ('delete', old.id, old.name,"
+     "    (SELECT group_concat(value, char(10)) FROM json_each(old.aliases_json)));"
+     "END;"
+     "CREATE TRIGGER labels_au AFTER UPDATE OF name, aliases_json ON labels BEGIN"
+     "  INSERT INTO label_search(label_search, rowid, name, aliases) VALUES ('delete', old.id, old.name,"
+     "    (SELECT group_concat(value, char(10)) FROM json_each(old.aliases_json)));"
+     "  INSERT INTO label_search(rowid, name, aliases) VALUES (new.id, new.name,"
+     "    (SELECT group_concat(value, char(10)) FROM json_each(new.aliases_json)));"
+     "END;"
+     /* Who did what to which object, when. actor_id and project_id are plain integers (no
+      * foreign key) so the history outlives deleted users and projects. */
+     "CREATE TABLE audit_log("
+     "  id INTEGER PRIMARY KEY,"
+     "  at TEXT NOT NULL,"
+     "  actor_id INTEGER,"
+     "  actor TEXT NOT NULL,"
+     "  action TEXT NOT NULL,"
+     "  target_type TEXT NOT NULL,"
+     "  target_id INTEGER,"
+     "  project_id INTEGER,"
+     "  details_json TEXT NOT NULL DEFAULT '{}');"
+     "CREATE INDEX audit_target ON audit_log(target_type, target_id);"
+     "CREATE INDEX audit_project ON audit_log(project_id);"
+     "CREATE INDEX audit_actor ON audit_log(actor_id);"},
+};
+
+const acv_migration *acv_schema_migrations(int *n)
+{
+    *n = (int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]);
+    return MIGRATIONS;
+}

@@ -1,0 +1,182 @@
+/* Inference compilation on the CPU backend: batch norm folded into convolutions,
+ * activations fused into their epilogue, tensors kept in the blocked layout between
+ * convolutions, and the prepared state refreshed when parameters change. Every variant must
+ * give the reference backend's plain, unfused result. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "autocv/graph.h"
+#include "base/rng.h"
+#include "nn/backend.h"
+#include "nn/graph_internal.h"
+#include "nn/kernels.h"
+
+static double rel_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0, m = 1e-6;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return d / m;
+}
+
+/* A network with every pattern the inference planner handles: conv+BN+ReLU, channel
+ * counts that are not multiples of 16, depthwise conv + BN + ReLU6, residual add of
+ * blocked tensors, max and average pooling, a conv that is the graph output's input via
+ * GAP/flatten/linear, plus a sigmoid (not fusable) and a mul with broadcasting. */
+static acv_graph *build(int N, acv_id *x, acv_id *y)
+{
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {N, 3, 20, 20};
+    *x = acv_input(g, "x", 4, xs);
+    acv_id h = acv_relu(g, acv_batchnorm(g, "bn0", acv_conv2d(g, "c0", *x, 24, 3, 1, 1, 1, 1, false), 1e-5f, 0.1f));
+    h = acv_maxpool(g, h, 3, 2, 1, false);
+    acv_id r = h;
+    h = acv_activation(g, acv_batchnorm(g, "bn1", acv_conv2d(g, "c1", h, 24, 3, 1, 1, 1, 24, false), 1e-5f, 0.1f),
+                       ACV_ACT_RELU6, 0);
+    h = acv_batchnorm(g, "bn2", acv_conv2d(g, "c2", h, 24, 1, 1, 0, 1, 1, false), 1e-5f, 0.1f);
+    h = acv_relu(g, acv_add(g, h, r));
+    h = acv_avgpool(g, h, 2, 2, 0, false, true);
+    acv_id gate = acv_activation(g, acv_conv2d(g, "c3", acv_global_avgpool(g, h), 24, 1, 1, 0, 1, 1, true),
+                                 ACV_ACT_SIGMOID, 0);
+    h = acv_mul(g, h, gate);
+    h = acv_conv2d(g, "c4", h, 40, 3, 2, 1, 1, 1, true);
+    h = acv_activation(g, h, ACV_ACT_SILU, 0);
+    *y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, h), 1), 7, true);
+    acv_graph_set_output(g, *y);
+    return g;
+}
+
+static void randomize(acv_graph *g, uint64_t seed)
+{
+    acv_rng r;
+    acv_rng_seed(&r, seed);
+    for (int i = 0; i < acv_graph_param_count(g); i++) {
+        acv_param_info pi;
+        assert_int_equal(acv_graph_param(g, i, &pi), 0);
+        int64_t n = acv_shape_numel(&pi.shape);
+        bool var = strstr(pi.name, "running_var") != NULL;
+        for (int64_t k = 0; k < n; k++)
+            pi.data[k] = var ? 0.5f + acv_rng_uniform(&r) : acv_rng_normal(&r) * 0.3f;
+    }
+}
+
+static void run(acv_graph *g, const acv_backend *be, acv_id x, acv_id y, const float *in, int N, float *out)
+{
+    assert_int_equal(acv_graph_compile(g, be, 4, false), 0);
+    assert_int_equal(acv_graph_set_batch(g, N), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)acv_shape_numel(acv_graph_shape(g, x)) * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    memcpy(out, acv_graph_data(g, y), (size_t)acv_shape_numel(acv_graph_shape(g, y)) * sizeof(float));
+}
+
+static void test_inference_matches_reference(void **state)
+{
+    (void)state;
+    acv_set_threads(2);
+    acv_id x, y;
+    acv_graph *g = build(4, &x, &y);
+    assert_int_equal(acv_graph_status(g), 0);
+    randomize(g, 1);
+    int64_t nx = 4 * 3 * 20 * 20;
+    float *in = malloc((size_t)nx * sizeof(float)), ref[28], out[28];
+    acv_rng r;
+    acv_rng_seed(&r, 2);
+    for (int64_t i = 0; i < nx; i++) in[i] = acv_rng_normal(&r);
+    run(g, acv_backend_ref(), x, y, in, 4, ref);
+    run(g, acv_backend_cpu(), x, y, in, 4, out);
+    print_message("cpu inference vs reference: %.2e\n", rel_diff(out, ref, 28));
+    assert_true(rel_diff(out, ref, 28) < 1e-4);
+
+    /* the plan really fused and blocked what it should */
+    int folded = 0, fused_act = 0, blocked = 0;
+    for (int i = 0; i < g->n; i++) {
+        folded += g->nodes[i].fold_bn >= 0;
+        fused_act += g->nodes[i].post_act != 0;
+        blocked += g->nodes[i].blk != 0;
+    }
+    assert_int_equal(folded, 3);
+    assert_true(fused_act >= 3);
+    const acv_backend *cpu = acv_backend_cpu();
+    if (cpu->blocked_channels && cpu->blocked_channels() > 0) assert_true(blocked >= 6);
+    print_message("folded %d, fused activations %d, blocked nodes %d\n", folded, fused_act, blocked);
+
+    /* a smaller batch on the same compile */
+    float ref1[7], out1[7];
+    run(g, acv_backend_ref(), x, y, in, 1, ref1);
+    run(g, acv_backend_cpu(), x, y, in, 1, out1);
+    assert_true(rel_diff(out1, ref1, 7) < 1e-4);
+    assert_true(rel_diff(out1, ref, 7) < 1e-4);
+
+    /* changing parameters after compiling refreshes the folded weights */
+    randomize(g, 7);
+    run(g, acv_backend_ref(), x, y, in, 4, ref);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 4, false), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)nx * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    randomize(g, 1); /* back to the first weights without recompiling */
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    run(g, acv_backend_ref(), x, y, in, 4, out); /* reference with weights 1 */
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 4, false), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)nx * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    randomize(g, 7);
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    assert_true(rel_diff(acv_graph_data(g, y), ref, 28) < 1e-4);
+    free(in);
+    acv_graph_free(g);
+}
+
+static void test_blocked_layout_kernels(void **state)
+{
+    (void)state;
+    for (int B = 8; B <= 16; B += 8) {
+        int N = 2, C = 19, H = 7, W = 5;
+        int64_t n = (int64_t)N * C * H * W, nb = acv_blk_numel(N, C, H * W, B);
+        assert_int_equal(nb, (int64_t)N * ((C + B - 1) / B) * B * H * W);
+        float *a = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)nb * sizeof(float)),
+              *c = malloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) a[i] = (float)(i % 23) - 11.0f;
+        acv_blk_from_plain(b, a, N, C, H * W, B);
+        for (int64_t i = 0; i < nb; i++) /* pad lanes are zero */
+            if ((i % B) + ((i / B / (H * W)) % ((C + B - 1) / B)) * B >= C) assert_true(b[i] == 0.0f);
+        acv_blk_to_plain(c, b, N, C, H * W, B);
+        assert_memory_equal(a, c, (size_t)n * sizeof(float));
+        /* pooling on blocked data equals pooling on plain data */
+        acv_pool_params p = {N, C, H, W, 4, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, false};
+        float *pp = malloc((size_t)N * C * 12 * sizeof(float)), *pb = malloc((size_t)acv_blk_numel(N, C, 12, B) * sizeof(float)),
+              *pc = malloc((size_t)N * C * 12 * sizeof(float));
+        int32_t *am = malloc((size_t)N * C * 12 * sizeof(int32_t));
+        acv_ref_maxpool_forward(pp, am, a, &p);
+        acv_blk_maxpool_forward(pb, b, &p, B);
+        acv_blk_to_plain(pc, pb, N, C, 12, B);
+        assert_memory_equal(pp, pc, (size_t)N * C * 12 * sizeof(float));
+        p.count_include_pad = true;
+        acv_ref_avgpool_forward(pp, a, &p);
+        acv_blk_avgpool_forward(pb, b, &p, B);
+        acv_blk_to_plain(pc, pb, N, C, 12, B);
+        assert_true(rel_diff(pc, pp, N * C * 12) < 1e-6);
+        float gp[38], gb[38];
+        acv_ref_gap_forward(gp, a, N, C, H * W);
+        acv_blk_gap_forward(gb, b, N, C, H * W, B);
+        assert_true(rel_diff(gb, gp, N * C) < 1e-6);
+        free(a); free(b); free(c); free(pp); free(pb); free(pc); free(am);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inference_matches_reference),
+        cmocka_unit_test(test_blocked_layout_kernels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
