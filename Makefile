@@ -38,7 +38,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test run bench clean check
+.PHONY: all deps test run fmnist bench clean check print-cflags print-ldlibs
 all: $(BUILD)/autocv $(BUILD)/libautocv.a
 
 # deps: idempotent; runs apt-get update first only when something is missing.
@@ -77,7 +77,14 @@ test: deps
 check: all $(TEST_BIN)
 	@$(PY) tests/run_tests.py --build $(BUILD) $(if $(T),--only $(T))
 
+# The main job: the platform server on ./autocv-data, http://127.0.0.1:8080 (on first start
+# it prints the admin password, or takes AUTOCV_ADMIN_PASSWORD).
 run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/autocv serve --data ./autocv-data --listen 127.0.0.1:8080
+
+# The engine's demo: train and evaluate the default classifier on Fashion-MNIST.
+fmnist: deps
 	@$(MAKE) --no-print-directory all
 	./$(BUILD)/autocv train --task cls --data /usr/share/datasets/fashion-mnist --out $(BUILD)/run/fmnist
 	./$(BUILD)/autocv eval --model $(BUILD)/run/fmnist --data /usr/share/datasets/fashion-mnist --split test
@@ -90,3 +97,9 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# Flags for programs linked against the library outside this Makefile (bench/run.sh).
+print-cflags:
+	@echo $(CFLAGS)
+print-ldlibs:
+	@echo $(LDLIBS)

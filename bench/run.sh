@@ -20,7 +20,9 @@ PY=${PY:-/usr/bin/python3}
 CC=${CC:-cc}
 OUT=$BUILD/bench
 RAW=$OUT/raw
-PKGS=(jansson libpng libturbojpeg openblas zlib)
+# compile and link flags come from the Makefile, so the bench links what autocv links
+LIB_CFLAGS=$(make -s --no-print-directory print-cflags | sed "s/-Werror//")
+LIB_LDLIBS=$(make -s --no-print-directory print-ldlibs)
 
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
@@ -37,10 +39,9 @@ cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_start"
 
 # ---- AutoCV: the two helper programs, built with the Makefile's flags ---------------------
 for p in bench_train make_model; do
-    # shellcheck disable=SC2046  # pkg-config output is meant to split into words
-    $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -O2 -march=native -fopenmp -pthread \
-        -Iinclude -Isrc $(pkg-config --cflags "${PKGS[@]}") "bench/$p.c" "$BUILD/libautocv.a" \
-        $(pkg-config --libs "${PKGS[@]}") -ldnnl -lm -fopenmp -pthread -o "$OUT/bin/$p" ||
+    # shellcheck disable=SC2086  # the flags are meant to split into words
+    $CC $LIB_CFLAGS "bench/$p.c" "$BUILD/libautocv.a" \
+        $LIB_LDLIBS -o "$OUT/bin/$p" ||
         die "building bench/$p.c failed"
 done
 for m in resnet18 mobilenetv2; do

@@ -4,6 +4,7 @@
  * rejects everything else as malformed. */
 #include "base/npy.h"
 #include "autocv/error.h"
+#include "base/half.h"
 #include "base/file.h"
 
 #include <errno.h>
@@ -214,24 +215,6 @@ static int parse_preamble(const uint8_t *p, size_t avail, const char *name, size
 
 /* ---- conversion ---- */
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else if (exp != 0) {
-        bits = sign | (exp + 112) << 23 | man << 13;
-    } else if (man == 0) {
-        bits = sign;
-    } else {
-        int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400));
-        bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 #define CONV(T, EXPR)                                                   \
     for (size_t i = 0; i < count; i++) {                                \
@@ -250,7 +233,7 @@ static void convert(const uint8_t *src, size_t count, const npy_info *info, floa
     int code = info->kind << 8 | info->size;
     switch (code) {
     case 'f' << 8 | 4: CONV(float, x); break;
-    case 'f' << 8 | 2: CONV(uint16_t, half_to_float(x)); break;
+    case 'f' << 8 | 2: CONV(uint16_t, acv_half_to_float(x)); break;
     case 'f' << 8 | 8: CONV(double, (float)x); break;
     case 'i' << 8 | 1: CONV(int8_t, (float)x); break;
     case 'i' << 8 | 2: CONV(int16_t, (float)x); break;
@@ -278,7 +261,7 @@ int acv_npy_load_mem(const void *buf, size_t len, const char *name, acv_shape *s
 {
     *data = NULL;
     const uint8_t *p = buf;
-    size_t hoff, hlen;
+    size_t hoff = 0, hlen = 0;
     int rc = parse_preamble(p, len, name, &hoff, &hlen);
     if (rc) return rc;
     if (hlen > len - hoff) return acv_error(ACV_EFORMAT, "%s: truncated .npy header", name);

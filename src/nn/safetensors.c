@@ -4,6 +4,7 @@
  * exactly before any pointer is handed out. */
 #include "nn/safetensors.h"
 #include "autocv/error.h"
+#include "base/half.h"
 #include "base/file.h"
 
 #include <errno.h>
@@ -336,25 +337,6 @@ int acv_safetensors_get_f32(const acv_safetensors *st, const char *name, acv_sha
     return 0;
 }
 
-/* IEEE half to float, subnormals and NaN payloads included. */
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else if (exp != 0) {
-        bits = sign | (exp + 112) << 23 | man << 13;
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: renormalize */
-        int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400));
-        bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ff) << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 static float bf16_to_float(uint16_t h)
 {
@@ -384,7 +366,7 @@ int acv_safetensors_read_f32(const acv_safetensors *st, const char *name, float 
     const uint8_t *src = t->data;
     switch (t->dtype) {
     case ACV_ST_DTYPE_F32: if (t->nbytes) memcpy(dst, src, t->nbytes); break;
-    case ACV_ST_DTYPE_F16: CONVERT(uint16_t, half_to_float(x)); break;
+    case ACV_ST_DTYPE_F16: CONVERT(uint16_t, acv_half_to_float(x)); break;
     case ACV_ST_DTYPE_BF16: CONVERT(uint16_t, bf16_to_float(x)); break;
     case ACV_ST_DTYPE_F64: CONVERT(double, (float)x); break;
     case ACV_ST_DTYPE_BOOL: CONVERT(uint8_t, x ? 1.0f : 0.0f); break;

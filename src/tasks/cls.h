@@ -37,6 +37,8 @@ int acv_cls_train(const acv_cls_train_opts *o);
  * count) and the mean cross-entropy in *loss (may be NULL). batch <= 0: 64. */
 int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int workers, acv_cls_metrics *metrics,
                      double *loss, FILE *progress);
+/* Sum over n samples of the cross-entropy of logits (n, k) against labels (no smoothing). */
+double acv_cls_ce_sum(const float *logits, const int *labels, int n, int k);
 /* Preprocesses one decoded image for model m into out (in_c * in_h * in_w floats): the
  * same eval geometry and normalization as evaluation uses. */
 int acv_cls_preprocess(const acv_model *m, const acv_image *im, float *out);

@@ -33,6 +33,20 @@ static void model_loader_cfg(const acv_model *m, int batch, int workers, acv_loa
     }
 }
 
+double acv_cls_ce_sum(const float *logits, const int *labels, int n, int k)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        const float *zi = logits + (int64_t)i * k;
+        float mx = zi[0];
+        for (int j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+        double se = 0;
+        for (int j = 0; j < k; j++) se += exp((double)(zi[j] - mx));
+        sum += log(se) + mx - zi[labels[i]];
+    }
+    return sum;
+}
+
 int acv_cls_preprocess(const acv_model *m, const acv_image *im, float *out)
 {
     acv_loader_config lc;
@@ -79,14 +93,7 @@ int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int wor
         memcpy(acv_graph_data(g, x), b.x, (size_t)b.n * b.c * b.h * b.w * sizeof(float));
         if ((rc = acv_graph_forward(g, y, false, 0))) break;
         const float *z = acv_graph_data(g, y);
-        for (int i = 0; i < b.n; i++) {
-            const float *zi = z + (int64_t)i * b.k;
-            float mx = zi[0];
-            for (int j = 1; j < b.k; j++) mx = zi[j] > mx ? zi[j] : mx;
-            double se = 0;
-            for (int j = 0; j < b.k; j++) se += exp((double)(zi[j] - mx));
-            lsum += log(se) + mx - zi[b.labels[i]];
-        }
+        lsum += acv_cls_ce_sum(z, b.labels, b.n, b.k);
         cnt += b.n;
         rc = acv_cls_metrics_add(metrics, z, b.labels, b.n);
         if (progress) acv_progress_update(&bar, ++done, NULL);

@@ -393,15 +393,7 @@ static int run_eval(acv_graph *g, acv_id x, acv_id logits, acv_loader *ld, acv_c
         memcpy(acv_graph_data(g, x), b.x, (size_t)b.n * b.c * b.h * b.w * sizeof(float));
         if ((rc = acv_graph_forward(g, logits, false, 0))) return rc;
         const float *z = acv_graph_data(g, logits);
-        int k = b.k;
-        for (int i = 0; i < b.n; i++) {
-            const float *zi = z + (int64_t)i * k;
-            float mx = zi[0];
-            for (int j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
-            double se = 0;
-            for (int j = 0; j < k; j++) se += exp((double)(zi[j] - mx));
-            lsum += log(se) + mx - zi[b.labels[i]];
-        }
+        lsum += acv_cls_ce_sum(z, b.labels, b.n, b.k);
         cnt += b.n;
         if ((rc = acv_cls_metrics_add(m, z, b.labels, b.n))) return rc;
         if (o && o->tty) acv_progress_update(&o->bar, ++done, NULL);

@@ -8,6 +8,53 @@
 
 #include "autocv/error.h"
 
+/* Sums of one plane in 8 double lanes (fixed lane per index, so the order, and the result,
+ * does not depend on threads); the compiler vectorises these loops. */
+#define LANES 8
+static inline void plane_sum(const float *x, int64_t n, double *acc)
+{
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += (double)x[i + j];
+    for (; i < n; i++) acc[i % LANES] += (double)x[i];
+}
+
+static inline void plane_sqdev(const float *x, int64_t n, double mean, double *acc)
+{
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            double d = (double)x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - mean;
+        acc[i % LANES] += d * d;
+    }
+}
+
+/* sum(dy) and sum(dy * (x - mean)) of one plane. */
+static inline void plane_dy(const float *dy, const float *x, int64_t n, double mean, double *a1, double *a2)
+{
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a1[j] += (double)dy[i + j];
+            a2[j] += (double)dy[i + j] * ((double)x[i + j] - mean);
+        }
+    for (; i < n; i++) {
+        a1[i % LANES] += (double)dy[i];
+        a2[i % LANES] += (double)dy[i] * ((double)x[i] - mean);
+    }
+}
+
+static inline double lanes_total(const double *acc)
+{
+    double s = 0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    return s;
+}
+
 /* Training: per channel c, mean and biased variance over the N*HW values; out =
  * (x - mean) * rstd * gamma + beta with rstd = 1/sqrt(var + eps). save_mean/save_rstd (C),
  * when not NULL, receive mean and rstd; running_mean/running_var, when not NULL, become
@@ -28,20 +75,12 @@ void acv_ref_batchnorm_forward(float *out, float *save_mean, float *save_rstd, c
     for (int c = 0; c < C; c++) {
         double mean, rstd;
         if (training) {
-            double s = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *x = in + n * nstride + c * plane;
-                for (int64_t i = 0; i < HW; i++) s += x[i];
-            }
-            mean = cnt > 0 ? s / (double)cnt : 0.0;
-            double ss = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *x = in + n * nstride + c * plane;
-                for (int64_t i = 0; i < HW; i++) {
-                    double d = x[i] - mean;
-                    ss += d * d;
-                }
-            }
+            double acc[LANES] = {0};
+            for (int n = 0; n < N; n++) plane_sum(in + n * nstride + c * plane, HW, acc);
+            mean = cnt > 0 ? lanes_total(acc) / (double)cnt : 0.0;
+            double acc2[LANES] = {0};
+            for (int n = 0; n < N; n++) plane_sqdev(in + n * nstride + c * plane, HW, mean, acc2);
+            double ss = lanes_total(acc2);
             double var = cnt > 0 ? ss / (double)cnt : 0.0;
             rstd = 1.0 / sqrt(var + (double)eps);
             if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
@@ -96,14 +135,11 @@ void acv_ref_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, cons
         double g = gamma ? gamma[c] : 1.0;
         double sdy = 0.0, sdyx = 0.0; /* sum(d_out), sum(d_out * xhat) */
         if (d_gamma || d_beta || training) {
-            for (int n = 0; n < N; n++) {
-                const float *x = in + n * nstride + c * plane;
-                const float *dy = d_out + n * nstride + c * plane;
-                for (int64_t i = 0; i < HW; i++) {
-                    sdy += dy[i];
-                    sdyx += dy[i] * ((x[i] - mean) * rstd);
-                }
-            }
+            double a1[LANES] = {0}, a2[LANES] = {0};
+            for (int n = 0; n < N; n++)
+                plane_dy(d_out + n * nstride + c * plane, in + n * nstride + c * plane, HW, mean, a1, a2);
+            sdy = lanes_total(a1);
+            sdyx = lanes_total(a2) * rstd;
         }
         if (d_gamma) d_gamma[c] += (float)sdyx;
         if (d_beta) d_beta[c] += (float)sdy;
