@@ -7,7 +7,7 @@ PY      ?= /usr/bin/python3
 CC      ?= cc
 OPT     ?= -O3 -g
 ARCH    ?= -march=native
-PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive
+PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive libprotobuf-c
 # OpenBLAS's OpenMP build shares libgomp's thread pool with oneDNN and our kernels (the
 # default pthreads build spins its own threads against them); it is not the system default,
 # so it is linked by path with an rpath.
@@ -16,14 +16,14 @@ BLAS_LIB  := /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC  := /usr/include/$(MULTIARCH)/openblas-openmp
 DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-openmp-dev libjansson-dev libpng-dev \
             libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev libsqlite3-dev \
-            libmicrohttpd-dev libsodium-dev libarchive-dev \
-            python3 python3-numpy python3-torch python3-torchvision dataset-fashion-mnist
+            libmicrohttpd-dev libsodium-dev libarchive-dev protobuf-c-compiler libprotobuf-c-dev \
+            python3 python3-numpy python3-torch python3-torchvision python3-onnx dataset-fashion-mnist
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation $(OPT) $(ARCH) \
-           -fopenmp -pthread -Iinclude -Isrc -I$(BLAS_INC) $(PKG_CFLAGS)
+           -fopenmp -pthread -Iinclude -Isrc -I$(BUILD)/gen -I$(BLAS_INC) $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ldnnl -lm -fopenmp -pthread
 ifdef SAN
 CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
@@ -32,7 +32,9 @@ endif
 
 LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRC := $(shell find src/cli -name '*.c' | sort)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# The ONNX schema (src/onnx/onnx.proto) is compiled by protoc-c into $(BUILD)/gen.
+GEN_OBJ := $(BUILD)/gen/onnx.pb-c.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -54,6 +56,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC  $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/onnx.pb-c.c: src/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	@echo "GEN $<"
+	@protoc-c --c_out=$(BUILD)/gen --proto_path=src/onnx $<
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
+
+# generated code: our warnings, but never -Werror
+$(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c
+	@echo "CC  $<"
+	@$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
+
+# everything that includes the generated header waits for it
+$(filter $(BUILD)/obj/src/onnx/%,$(LIB_OBJ)): | $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/libautocv.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

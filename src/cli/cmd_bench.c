@@ -9,6 +9,7 @@
 #include "base/rng.h"
 #include "base/timeutil.h"
 #include "cli/args.h"
+#include "onnx/import.h"
 #include "nn/backend.h"
 
 static int cmp_d(const void *a, const void *b)
@@ -32,7 +33,7 @@ int acv_cmd_bench(int argc, char **argv)
     double seconds = 3;
     bool json = false;
     acv_argdef defs[] = {
-        {"--model", ACV_ARG_STR, &model, "DIR", "model directory"},
+        {"--model", ACV_ARG_STR, &model, "DIR", "model directory or .onnx file"},
         {"--imgsz", ACV_ARG_INT, &imgsz, "N", "input side (default: the model's)"},
         {"--batch", ACV_ARG_INT, &batch, "N", "batch size (default 1)"},
         {"--threads", ACV_ARG_INT, &threads, "N", "compute threads (default: all cores)"},
@@ -49,7 +50,7 @@ int acv_cmd_bench(int argc, char **argv)
     if (iters < 0 || seconds <= 0) return acv_cli_fail("bench", "--iters and --seconds must be positive");
     acv_set_threads(threads);
     acv_model *m;
-    if ((rc = acv_model_load(model, &m))) return acv_cli_error("bench", rc);
+    if ((rc = acv_model_load_any(model, &m))) return acv_cli_error("bench", rc);
     acv_graph *g = m->graph;
     acv_id x = acv_graph_input(g), y = acv_graph_output(g);
     if (imgsz > 0) {

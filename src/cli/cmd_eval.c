@@ -5,6 +5,7 @@
 
 #include "autocv/error.h"
 #include "cli/args.h"
+#include "onnx/import.h"
 #include "nn/backend.h"
 #include "tasks/cls.h"
 
@@ -16,7 +17,7 @@ int acv_cmd_eval(int argc, char **argv)
     double val_split = 0.1;
     int seed = 0;
     acv_argdef defs[] = {
-        {"--model", ACV_ARG_STR, &model, "DIR", "model directory"},
+        {"--model", ACV_ARG_STR, &model, "DIR", "model directory or .onnx file"},
         {"--data", ACV_ARG_STR, &data, "PATH", "dataset (ImageFolder tree or idx folder)"},
         {"--split", ACV_ARG_STR, &split, "NAME", "val or test (default test)"},
         {"--val-split", ACV_ARG_FLOAT, &val_split, "F", "validation fraction used in training (default 0.1)"},
@@ -39,7 +40,7 @@ int acv_cmd_eval(int argc, char **argv)
     acv_cls_metrics *met = NULL;
     json_t *out = NULL;
     double loss = 0;
-    rc = acv_model_load(model, &m);
+    rc = acv_model_load_any(model, &m);
     if (!rc && strcmp(m->task, "cls")) rc = acv_error(ACV_EUNSUPPORTED, "%s: task '%s' cannot be evaluated yet", model, m->task);
     if (!rc) rc = acv_cls_dataset_open(data, split, (float)val_split, (uint64_t)seed, &ds);
     if (!rc) {

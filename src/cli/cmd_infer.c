@@ -6,6 +6,7 @@
 #include "autocv/error.h"
 #include "base/npy.h"
 #include "cli/args.h"
+#include "onnx/import.h"
 #include "nn/backend.h"
 #include "autocv/model.h"
 
@@ -14,7 +15,7 @@ int acv_cmd_infer(int argc, char **argv)
     const char *model = NULL, *in = NULL, *out = NULL;
     int threads = 0;
     acv_argdef defs[] = {
-        {"--model", ACV_ARG_STR, &model, "DIR", "model directory"},
+        {"--model", ACV_ARG_STR, &model, "DIR", "model directory or .onnx file"},
         {"--input", ACV_ARG_STR, &in, "IN.npy", "input tensor (N, C, H, W), float32 or convertible"},
         {"--output", ACV_ARG_STR, &out, "OUT.npy", "where to write the raw output"},
         {"--threads", ACV_ARG_INT, &threads, "N", "compute threads (default: all cores)"},
@@ -30,7 +31,7 @@ int acv_cmd_infer(int argc, char **argv)
     acv_shape s;
     float *x = NULL;
     rc = acv_npy_load(in, &s, &x);
-    if (!rc) rc = acv_model_load(model, &m);
+    if (!rc) rc = acv_model_load_any(model, &m);
     if (!rc) {
         acv_graph *g = m->graph;
         acv_id xi = acv_graph_input(g), y = acv_graph_output(g);

@@ -7,6 +7,7 @@
 
 #include "autocv/error.h"
 #include "cli/args.h"
+#include "onnx/import.h"
 #include "nn/backend.h"
 #include "tasks/cls.h"
 #include "vision/image.h"
@@ -17,7 +18,7 @@ int acv_cmd_predict(int argc, char **argv)
     int topk = 5, threads = 0;
     bool json = false;
     acv_argdef defs[] = {
-        {"--model", ACV_ARG_STR, &model, "DIR", "model directory"},
+        {"--model", ACV_ARG_STR, &model, "DIR", "model directory or .onnx file"},
         {"--topk", ACV_ARG_INT, &topk, "K", "how many classes to list per image (default 5)"},
         {"--threads", ACV_ARG_INT, &threads, "N", "compute threads (default: all cores)"},
         {"--json", ACV_ARG_FLAG, &json, NULL, "one JSON object per image"},
@@ -32,7 +33,7 @@ int acv_cmd_predict(int argc, char **argv)
     if (topk < 1) return acv_cli_fail("predict", "--topk must be >= 1 (got %d)", topk);
     acv_set_threads(threads);
     acv_model *m;
-    if ((rc = acv_model_load(model, &m))) return acv_cli_error("predict", rc);
+    if ((rc = acv_model_load_any(model, &m))) return acv_cli_error("predict", rc);
     if (strcmp(m->task, "cls")) {
         acv_error(ACV_EUNSUPPORTED, "%s: task '%s' is not supported by predict yet", model, m->task);
         acv_model_free(m);

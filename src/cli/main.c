@@ -11,12 +11,14 @@ int acv_cmd_predict(int argc, char **argv);
 int acv_cmd_infer(int argc, char **argv);
 int acv_cmd_bench(int argc, char **argv);
 int acv_cmd_serve(int argc, char **argv);
+int acv_cmd_import(int argc, char **argv);
 
 static const acv_cmd COMMANDS[] = {
     {"train", "train a model on a dataset (progress bar, or JSON lines with --json)", "", acv_cmd_train},
     {"eval", "evaluate a model directory on a dataset split", "", acv_cmd_eval},
     {"predict", "classify images with a model directory", "", acv_cmd_predict},
     {"infer", "run the raw network on a .npy tensor", "", acv_cmd_infer},
+    {"import", "make a model directory from an ONNX file", "", acv_cmd_import},
     {"bench", "measure inference latency, throughput and memory", "", acv_cmd_bench},
     {"serve", "run the platform server (HTTP API, users, projects, labels)", "", acv_cmd_serve},
 };

@@ -43,13 +43,16 @@ void acv_ref_maxpool_forward(float *out, int32_t *argmax, const float *in, const
                 const int w0 = ow * p->stride_w - p->pad_l;
                 float best = -INFINITY;
                 int32_t idx = -1;
-                for (int kh = 0; kh < p->KH; kh++) {
+                /* the kernel taps that land inside the input, computed once per window */
+                const int kh0 = h0 < 0 ? (-h0 + dh - 1) / dh : 0, kw0 = w0 < 0 ? (-w0 + dw - 1) / dw : 0;
+                const int kh1 = h0 + (p->KH - 1) * dh < p->H ? p->KH : h0 >= p->H ? 0 : (p->H - 1 - h0) / dh + 1;
+                const int kw1 = w0 + (p->KW - 1) * dw < p->W ? p->KW : w0 >= p->W ? 0 : (p->W - 1 - w0) / dw + 1;
+                for (int kh = kh0; kh < kh1; kh++) {
                     const int ih = h0 + kh * dh;
-                    if (ih < 0 || ih >= p->H) continue;
-                    for (int kw = 0; kw < p->KW; kw++) {
+                    const float *row = x + (int64_t)ih * p->W;
+                    for (int kw = kw0; kw < kw1; kw++) {
                         const int iw = w0 + kw * dw;
-                        if (iw < 0 || iw >= p->W) continue;
-                        const float v = x[(int64_t)ih * p->W + iw];
+                        const float v = row[iw];
                         if (idx < 0 || v > best || isnan(v)) {
                             best = v;
                             idx = ih * p->W + iw;

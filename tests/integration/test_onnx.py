@@ -1,0 +1,238 @@
+"""ONNX import end to end on the real build/autocv: torchvision models exported by
+torch.onnx (tests/ref/onnx_ref.py) run through `autocv infer --model X.onnx` and through
+`autocv import` + infer on the model directory, against PyTorch's outputs; the other
+commands accept a .onnx file; external data; and malformed files give one clear error
+line, exit status 1, no crash and no model directory.
+
+The reference files are generated once per version of onnx_ref.py into
+$AUTOCV_BUILD/onnx-ref/<hash>/ (about a minute; vgg11_bn is 0.5 GB per opset)."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+import numpy as np
+
+from helpers import BUILD, ROOT, png_bytes, read, run, tmpdir
+
+PY = "/usr/bin/python3"
+REF_SCRIPT = os.path.join(ROOT, "tests", "ref", "onnx_ref.py")
+MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "vgg11_bn", "opmix"]
+OPSETS = [13, 17]
+TOL = 1e-4
+
+
+def ref_dir():
+    with open(REF_SCRIPT, "rb") as f:
+        h = hashlib.sha256(f.read()).hexdigest()[:12]
+    d = os.path.join(BUILD, "onnx-ref", h)
+    if not os.path.exists(os.path.join(d, "done")):
+        shutil.rmtree(d, ignore_errors=True)
+        subprocess.run([PY, REF_SCRIPT, d], check=True, stdout=subprocess.DEVNULL, timeout=900)
+        open(os.path.join(d, "done"), "w").close()
+    return d
+
+
+def rel_err(out_path, ref_path):
+    a, b = np.load(out_path), np.load(ref_path)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a.astype(np.float64) - b).max() / np.abs(b).max())
+
+
+def onnx_model(nodes, inits, in_type=1, in_shape=(1, 3, 8, 8), out_shape=(1, 4)):
+    """A small ONNX model (onnx.helper) for the malformed-file tests."""
+    import onnx
+    from onnx import helper
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", in_type, list(in_shape))],
+                          [helper.make_tensor_value_info("output", 1, list(out_shape))], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def raw_tensor(name, dtype, dims, raw):
+    """A TensorProto whose raw_data need not fit its dims (onnx.helper would refuse)."""
+    from onnx import TensorProto
+    t = TensorProto()
+    t.name, t.data_type, t.raw_data = name, dtype, raw
+    t.dims.extend(dims)
+    return t
+
+
+def good_nodes():
+    from onnx import helper
+    return [helper.make_node("Conv", ["input", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"], name="relu"),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+            helper.make_node("Flatten", ["p"], ["output"], name="flat")]
+
+
+def good_inits():
+    from onnx import numpy_helper
+    rng = np.random.RandomState(0)
+    return [numpy_helper.from_array(rng.randn(4, 3, 3, 3).astype(np.float32), "w"),
+            numpy_helper.from_array(rng.randn(4).astype(np.float32), "b")]
+
+
+class TestOnnxImport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ref = ref_dir()
+        cls.tmp = tmpdir("autocv-onnx-")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def infer(self, model, name, b):
+        out = os.path.join(self.tmp, "out.npy")
+        rc, _, err = run("infer", "--model", model, "--input", os.path.join(self.ref, "%s_in_b%d.npy" % (name, b)),
+                         "--output", out, "--threads", "2")
+        self.assertEqual(rc, 0, err)
+        return rel_err(out, os.path.join(self.ref, "%s_out_b%d.npy" % (name, b)))
+
+    def test_models_match_pytorch(self):
+        """Acceptance 1: every model, opset and batch within 1e-4 (max|diff| / max|ref|)."""
+        worst = 0.0
+        for name in MODELS:
+            for op in OPSETS:
+                path = os.path.join(self.ref, "%s_op%d.onnx" % (name, op))
+                mdir = os.path.join(self.tmp, "%s_op%d" % (name, op))
+                rc, out, err = run("import", path, "--out", mdir)
+                self.assertEqual(rc, 0, err)
+                for b in (1, 4):
+                    with self.subTest(model=name, opset=op, batch=b):
+                        e_onnx = self.infer(path, name, b)
+                        e_dir = self.infer(mdir, name, b)
+                        print("onnx %-20s opset %d batch %d: rel err %.2e (.onnx)  %.2e (imported dir)"
+                              % (name, op, b, e_onnx, e_dir), flush=True)
+                        self.assertLess(e_onnx, TOL)
+                        self.assertLess(e_dir, TOL)
+                        worst = max(worst, e_onnx, e_dir)
+                shutil.rmtree(mdir)
+        print("onnx worst relative error %.2e" % worst, flush=True)
+
+    def test_import_options_and_commands(self):
+        path = os.path.join(self.ref, "opmix_op17.onnx")
+        classes = os.path.join(self.tmp, "classes.txt")
+        with open(classes, "w") as f:
+            f.write("\n".join("c%d" % i for i in range(10)) + "\n")
+        mdir = os.path.join(self.tmp, "opmix_dir")
+        rc, out, err = run("import", path, "--out", mdir, "--classes", classes, "--mean", "0.5,0.5,0.5",
+                           "--std", "0.25,0.25,0.25")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("imported", out)
+        mj = json.loads(read(os.path.join(mdir, "model.json")))
+        self.assertEqual(mj["task"], "cls")
+        self.assertEqual(mj["arch"], "onnx")
+        self.assertEqual(mj["classes"], ["c%d" % i for i in range(10)])
+        self.assertEqual(mj["input"], {"channels": 3, "height": 64, "width": 64})
+        self.assertEqual(mj["normalization"]["std"], [0.25, 0.25, 0.25])
+        self.assertEqual(mj["provenance"]["opset"], 17)
+        # parameters keep the initializers' names
+        self.assertIn(b"c1.weight", read(os.path.join(mdir, "weights.safetensors"))[:4096])
+        # wrong class count, bad flags
+        with open(classes, "w") as f:
+            f.write("a\nb\n")
+        rc, _, err = run("import", path, "--out", os.path.join(self.tmp, "x"), "--classes", classes)
+        self.assertEqual(rc, 1)
+        self.assertIn("2 class names, the model outputs 10", err)
+        rc, _, err = run("import", path, "--out", os.path.join(self.tmp, "x"), "--mean", "0.5,0.5", "--std", "1,1")
+        self.assertEqual(rc, 1)
+        self.assertIn("3 input channels", err)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "x")))
+        rc, _, err = run("import", path)
+        self.assertEqual(rc, 2)
+        # predict and bench take the .onnx directly
+        img = os.path.join(self.tmp, "img.png")
+        with open(img, "wb") as f:
+            f.write(png_bytes(20, 20, bytes(range(256)) * 4 + bytes(176)))
+        rc, out, err = run("predict", "--model", path, "--json", img)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(json.loads(out.splitlines()[-1])["label"].startswith("class_"))
+        rc, out, err = run("bench", "--model", path, "--iters", "3", "--threads", "2", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertGreater(json.loads(out.splitlines()[-1])["throughput_ips"], 0)
+
+    def test_external_data(self):
+        import onnx
+        d = os.path.join(self.tmp, "ext")
+        os.makedirs(d)
+        m = onnx.load(os.path.join(self.ref, "resnet18_op13.onnx"))
+        path = os.path.join(d, "r18.onnx")
+        onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True, location="r18.weights",
+                        size_threshold=1024)
+        self.assertLess(os.path.getsize(path), 1 << 20)
+        self.assertLess(self.infer(path, "resnet18", 4), TOL)
+        # a location outside the model's folder is refused
+        for t in m.graph.initializer:
+            for e in t.external_data:
+                if e.key == "location":
+                    e.value = "../r18.weights"
+        bad = os.path.join(d, "bad.onnx")
+        onnx.save_model(m, bad)
+        rc, _, err = run("infer", "--model", bad, "--input", os.path.join(self.ref, "resnet18_in_b1.npy"),
+                         "--output", os.path.join(self.tmp, "o.npy"))
+        self.assertEqual(rc, 1)
+        self.assertIn("leaves the model's folder", err)
+        # a truncated weights file
+        with open(os.path.join(d, "r18.weights"), "r+b") as f:
+            f.truncate(1000)
+        rc, _, err = run("import", path, "--out", os.path.join(self.tmp, "ext_dir"))
+        self.assertEqual(rc, 1)
+        self.assertIn("too short", err)
+
+    def test_malformed_files(self):
+        """Acceptance 5: one clear error line, exit status 1, nothing written."""
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+        d = os.path.join(self.tmp, "bad")
+        os.makedirs(d)
+        cases = {}
+        good = onnx_model(good_nodes(), good_inits())
+        onnx.save_model(good, os.path.join(d, "good.onnx"))
+        blob = read(os.path.join(self.ref, "resnet18_op13.onnx"))
+        cases["truncated"] = (blob[:len(blob) * 3 // 5], "does not parse")
+        cases["not_protobuf"] = (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "not an ONNX model")
+        cases["empty"] = (b"", "empty file")
+        cases["text"] = (b"hello, this is not a model\n" * 20, "not an ONNX model")
+        cases["input_int"] = (onnx_model(good_nodes(), good_inits(), in_type=TensorProto.INT32), "element type INT32")
+        w = good_inits()
+        w[0] = helper.make_tensor("w", TensorProto.COMPLEX64, [4, 3, 3, 3], [0j] * 108)
+        cases["weight_complex"] = (onnx_model(good_nodes(), w), "data type COMPLEX64 is not supported")
+        w = good_inits()
+        w[0] = raw_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], b"\0" * 10)
+        cases["raw_size"] = (onnx_model(good_nodes(), w), "raw_data holds 10 bytes")
+        w = good_inits()
+        w[0] = raw_tensor("w", TensorProto.FLOAT, [1 << 40, 1 << 40], b"")
+        cases["absurd_dims"] = (onnx_model(good_nodes(), w), "absurd")
+        cases["absurd_input"] = (onnx_model(good_nodes(), good_inits(), in_shape=(1, 3, 1 << 30, 8)), "out of range")
+        cases["missing_init"] = (onnx_model(good_nodes(), good_inits()[1:]), "input 'w' is missing")
+        cyc = good_nodes()
+        cyc[0] = helper.make_node("Conv", ["output", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1])
+        cases["cyclic"] = (onnx_model(cyc, good_inits()), "cyclic")
+        uns = good_nodes()
+        uns[1] = helper.make_node("Erf", ["c"], ["r"], name="erf1")
+        cases["unsupported_op"] = (onnx_model(uns, good_inits()), "node 'erf1' (Erf): operator 'Erf' is not supported")
+        att = good_nodes()
+        att[0] = helper.make_node("Conv", ["input", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1], foo=3)
+        cases["unsupported_attr"] = (onnx_model(att, good_inits()), "node 'conv' (Conv): attribute 'foo' is not supported")
+        for name, (content, msg) in sorted(cases.items()):
+            with self.subTest(case=name):
+                path = os.path.join(d, name + ".onnx")
+                with open(path, "wb") as f:
+                    f.write(content if isinstance(content, bytes) else content.SerializeToString())
+                out_dir = os.path.join(d, name + "_dir")
+                rc, out, err = run("import", path, "--out", out_dir)
+                self.assertEqual(rc, 1, "%s: rc %d, stderr %s" % (name, rc, err))
+                self.assertIn(msg, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+                self.assertIn(path, err)
+                self.assertFalse(os.path.exists(out_dir))
+        rc, out, err = run("import", os.path.join(d, "good.onnx"), "--out", os.path.join(d, "good_dir"))
+        self.assertEqual(rc, 0, err)
+
+
+if __name__ == "__main__":
+    unittest.main()
