@@ -130,7 +130,10 @@ run_bench() {
             measure "$r" "$b" "$e" "$OUT/bin/bench_train" --model compact --imgsz 28 --channels 1 --batch 64 \
                 --classes 10 --warmup 2 --steps 40 --seconds 5 --threads "$THREADS" ;;
         autocv:infer_*)
-            measure "$r" "$b" "$e" "$BUILD/autocv" bench --model "$OUT/models/${b#infer_}" --batch 1 \
+            # the same .onnx file ONNX Runtime runs, when PyTorch could export it
+            local m="$OUT/models/${b#infer_}"
+            [ -f "$OUT/onnx/${b#infer_}.onnx" ] && m="$OUT/onnx/${b#infer_}.onnx"
+            measure "$r" "$b" "$e" "$BUILD/autocv" bench --model "$m" --batch 1 \
                 --threads "$THREADS" --seconds 3 --json ;;
         pytorch:train_resnet18)
             [ -z "$TORCH_NA" ] && measure "$r" "$b" "$e" "$PY" bench/torch_bench.py train --model resnet18 \

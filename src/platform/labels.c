@@ -1,5 +1,6 @@
 /* Label schemas: validation, bulk import, hierarchy checks, search (see labels.h). */
 #include "platform/labels.h"
+#include "platform/annotations.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -366,6 +367,8 @@ int acv_label_update(acv_dbconn *c, const acv_principal *who, int64_t id, const 
     if ((rc = acv_db_begin(c))) return rc;
     int64_t project_id = 0;
     rc = acv_label_project(c, id, &project_id);
+    json_t *old = NULL;
+    if (!rc && in.name) rc = acv_label_get(c, id, &old);
     if (!rc)
         rc = acv_db_exec(c,
                          "UPDATE labels SET name = coalesce(?, name), color = coalesce(?, color), "
@@ -380,6 +383,11 @@ int acv_label_update(acv_dbconn *c, const acv_principal *who, int64_t id, const 
     else if (!rc && in.has_parent)
         rc = set_parent(c, project_id, id, &in, now);
     if (!rc && in.has_parent) rc = check_cycles(c, project_id);
+    /* a rename carries over into every annotation document of the project (same transaction) */
+    const char *old_name = old ? json_string_value(json_object_get(old, "name")) : NULL;
+    if (!rc && old_name && strcmp(old_name, in.name))
+        rc = acv_ann_rename_label(c, project_id, old_name, in.name, NULL);
+    json_decref(old);
     if (!rc) rc = acv_audit_write(c, who, "update", "label", id, project_id, json_deep_copy(patch));
     return acv_db_end(c, rc);
 }

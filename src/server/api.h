@@ -17,6 +17,8 @@ int acv_api_users(acv_router *r, const acv_server_config *cfg);
 int acv_api_projects(acv_router *r, const acv_server_config *cfg); /* projects and members */
 int acv_api_labels(acv_router *r, const acv_server_config *cfg);
 int acv_api_audit(acv_router *r, const acv_server_config *cfg);
+int acv_api_images(acv_router *r, const acv_server_config *cfg);      /* images, files, thumbnails, imports */
+int acv_api_annotations(acv_router *r, const acv_server_config *cfg); /* sets, items, tasks, review, versions */
 
 /* Builds the whole route table: the one place that lists every resource. */
 int acv_routes_build(acv_router *r, const acv_server_config *cfg);

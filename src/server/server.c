@@ -21,6 +21,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "platform/audit.h"
+#include "platform/imports.h"
 #include "platform/projects.h"
 #include "server/api.h"
 
@@ -29,6 +30,7 @@ struct acv_server {
     char *data_dir, *listen, *admin_password, *db_path, *tmp_dir, *blob_dir;
     int lock_fd;
     acv_db *db;
+    acv_blobs *blobs;
     acv_router *router;
     acv_metrics *metrics;
     acv_http *http;
@@ -52,6 +54,7 @@ const acv_server_config *acv_server_config_of(const acv_server *s) { return &s->
 acv_db *acv_server_db(const acv_server *s) { return s->db; }
 const acv_router *acv_server_router(const acv_server *s) { return s->router; }
 acv_metrics *acv_server_metrics(const acv_server *s) { return s->metrics; }
+acv_blobs *acv_server_blobs(const acv_server *s) { return s->blobs; }
 const char *acv_server_url(const acv_server *s) { return s->http ? acv_http_url(s->http) : ""; }
 char *acv_server_path(const acv_server *s, const char *name) { return acv_path_join(s->data_dir, name); }
 
@@ -326,6 +329,18 @@ int acv_server_open(const acv_server_config *cfg, acv_server **out)
             free(generated);
         }
     }
+    if (!rc) rc = acv_blobs_open(s->data_dir, &s->blobs);
+    if (!rc) {
+        /* What a crash left: blob files without a committed row, imports marked running. */
+        acv_dbconn *c;
+        int64_t removed = 0;
+        if (!(rc = acv_db_acquire(s->db, &c))) {
+            rc = acv_import_recover(c);
+            if (!rc) rc = acv_blobs_gc(s->blobs, c, &removed);
+            acv_db_release(c);
+        }
+        if (!rc && removed) acv_info("removed %lld unreferenced blob files", (long long)removed);
+    }
     if (s->admin_password) {
         memset(s->admin_password, 0, strlen(s->admin_password));
         free(s->admin_password);
@@ -370,6 +385,7 @@ void acv_server_close(acv_server *s)
     acv_http_stop(s->http);
     acv_metrics_free(s->metrics);
     acv_router_free(s->router);
+    acv_blobs_close(s->blobs);
     acv_db_close(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->blob_mu);

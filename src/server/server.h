@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "platform/auth.h"
+#include "platform/blobs.h"
 #include "platform/db.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -37,8 +38,9 @@ typedef struct acv_server acv_server;
 
 /* Prepares everything but the socket: creates data_dir (and tmp/, blobs/), takes a lock so a
  * second server cannot use the same directory, opens and migrates the database, creates the
- * first admin on an empty database (printing a generated password once to stderr), builds
- * the route table. */
+ * first admin on an empty database (printing a generated password once to stderr), opens the
+ * blob store and collects what a crash left in it (acv_blobs_gc; imports left running are
+ * marked failed), builds the route table. */
 int acv_server_open(const acv_server_config *cfg, acv_server **out);
 /* Starts listening; acv_server_url then names the address. */
 int acv_server_start(acv_server *s);
@@ -50,6 +52,8 @@ const acv_server_config *acv_server_config_of(const acv_server *s);
 acv_db *acv_server_db(const acv_server *s);
 const acv_router *acv_server_router(const acv_server *s);
 acv_metrics *acv_server_metrics(const acv_server *s);
+/* The blob store under data_dir/blobs (shared by all requests). */
+acv_blobs *acv_server_blobs(const acv_server *s);
 /* data_dir/name (malloc'd). */
 char *acv_server_path(const acv_server *s, const char *name);
 

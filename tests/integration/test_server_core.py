@@ -52,6 +52,9 @@ EXPECTED = {
     ("DELETE", "/api/v1/labels/{id}"): ("project", {"owner", "engineer"}),
     ("GET", "/api/v1/audit"): ("global", set()),
 }
+# each resource's own routes live beside its tests
+for _mod in ("routes_images", "routes_annotations"):
+    EXPECTED.update(__import__(_mod).EXPECTED)
 
 # Test users: name -> (global roles, role in the matrix project).
 USERS = {
@@ -231,6 +234,10 @@ class TestServerCore(unittest.TestCase):
     def fill(self, key, who, allowed):
         """The path to call for route key as user who, creating a throwaway target where an
         allowed call would destroy the shared one."""
+        for mod in ("routes_images", "routes_annotations"):
+            hook = __import__(mod).fill(self, key, who, allowed)
+            if hook is not None:
+                return hook
         method, pattern = key
         p = pattern.replace("{user_id}", str(self.ids["outsider"]))
         if pattern.startswith("/api/v1/projects/{id}"):
