@@ -5,7 +5,8 @@
 #include "cli/args.h"
 #include "tasks/cls.h"
 
-#define USAGE "--task cls --data PATH --out DIR [--model NAME|auto] [--epochs N] [--batch N] [--imgsz N]\n" \
+#define USAGE "--task cls --data PATH --out DIR [--model NAME|auto | --init MODEL [--freeze-backbone]]\n" \
+              "             [--epochs N] [--batch N] [--imgsz N]\n" \
               "             [--lr F] [--optimizer sgd|adamw] [--val-split F] [--seed N] [--threads N] [--resume] [--json]"
 
 int acv_cmd_train(int argc, char **argv)
@@ -14,12 +15,14 @@ int acv_cmd_train(int argc, char **argv)
     acv_cls_train_opts_init(&o);
     const char *task = "cls";
     int seed = 0;
-    bool resume = false, json = false;
+    bool resume = false, json = false, freeze = false;
     acv_argdef defs[] = {
         {"--task", ACV_ARG_STR, &task, "TASK", "task: cls (image classification)"},
         {"--data", ACV_ARG_STR, &o.data, "PATH", "dataset: an ImageFolder tree or a folder of MNIST-style idx files"},
         {"--out", ACV_ARG_STR, &o.out, "DIR", "model directory to write (holds the best model and the checkpoint)"},
         {"--model", ACV_ARG_STR, &o.model, "NAME", "architecture: auto, compact, compact-l, resnet18, resnet34, resnet50, mobilenetv2"},
+        {"--init", ACV_ARG_STR, &o.init, "MODEL", "fine-tune: start from this model directory or .onnx file (new classifier)"},
+        {"--freeze-backbone", ACV_ARG_FLAG, &freeze, NULL, "with --init: train only the new classifier"},
         {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 30)"},
         {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: by model and image size)"},
         {"--imgsz", ACV_ARG_INT, &o.imgsz, "N", "input side in pixels (auto: from the data)"},
@@ -59,6 +62,9 @@ int acv_cmd_train(int argc, char **argv)
     if (seed < 0) return acv_cli_fail("train", "--seed must be >= 0");
     if (strcmp(o.optimizer, "sgd") && strcmp(o.optimizer, "adamw"))
         return acv_cli_fail("train", "--optimizer %s is unknown (sgd or adamw)", o.optimizer);
+    if (freeze && !o.init) return acv_cli_fail("train", "--freeze-backbone needs --init MODEL");
+    if (o.init && strcmp(o.model, "auto")) return acv_cli_fail("train", "--init and --model are exclusive: the architecture comes from --init");
+    o.freeze_backbone = freeze;
     o.seed = (uint64_t)seed;
     o.resume = resume;
     o.json = json;

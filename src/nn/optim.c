@@ -385,11 +385,13 @@ double acv_ema_decay_at(const acv_ema *e, int64_t k)
 }
 
 /* ema = ema*d + (1-d)*x, as ultralytics' `v *= d; v += (1 - d) * msd[k]` in float32. */
+/* A value equal to its average stays exactly equal (the blend of two equal floats can round
+ * away from both), so frozen weights kept among the buffers are never perturbed. */
 static void ema_blend(float *ema, const float *x, int64_t n, float d, float omd)
 {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (int64_t i = 0; i < n; i++)
-        ema[i] = ema[i] * d + omd * x[i];
+        if (ema[i] != x[i]) ema[i] = ema[i] * d + omd * x[i];
 }
 
 int acv_ema_update(acv_ema *e, const float *params, const float *buffers)

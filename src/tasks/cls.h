@@ -18,6 +18,9 @@ typedef struct acv_cls_train_opts {
     const char *model;       /* zoo name or "auto" */
     const char *optimizer;   /* "sgd" (default) or "adamw" */
     const char *schedule;    /* "cosine" (default), "step", "constant" */
+    const char *init;        /* start from this model (directory or .onnx) instead of --model:
+                                its weights, a new final classifier for the data's classes */
+    bool freeze_backbone;    /* with init: train only the new classifier */
     int epochs, batch, imgsz, workers, threads, patience, log_every;
     double lr, weight_decay, label_smoothing, warmup_epochs, val_split, ema_decay, clip_norm;
     double hflip, erase_p, mixup, cutmix, rrc_min;

@@ -30,6 +30,7 @@
 #include "nn/safetensors.h"
 #include "nn/schedule.h"
 #include "nn/zoo.h"
+#include "onnx/import.h"
 
 void acv_cls_train_opts_init(acv_cls_train_opts *o)
 {
@@ -47,6 +48,8 @@ void acv_cls_train_opts_init(acv_cls_train_opts *o)
 /* The effective configuration after "auto" is resolved; stored in the checkpoint. */
 typedef struct cfg_t {
     char model[64], optimizer[16], schedule[16];
+    char init[1024];      /* fine-tuning source ("" when training from scratch) */
+    int freeze;           /* with init: only the new classifier trains */
     int epochs, batch, imgsz, channels, pad_crop, patience, workers, threads, log_every;
     double lr, weight_decay, label_smoothing, warmup_epochs, val_split, ema_decay, clip_norm;
     double hflip, erase_p, mixup, cutmix, rrc_min;
@@ -60,9 +63,10 @@ static json_t *cfg_json(const cfg_t *c)
     json_object_set_new(o, "model", json_string(c->model));
     json_object_set_new(o, "optimizer", json_string(c->optimizer));
     json_object_set_new(o, "schedule", json_string(c->schedule));
+    if (c->init[0]) json_object_set_new(o, "init", json_string(c->init));
 #define I(f) json_object_set_new(o, #f, json_integer(c->f))
 #define F(f) json_object_set_new(o, #f, json_real(c->f))
-    I(epochs); I(batch); I(imgsz); I(channels); I(pad_crop); I(patience); I(seed);
+    I(epochs); I(batch); I(imgsz); I(channels); I(pad_crop); I(patience); I(seed); I(freeze);
     F(lr); F(weight_decay); F(label_smoothing); F(warmup_epochs); F(val_split); F(ema_decay); F(clip_norm);
     F(hflip); F(erase_p); F(mixup); F(cutmix); F(rrc_min);
 #undef I
@@ -86,9 +90,11 @@ static int cfg_from_json(cfg_t *c, json_t *o, const char *path)
     snprintf(c->model, sizeof c->model, "%s", m);
     snprintf(c->optimizer, sizeof c->optimizer, "%s", op);
     snprintf(c->schedule, sizeof c->schedule, "%s", sc);
+    const char *init = json_string_value(json_object_get(o, "init"));
+    snprintf(c->init, sizeof c->init, "%s", init ? init : "");
 #define I(f) c->f = (int)json_integer_value(json_object_get(o, #f))
 #define F(f) c->f = json_number_value(json_object_get(o, #f))
-    I(epochs); I(batch); I(imgsz); I(channels); I(pad_crop); I(patience);
+    I(epochs); I(batch); I(imgsz); I(channels); I(pad_crop); I(patience); I(freeze);
     c->seed = (uint64_t)json_integer_value(json_object_get(o, "seed"));
     F(lr); F(weight_decay); F(label_smoothing); F(warmup_epochs); F(val_split); F(ema_decay); F(clip_norm);
     F(hflip); F(erase_p); F(mixup); F(cutmix); F(rrc_min);
@@ -201,24 +207,48 @@ static int resolve(const acv_cls_train_opts *o, const acv_cls_dataset *train, cf
     bool idx = !strcmp(acv_cls_dataset_format(train), "idx");
     c->channels = idx ? 1 : 3;
     c->imgsz = o->imgsz;
+    const char *m = NULL;
+    const acv_zoo_entry *ze = NULL;
+    if (o->init) {
+        /* fine-tuning: the source model fixes channels, input size and normalization */
+        acv_model *src = NULL;
+        int rc = acv_model_load_any(o->init, &src);
+        if (rc) return acv_error_prefix(rc, "--init: ");
+        if (strcmp(src->task, "cls")) {
+            rc = acv_error(ACV_EINVAL, "--init %s: a %s model cannot start a classifier", o->init, src->task);
+            acv_model_free(src);
+            return rc;
+        }
+        snprintf(c->init, sizeof c->init, "%s", o->init);
+        c->freeze = o->freeze_backbone;
+        c->channels = src->in_c;
+        if (c->imgsz <= 0) c->imgsz = src->in_h;
+        for (int i = 0; i < src->in_c && i < 3; i++) {
+            c->mean[i] = src->mean[i];
+            c->std[i] = src->std[i];
+        }
+        snprintf(c->model, sizeof c->model, "%s", src->arch[0] ? src->arch : "custom");
+        acv_model_free(src);
+        m = c->model;
+    }
     if (c->imgsz <= 0) {
         int s = probe_size(train);
         c->imgsz = idx ? s : (s <= 64 ? (s + 3) / 4 * 4 : (s >= 224 ? 224 : (s + 31) / 32 * 32));
     }
     if (c->imgsz < 8 || c->imgsz > 2048) return acv_error(ACV_EINVAL, "--imgsz %d is not in 8..2048", c->imgsz);
     int n = acv_cls_dataset_size(train);
-    const char *m = strcmp(o->model, "auto") ? o->model : acv_zoo_auto(c->imgsz, n);
-    const acv_zoo_entry *ze = acv_zoo_find(m);
-    if (!ze) {
+    if (!m) m = strcmp(o->model, "auto") ? o->model : acv_zoo_auto(c->imgsz, n);
+    ze = acv_zoo_find(m);
+    if (!ze && !c->init[0]) {
         acv_graph *tmp = acv_graph_new();
         acv_id logits;
         int rc = acv_zoo_build(tmp, m, 0, 1, &logits); /* for its error message */
         acv_graph_free(tmp);
         return rc ? rc : acv_error(ACV_ENOTFOUND, "--model: unknown model '%s'", m);
     }
-    if (c->imgsz < ze->min_imgsz)
+    if (ze && c->imgsz < ze->min_imgsz)
         return acv_error(ACV_EINVAL, "--imgsz %d is too small for %s (at least %d)", c->imgsz, m, ze->min_imgsz);
-    snprintf(c->model, sizeof c->model, "%s", m);
+    if (m != c->model) snprintf(c->model, sizeof c->model, "%s", m);
     bool small = c->imgsz <= 64;
     bool compact = !strncmp(m, "compact", 7);
     c->batch = o->batch > 0 ? o->batch : (compact ? 128 : small ? 64 : 32);
@@ -467,6 +497,87 @@ static int save_model(run_t *r, json_t *epoch_metrics)
     return rc;
 }
 
+/* Fine-tuning: the source model's architecture with a new final classifier of k outputs
+ * (the linear layer at the output, found through a trailing softmax), at the training
+ * input size; with c->freeze every other parameter is made non-trainable, so backward
+ * stops at the classifier. Weights are copied by copy_init_weights after initialisation. */
+static int build_from_init(const cfg_t *c, int k, const int64_t *xs, acv_graph **g, acv_id *x, acv_id *logits)
+{
+    acv_model *src = NULL;
+    int rc = acv_model_load_any(c->init, &src);
+    if (rc) return acv_error_prefix(rc, "--init: ");
+    char *js = acv_graph_to_json(src->graph);
+    acv_model_free(src);
+    if (!js) return acv_error_prefix(ACV_EINVAL, "--init %s: ", c->init);
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr);
+    free(js);
+    json_t *nodes = json_object_get(root, "nodes");
+    json_int_t out = json_integer_value(json_object_get(root, "output"));
+    json_t *on = json_array_get(nodes, (size_t)out);
+    const char *op = json_string_value(json_object_get(on, "op"));
+    if (op && !strcmp(op, "softmax")) { /* logits sit before a final softmax */
+        out = json_integer_value(json_array_get(json_object_get(on, "inputs"), 0));
+        on = json_array_get(nodes, (size_t)out);
+        op = json_string_value(json_object_get(on, "op"));
+        json_object_set_new(root, "output", json_integer(out));
+    }
+    if (!op || strcmp(op, "linear")) {
+        json_decref(root);
+        return acv_error(ACV_EUNSUPPORTED, "--init %s: the network does not end in a linear classifier (it ends in %s), "
+                         "so it cannot be given new classes", c->init, op ? op : "nothing");
+    }
+    json_t *ins = json_object_get(on, "inputs");
+    json_int_t head[2] = {json_integer_value(json_array_get(ins, 1)), json_array_size(ins) > 2 ?
+                          json_integer_value(json_array_get(ins, 2)) : -1};
+    for (int h = 0; h < 2; h++) {
+        if (head[h] < 0) continue;
+        json_t *shape = json_object_get(json_array_get(nodes, (size_t)head[h]), "shape");
+        json_array_set_new(shape, 0, json_integer(k)); /* (K, IN) weight, (K) bias */
+    }
+    size_t i;
+    json_t *nd;
+    json_array_foreach(nodes, i, nd) {
+        const char *o2 = json_string_value(json_object_get(nd, "op"));
+        if (c->freeze && o2 && !strcmp(o2, "param") && (json_int_t)i != head[0] && (json_int_t)i != head[1])
+            json_object_set_new(nd, "trainable", json_false());
+    }
+    char *txt = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    rc = txt ? acv_graph_from_json(txt, g) : acv_error(ACV_ENOMEM, "out of memory");
+    free(txt);
+    if (rc) return acv_error_prefix(rc, "--init %s: ", c->init);
+    *x = acv_graph_input(*g);
+    *logits = acv_graph_output(*g);
+    if ((rc = acv_graph_reshape_input(*g, *x, 4, xs))) return acv_error_prefix(rc, "--init %s at %dx%d: ", c->init,
+                                                                            c->imgsz, c->imgsz);
+    return 0;
+}
+
+/* Copies every parameter of the source model whose name and shape match into g (all but
+ * the new classifier). */
+static int copy_init_weights(const cfg_t *c, acv_graph *g)
+{
+    acv_model *src = NULL;
+    int rc = acv_model_load_any(c->init, &src);
+    if (rc) return acv_error_prefix(rc, "--init: ");
+    int copied = 0, n = acv_graph_param_count(g);
+    for (int i = 0; i < n && !rc; i++) {
+        acv_param_info pi;
+        if ((rc = acv_graph_param(g, i, &pi))) break;
+        acv_id sid = acv_graph_find(src->graph, pi.name);
+        if (sid < 0 || acv_graph_op(src->graph, sid) != ACV_OP_PARAM) continue;
+        const acv_shape *ss = acv_graph_shape(src->graph, sid);
+        if (acv_shape_numel(ss) != acv_shape_numel(&pi.shape)) continue; /* the new classifier */
+        memcpy(pi.data, acv_graph_data(src->graph, sid), (size_t)acv_shape_numel(ss) * sizeof(float));
+        copied++;
+    }
+    acv_model_free(src);
+    if (!rc && copied < n - 2)
+        rc = acv_error(ACV_EFORMAT, "--init %s: only %d of %d parameters could be copied", c->init, copied, n);
+    return rc;
+}
+
 static int setup(run_t *r)
 {
     const acv_cls_train_opts *o = r->o;
@@ -492,7 +603,7 @@ static int setup(run_t *r)
         r->c.patience = stored.patience;
     } else {
         if ((rc = resolve(o, r->train, &r->c))) return rc;
-        if ((rc = data_stats(r->train, r->c.channels, r->c.mean, r->c.std))) return rc;
+        if (!r->c.init[0] && (rc = data_stats(r->train, r->c.channels, r->c.mean, r->c.std))) return rc;
     }
     r->c.workers = o->workers;
     r->c.log_every = o->log_every > 0 ? o->log_every : 20;
@@ -510,11 +621,15 @@ static int setup(run_t *r)
     }
 
     /* the network */
-    r->g = acv_graph_new();
-    if (!r->g) return acv_error(ACV_ENOMEM, "out of memory");
     int64_t xs[4] = {r->c.batch, r->c.channels, r->c.imgsz, r->c.imgsz};
-    r->x = acv_input(r->g, "input", 4, xs);
-    if ((rc = acv_zoo_build(r->g, r->c.model, r->x, k, &r->logits))) return rc;
+    if (r->c.init[0]) {
+        if ((rc = build_from_init(&r->c, k, xs, &r->g, &r->x, &r->logits))) return rc;
+    } else {
+        r->g = acv_graph_new();
+        if (!r->g) return acv_error(ACV_ENOMEM, "out of memory");
+        r->x = acv_input(r->g, "input", 4, xs);
+        if ((rc = acv_zoo_build(r->g, r->c.model, r->x, k, &r->logits))) return rc;
+    }
     bool soft = r->c.mixup > 0 || r->c.cutmix > 0;
     int64_t ts[2] = {r->c.batch, k};
     r->t = acv_input(r->g, "target", soft ? 2 : 1, ts);
@@ -522,6 +637,7 @@ static int setup(run_t *r)
     acv_graph_set_output(r->g, r->logits);
     if ((rc = acv_graph_status(r->g))) return rc;
     if ((rc = acv_graph_init_params(r->g, r->c.seed))) return rc;
+    if (r->c.init[0] && (rc = copy_init_weights(&r->c, r->g))) return rc;
     if ((rc = acv_graph_compile(r->g, NULL, r->c.batch, true))) return rc;
 
     /* optimizer, weight-decay mask (no decay on biases and norm weights: 1-D tensors) */
@@ -678,8 +794,10 @@ static int run(run_t *r)
     int rc;
     char dur[32];
     if (r->s.epoch == 0)
-        say(&r->out, "training %s on %s: %d train / %d val images, %d classes, %dx%dx%d, batch %d, %d epochs, %s lr %g, "
-            "%lld parameters, %.3f GFLOPs/image, %d threads", c->model, r->o->data, acv_cls_dataset_size(r->train),
+        say(&r->out, "%s %s on %s: %d train / %d val images, %d classes, %dx%dx%d, batch %d, %d epochs, %s lr %g, "
+            "%lld trainable parameters, %.3f GFLOPs/image, %d threads",
+            c->init[0] ? (c->freeze ? "fine-tuning the classifier of" : "fine-tuning") : "training",
+            c->init[0] ? c->init : c->model, r->o->data, acv_cls_dataset_size(r->train),
             r->val ? acv_cls_dataset_size(r->val) : 0, acv_cls_dataset_num_classes(r->train), c->channels, c->imgsz,
             c->imgsz, c->batch, c->epochs, c->optimizer, c->lr, (long long)acv_graph_num_params(r->g),
             acv_graph_gflops(r->g), acv_get_threads());

@@ -91,3 +91,19 @@ def read(path, mode="rb"):
 
 def tmpdir(prefix="autocv-it-"):
     return tempfile.mkdtemp(prefix=prefix)
+
+
+def safetensors_load(path):
+    """Reads a safetensors file of float32 tensors into {name: numpy array}."""
+    import numpy as np
+    raw = read(path)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = t["data_offsets"]
+        out[name] = np.frombuffer(raw[base + b:base + e], dtype=np.float32).reshape(t["shape"])
+    return out

@@ -10,7 +10,7 @@ import unittest
 
 import numpy as np
 
-from helpers import AUTOCV, ROOT, json_lines, make_imagefolder, read, run, tmpdir
+from helpers import AUTOCV, ROOT, json_lines, make_imagefolder, read, run, safetensors_load, tmpdir
 
 
 class TestClassificationCLI(unittest.TestCase):
@@ -106,6 +106,72 @@ class TestClassificationCLI(unittest.TestCase):
         self.assertTrue(0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"])
         self.assertGreater(r["throughput_ips"], 0)
         self.assertGreater(r["peak_rss_mb"], 0)
+
+
+class TestFineTune(unittest.TestCase):
+    """--init starts from another model's weights with a new classifier; --freeze-backbone
+    trains only that classifier."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        cls.src_data = make_imagefolder(os.path.join(cls.tmp, "a"), classes=3, per_class=24, seed=1)
+        cls.new_data = make_imagefolder(os.path.join(cls.tmp, "b"), classes=4, per_class=16, seed=2)
+        cls.src = os.path.join(cls.tmp, "src")
+        run("train", "--data", cls.src_data, "--out", cls.src, "--epochs", "2", "--batch", "8", check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def finetune(self, out, *extra):
+        rc, o, err = run("train", "--data", self.new_data, "--out", out, "--init", self.src, "--epochs", "2",
+                         "--batch", "8", "--json", *extra)
+        self.assertEqual(rc, 0, err)
+        return json_lines(o)
+
+    def test_new_classes_and_copied_backbone(self):
+        out = os.path.join(self.tmp, "ft")
+        ev = self.finetune(out)
+        self.assertIn("fine-tuning", ev[0]["message"])
+        mj = json.loads(read(os.path.join(out, "model.json")))
+        self.assertEqual(mj["classes"], ["bar_h", "bar_v", "cross", "square"])
+        src, ft = (safetensors_load(os.path.join(d, "weights.safetensors")) for d in (self.src, out))
+        self.assertEqual(ft["classifier.weight"].shape, (4, 128))
+        self.assertEqual(set(src), set(ft))
+        # trained from the source weights: changed, but still close to them
+        w0, w1 = src["features.0.conv.weight"], ft["features.0.conv.weight"]
+        self.assertFalse(np.array_equal(w0, w1))
+        self.assertLess(np.abs(w1 - w0).max(), 0.5 * np.abs(w0).max())
+        x = np.random.RandomState(1).randn(1, 3, 32, 32).astype(np.float32)
+        np.save(os.path.join(self.tmp, "x.npy"), x)
+        run("infer", "--model", out, "--input", os.path.join(self.tmp, "x.npy"), "--output",
+            os.path.join(self.tmp, "y.npy"), check=True)
+        self.assertEqual(np.load(os.path.join(self.tmp, "y.npy")).shape, (1, 4))
+
+    def test_freeze_backbone_trains_only_the_classifier(self):
+        out = os.path.join(self.tmp, "frozen")
+        ev = self.finetune(out, "--freeze-backbone")
+        self.assertIn("516 trainable parameters", ev[0]["message"])  # 128 x 4 + 4
+        src, ft = (safetensors_load(os.path.join(d, "weights.safetensors")) for d in (self.src, out))
+        for name in src:
+            if name.startswith("classifier"):
+                continue
+            if name.endswith("running_mean") or name.endswith("running_var"):
+                continue  # batch-norm statistics adapt to the new data
+            self.assertTrue(np.array_equal(src[name], ft[name]), name)
+
+    def test_init_errors(self):
+        rc, out, err = run("train", "--data", self.new_data, "--out", os.path.join(self.tmp, "x"), "--freeze-backbone")
+        self.assertEqual(rc, 2)
+        self.assertIn("--init", err)
+        rc, out, err = run("train", "--data", self.new_data, "--out", os.path.join(self.tmp, "x"), "--init",
+                           "/nonexistent/model")
+        self.assertEqual(rc, 1)
+        self.assertIn("/nonexistent/model", err)
+        rc, out, err = run("train", "--data", self.new_data, "--out", os.path.join(self.tmp, "x"), "--init", self.src,
+                           "--model", "resnet18")
+        self.assertEqual(rc, 2)
 
 
 class TestResume(unittest.TestCase):
