@@ -241,6 +241,16 @@ int acv_auth_revoke_sessions(acv_dbconn *c, int64_t user_id, int64_t keep_token_
                        "sII", nows, user_id, keep_token_id);
 }
 
+int acv_auth_revoke_all(acv_dbconn *c, int64_t user_id, int64_t now, int64_t *n)
+{
+    char nows[ACV_DB_TIME_LEN];
+    acv_db_time(now, nows);
+    int rc = acv_db_exec(c, "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "sI", nows,
+                         user_id);
+    if (!rc && n) *n = acv_db_changes(c);
+    return rc;
+}
+
 /* ---- login and bootstrap ------------------------------------------------------------- */
 
 int acv_auth_login(acv_dbconn *c, const char *username, const char *password, int64_t now, int64_t ttl_s,

@@ -76,6 +76,9 @@ int acv_auth_token_check(acv_dbconn *c, const char *token, int64_t now, acv_prin
 int acv_auth_token_revoke(acv_dbconn *c, int64_t token_id, int64_t user_id, int64_t now);
 /* Revokes every session token of user_id except keep_token_id. */
 int acv_auth_revoke_sessions(acv_dbconn *c, int64_t user_id, int64_t keep_token_id, int64_t now);
+/* Revokes every live token of user_id, sessions and API tokens alike (a disabled account: its
+ * tokens must not come back when it is enabled again). *n (optional) gets how many. */
+int acv_auth_revoke_all(acv_dbconn *c, int64_t user_id, int64_t now, int64_t *n);
 /* Lowercase hex SHA-256 of token. */
 void acv_auth_token_hash(const char *token, char hex[65]);
 

@@ -11,6 +11,7 @@ struct acv_csv {
     FILE *f;
     char name[256];
     size_t max_field;
+    size_t max_record;  /* bytes of one record, separators included */
     int line, rec_line;
     bool started;
     char *buf;          /* all fields of the record, each NUL-terminated */
@@ -27,6 +28,7 @@ int acv_csv_new(FILE *f, const char *name, size_t max_field, acv_csv **out)
     r->f = f;
     snprintf(r->name, sizeof r->name, "%s", name ? name : "CSV");
     r->max_field = max_field ? max_field : (1u << 20);
+    r->max_record = r->max_field * ACV_CSV_RECORD_FIELDS;
     r->line = 1;
     *out = r;
     return 0;
@@ -45,6 +47,9 @@ int acv_csv_line(const acv_csv *r) { return r->rec_line; }
 
 static int put(acv_csv *r, char ch)
 {
+    if (r->len >= r->max_record)
+        return acv_error(ACV_ERANGE, "%s line %d: a record is longer than %zu bytes", r->name, r->rec_line,
+                         r->max_record);
     if (r->len + 1 >= r->cap) {
         size_t nc = r->cap ? r->cap * 2 : 256;
         char *nb = realloc(r->buf, nc);
@@ -58,6 +63,9 @@ static int put(acv_csv *r, char ch)
 
 static int start_field(acv_csv *r)
 {
+    if (r->nf >= ACV_CSV_MAX_FIELDS)
+        return acv_error(ACV_ERANGE, "%s line %d: more than %d fields in one record", r->name, r->rec_line,
+                         ACV_CSV_MAX_FIELDS);
     if (r->nf == r->capf) {
         int nc = r->capf ? r->capf * 2 : 16;
         size_t *no = realloc(r->offs, (size_t)nc * sizeof *no);

@@ -8,8 +8,14 @@
 
 typedef struct acv_csv acv_csv;
 
+/* A record has at most ACV_CSV_MAX_FIELDS fields and max_field * ACV_CSV_RECORD_FIELDS bytes:
+ * the reader's memory stays bounded whatever the input (ACV_ERANGE beyond). */
+#define ACV_CSV_MAX_FIELDS 4096
+#define ACV_CSV_RECORD_FIELDS 8
+
 /* Reads from f (not closed by acv_csv_free). Fields longer than max_field bytes (0: 1 MiB)
- * are an error. `name` is used in messages ("labels.csv line 3: ..."). */
+ * are an error (ACV_ERANGE), and so are records beyond the limits above. `name` is used in
+ * messages ("labels.csv line 3: ..."). */
 int acv_csv_new(FILE *f, const char *name, size_t max_field, acv_csv **out);
 void acv_csv_free(acv_csv *r);
 /* The next record: *fields points to *n NUL-terminated strings owned by the reader and valid

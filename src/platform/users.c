@@ -142,6 +142,10 @@ int acv_user_update(acv_dbconn *c, const acv_principal *who, int64_t id, const j
     if (!rc && has_disabled) {
         rc = acv_db_exec(c, "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?", "bsI", disabled, now, id);
         json_object_set_new(changes, "disabled", json_boolean(disabled));
+        /* Disabling ends every token: enabling the account again must not revive one. */
+        int64_t revoked = 0;
+        if (!rc && disabled) rc = acv_auth_revoke_all(c, id, acv_db_now(), &revoked);
+        if (!rc && disabled) json_object_set_new(changes, "tokens_revoked", json_integer(revoked));
     }
     if (!rc) rc = acv_audit_write(c, who, "update", "user", id, 0, json_incref(changes));
     json_decref(changes);

@@ -23,7 +23,8 @@ int acv_user_create(acv_dbconn *c, const acv_principal *who, const char *usernam
                     unsigned roles, int64_t *id);
 /* Applies a patch {"username","password","roles","disabled"} (any subset; "old_password" is
  * ignored here, the caller checks it). A new password revokes the user's login sessions
- * except keep_token_id. Refuses (ACV_EEXIST, a conflict) to leave no enabled admin. */
+ * except keep_token_id; disabling revokes all their tokens (sessions and API tokens), so
+ * enabling the account again revives none. Refuses (ACV_EEXIST, a conflict) to leave no enabled admin. */
 int acv_user_update(acv_dbconn *c, const acv_principal *who, int64_t id, const json_t *patch,
                     int64_t keep_token_id);
 /* Deletes a user with their tokens and memberships. Refuses (ACV_EEXIST) the caller's own

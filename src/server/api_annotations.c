@@ -363,9 +363,8 @@ static int version_export(acv_call *c)
     char disp[240];
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", acv_export_filename(e));
     acv_http_add_header(c->req, "Content-Disposition", disp);
-    rc = acv_http_respond_stream(c->req, 200, "application/zip", export_pull, e, export_free);
-    if (rc) acv_export_free(e);
-    return rc;
+    /* The response owns e from here on, also when this fails. */
+    return acv_http_respond_stream(c->req, 200, "application/zip", export_pull, e, export_free);
 }
 
 /* ---- the route table ----------------------------------------------------------------------- */

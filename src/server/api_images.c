@@ -38,6 +38,15 @@ static int error_with(acv_call *c, int status, const char *msg, json_t *extra)
 
 static bool is_file_field(const char *f) { return !strcmp(f, "file") || !strcmp(f, "files") || !strcmp(f, "file[]"); }
 
+/* Appends {"filename","error"} to errors; a message that is not valid UTF-8 (it may quote the
+ * file's bytes) is replaced rather than dropped, so every refused file is reported. */
+static void add_file_error(json_t *errors, const char *name, const char *why)
+{
+    json_t *e = json_pack("{s:s, s:s}", "filename", name, "error", why);
+    if (!e) e = json_pack("{s:s, s:s}", "filename", name, "error", "the file is not a readable image");
+    json_array_append_new(errors, e);
+}
+
 static int image_upload(acv_call *c)
 {
     int nparts = acv_http_nfiles(c->req);
@@ -60,8 +69,7 @@ static int image_upload(acv_call *c)
         acv_image_clean_name(nparts ? f->filename : acv_call_query(c, "filename"), clean[i]);
         const char *name = clean[i];
         if (nparts && !is_file_field(f->field)) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}", "filename", name, "error",
-                                                    "a file part must be named 'file'"));
+            add_file_error(errors, name, "a file part must be named 'file'");
             continue;
         }
         char *path = acv_http_take_file(c->req, f);
@@ -72,7 +80,7 @@ static int image_upload(acv_call *c)
         int s = acv_image_stage(batch, c->db, c->project_id, path, *name ? name : "upload", &st[good]);
         free(path);
         if (s == ACV_EFORMAT || s == ACV_ERANGE || s == ACV_EUNSUPPORTED) {
-            json_array_append_new(errors, json_pack("{s:s, s:s}", "filename", name, "error", acv_errmsg()));
+            add_file_error(errors, name, acv_errmsg());
         } else if (s) {
             rc = s;
         } else {
@@ -93,8 +101,8 @@ static int image_upload(acv_call *c)
     free(clean);
     if (!good) {
         char msg[600];
-        json_t *e0 = json_array_get(errors, 0);
-        snprintf(msg, sizeof msg, "no image was stored: %s%s", json_string_value(json_object_get(e0, "error")),
+        const char *why = json_string_value(json_object_get(json_array_get(errors, 0), "error"));
+        snprintf(msg, sizeof msg, "no image was stored: %s%s", why ? why : "no file was accepted",
                  json_array_size(errors) > 1 ? " (and the other files failed too, see 'errors')" : "");
         return error_with(c, 422, msg, json_pack("{s:[], s:o}", "images", "errors", errors));
     }

@@ -131,7 +131,9 @@ int acv_http_respond_rc(acv_http_req *req, int rc);
 int acv_http_respond_file(acv_http_req *req, int status, const char *path, const char *content_type);
 /* A streamed (chunked) response: fn fills buf with up to max bytes for offset pos and returns
  * how many, ACV_HTTP_STREAM_END at the end or ACV_HTTP_STREAM_ERROR to abort; it runs on the
- * connection's thread and may block (check acv_http_stopping). free_fn(ud) runs at the end. */
+ * connection's thread and may block (check acv_http_stopping). free_fn(ud) runs at the end;
+ * ud belongs to the response from the call on, so it is freed by this call when it fails
+ * (the caller must not free it again). */
 #define ACV_HTTP_STREAM_END ((ssize_t)-1)
 #define ACV_HTTP_STREAM_ERROR ((ssize_t)-2)
 typedef ssize_t (*acv_http_stream_fn)(void *ud, uint64_t pos, char *buf, size_t max);

@@ -195,13 +195,18 @@ static void stream_free(void *cls)
 int acv_http_respond_stream(acv_http_req *r, int status, const char *content_type, acv_http_stream_fn fn, void *ud,
                             void (*free_fn)(void *ud))
 {
-    if (acv_http_responded(r)) return acv_error(ACV_EINVAL, "the request already has a response");
-    stream_ctx *s = calloc(1, sizeof *s);
-    if (!s) return acv_error(ACV_ENOMEM, "out of memory");
+    /* ud belongs to the response from here on, also when this fails (one owner, no double
+     * free: a response destroyed below frees it through stream_free). */
+    stream_ctx *s = acv_http_responded(r) ? NULL : calloc(1, sizeof *s);
+    if (!s) {
+        if (free_fn) free_fn(ud);
+        return acv_http_responded(r) ? acv_error(ACV_EINVAL, "the request already has a response")
+                                     : acv_error(ACV_ENOMEM, "out of memory");
+    }
     *s = (stream_ctx){fn, ud, free_fn, r};
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_cb, s, stream_free);
     if (!resp) {
-        free(s);
+        stream_free(s);
         return acv_error(ACV_ENOMEM, "cannot create the HTTP response");
     }
     if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);

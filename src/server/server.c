@@ -207,10 +207,14 @@ static int on_begin(void *ud, acv_http_req *req)
     if (rt->perm != ACV_PERM_PUBLIC && (rc = authenticate(c))) return rc;
     if (acv_http_responded(req)) return 0;
     if (acv_http_declared_size(req)) {
+        const char *ct = acv_http_content_type(req);
         if (!rt->body_types) acv_http_limit_body(req, 64 * 1024);
-        else if (!content_type_ok(rt->body_types, acv_http_content_type(req)))
+        else if (!content_type_ok(rt->body_types, ct))
             return acv_http_respond_error(req, 415, "%s %s accepts %s, not %s", rt->method, rt->pattern, rt->body_types,
-                                          acv_http_content_type(req));
+                                          ct);
+        /* CSV is parsed into memory like JSON (label imports): the JSON limit holds for it. */
+        else if (!strncasecmp(ct, "text/csv", 8) || !strncasecmp(ct, "application/csv", 15))
+            acv_http_limit_body(req, c->srv->cfg.max_json_bytes);
     }
     return 0;
 }

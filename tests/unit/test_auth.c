@@ -165,8 +165,13 @@ static void test_token_expiry_and_revocation(void **state)
     assert_int_equal(acv_user_update(g_c, &sys, uid, patch, 0), 0);
     json_decref(patch);
     assert_int_equal(acv_auth_token_check(g_c, s2, now, &who), ACV_ENOTFOUND);
-    assert_string_equal(acv_errmsg(), "user disabled");
+    assert_string_equal(acv_errmsg(), "token revoked"); /* disabling revoked it */
     assert_int_equal(acv_auth_login(g_c, "tok-user", "tok-user-password", now, 3600, tok, &tid, &user), ACV_ENOTFOUND);
+    /* Enabling the user again revives no token. */
+    patch = json_pack("{s:b}", "disabled", 0);
+    assert_int_equal(acv_user_update(g_c, &sys, uid, patch, 0), 0);
+    json_decref(patch);
+    assert_int_equal(acv_auth_token_check(g_c, s2, now, &who), ACV_ENOTFOUND);
 }
 
 static void test_user_rules(void **state)
