@@ -2,7 +2,10 @@
  * blobs/<first two hex digits>/<SHA-256 hex>, whatever name or project they came with.
  * Writes go to DATA/tmp first and are renamed into place (atomic, fsynced), so a blob is
  * either complete or absent. The `blobs` table (schema v2) records size and reference
- * count; rows that point at blobs (images, dataset_version_items) take and drop refs.
+ * count. Rows that point at blobs (images, dataset_version_items) take a ref with
+ * acv_blobs_ref when inserted; deleting such a row drops its refs by itself (schema v3
+ * triggers, whatever deletes it: one image, a version, a project's cascade), so the code that
+ * deletes only collects the files afterwards.
  *
  * Lifetime of a blob file. A file is kept while a row of the `blobs` table names it, or while
  * a writer still holds it: a batch (below) pins what it stores until acv_blobs_batch_end,
@@ -74,8 +77,9 @@ void acv_blobs_batch_end(acv_blob_batch *t, acv_dbconn *c);
 /* ---- references (inside the caller's transaction) ---- */
 /* One more row points at hash (the `blobs` row is created with size when absent). */
 int acv_blobs_ref(acv_dbconn *c, const char *hash, int64_t size);
-/* One row less points at hash; the `blobs` row is deleted when no reference is left (its file
- * is then removed by acv_blobs_collect after the commit). */
+/* One reference less on hash; the `blobs` row is deleted when no reference is left (its file
+ * is then removed by acv_blobs_collect after the commit). For references that are not rows of
+ * images or dataset_version_items: those drop theirs by trigger when deleted. */
 int acv_blobs_unref(acv_dbconn *c, const char *hash);
 /* After a commit that dropped references: removes the file of hash when no `blobs` row names
  * it and nobody holds it (a held one is re-checked when its holder lets go). */

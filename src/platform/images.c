@@ -479,8 +479,7 @@ int acv_image_delete(acv_dbconn *c, acv_blobs *b, const acv_principal *who, int6
         if (th) snprintf(thumb, sizeof thumb, "%s", th);
         rc = acv_db_exec(c, "DELETE FROM images WHERE id = ?", "I", id);
     }
-    if (!rc) rc = acv_blobs_unref(c, hash);
-    if (!rc && thumb[0]) rc = acv_blobs_unref(c, thumb);
+    /* The image's blob references go with its row (trigger images_blobs_ad, schema v3). */
     if (!rc)
         rc = acv_audit_write(c, who, "delete", "image", id, json_integer_value(json_object_get(img, "project_id")),
                              json_pack("{s:O, s:O}", "filename", json_object_get(img, "filename"), "hash",

@@ -103,17 +103,33 @@ int acv_project_update(acv_dbconn *c, const acv_principal *who, int64_t id, cons
     return acv_db_end(c, rc);
 }
 
-int acv_project_delete(acv_dbconn *c, const acv_principal *who, int64_t id)
+int acv_project_delete(acv_dbconn *c, acv_blobs *b, const acv_principal *who, int64_t id)
 {
     int rc = acv_db_begin(c);
     if (rc) return rc;
     char *name = NULL;
+    json_t *hashes = NULL;
     rc = acv_db_query_text(c, &name, "SELECT name FROM projects WHERE id = ?", "I", id);
     if (!rc && !name) rc = acv_error(ACV_ENOTFOUND, "project %lld not found", (long long)id);
+    /* The blobs this project refers to, to collect after the commit those it held last. */
+    if (!rc && b)
+        rc = acv_db_query(c, &hashes,
+                          "SELECT blob_hash AS hash FROM images WHERE project_id = ?1 UNION "
+                          "SELECT thumb_hash FROM images WHERE project_id = ?1 AND thumb_hash IS NOT NULL UNION "
+                          "SELECT d.blob_hash FROM dataset_version_items d "
+                          "JOIN dataset_versions v ON v.id = d.version_id WHERE v.project_id = ?1",
+                          "I", id);
+    /* The cascade deletes its images and version items; their blob references go with the
+     * rows (triggers images_blobs_ad and dataset_version_items_blobs_ad, schema v3). */
     if (!rc) rc = acv_db_exec(c, "DELETE FROM projects WHERE id = ?", "I", id);
     if (!rc) rc = acv_audit_write(c, who, "delete", "project", id, id, json_pack("{s:s}", "name", name));
     free(name);
-    return acv_db_end(c, rc);
+    rc = acv_db_end(c, rc);
+    size_t i;
+    json_t *h;
+    json_array_foreach(rc ? NULL : hashes, i, h) acv_blobs_collect(b, c, json_string_value(json_object_get(h, "hash")));
+    json_decref(hashes);
+    return rc;
 }
 
 int acv_member_list(acv_dbconn *c, int64_t project_id, int limit, int offset, json_t **items, int64_t *total)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "platform/auth.h"
+#include "platform/blobs.h"
 #include "platform/db.h"
 
 /* user_id's role in the project as a bit (0: not a member). ACV_ENOTFOUND when the project
@@ -27,8 +28,12 @@ int acv_project_list(acv_dbconn *c, const acv_principal *who, bool all, const ch
 int acv_project_create(acv_dbconn *c, const acv_principal *who, const json_t *in, int64_t *id);
 /* Applies {"name","description"} (any subset). */
 int acv_project_update(acv_dbconn *c, const acv_principal *who, int64_t id, const json_t *patch);
-/* Deletes the project and everything in it. */
-int acv_project_delete(acv_dbconn *c, const acv_principal *who, int64_t id);
+/* Deletes the project and everything in it: labels, members, images, annotation sets,
+ * imports and dataset versions. The blob references of its images and version items are
+ * dropped in the same transaction (schema triggers); after the commit the blob files nothing
+ * refers to any more are removed from b (NULL: left for acv_blobs_gc at the next start).
+ * Bytes another project still uses stay. */
+int acv_project_delete(acv_dbconn *c, acv_blobs *b, const acv_principal *who, int64_t id);
 
 /* Members as [{"user_id","username","role","added_at"}], by username. */
 int acv_member_list(acv_dbconn *c, int64_t project_id, int limit, int offset, json_t **items, int64_t *total);

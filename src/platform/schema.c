@@ -218,6 +218,33 @@ static const acv_migration MIGRATIONS[] = {
      "  split TEXT NOT NULL CHECK(split IN ('train','val','test')),"
      "  doc_json TEXT NOT NULL,"
      "  PRIMARY KEY(version_id, image_id));"},
+    {3, "blob reference triggers and indexes",
+     /* Rows that point at blobs, found by hash: the triggers below check that nothing still
+      * names a blob before its row goes, and acv_blobs_gc recounts through them. */
+     "CREATE INDEX images_blob ON images(blob_hash);"
+     "CREATE INDEX images_thumb ON images(thumb_hash);"
+     "CREATE INDEX dataset_version_items_blob ON dataset_version_items(blob_hash);"
+     /* References are dropped by the database itself whenever a row that holds one is deleted,
+      * however it is deleted: one image, one version, or a project's cascade through all of its
+      * images and versions. (They are taken in code, acv_blobs_ref, which knows the sizes.) A
+      * `blobs` row is deleted when its count reaches zero and no row names it any more (a
+      * miscounted row stays for acv_blobs_gc to recount rather than fail the delete); its file
+      * is removed after the commit by acv_blobs_collect. */
+     "CREATE TRIGGER images_blobs_ad AFTER DELETE ON images BEGIN"
+     "  UPDATE blobs SET refs = refs - 1 WHERE hash = old.blob_hash AND refs > 0;"
+     "  UPDATE blobs SET refs = refs - 1 WHERE hash = old.thumb_hash AND refs > 0;"
+     "  DELETE FROM blobs WHERE hash IN (old.blob_hash, old.thumb_hash) AND refs <= 0"
+     "    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash)"
+     "    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.thumb_hash = blobs.hash)"
+     "    AND NOT EXISTS (SELECT 1 FROM dataset_version_items d WHERE d.blob_hash = blobs.hash);"
+     "END;"
+     "CREATE TRIGGER dataset_version_items_blobs_ad AFTER DELETE ON dataset_version_items BEGIN"
+     "  UPDATE blobs SET refs = refs - 1 WHERE hash = old.blob_hash AND refs > 0;"
+     "  DELETE FROM blobs WHERE hash = old.blob_hash AND refs <= 0"
+     "    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash)"
+     "    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.thumb_hash = blobs.hash)"
+     "    AND NOT EXISTS (SELECT 1 FROM dataset_version_items d WHERE d.blob_hash = blobs.hash);"
+     "END;"},
 };
 
 const acv_migration *acv_schema_migrations(int *n)

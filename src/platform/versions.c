@@ -451,10 +451,11 @@ int acv_version_delete(acv_dbconn *c, acv_blobs *b, const acv_principal *who, in
     rc = acv_db_query_row(c, &v, "SELECT project_id, name, content_hash FROM dataset_versions WHERE id = ?", "I", id);
     if (!rc && !v) rc = acv_error(ACV_ENOTFOUND, "dataset version %lld not found", (long long)id);
     if (!rc)
-        rc = acv_db_query(c, &hashes, "SELECT blob_hash FROM dataset_version_items WHERE version_id = ?", "I", id);
+        rc = acv_db_query(c, &hashes, "SELECT DISTINCT blob_hash FROM dataset_version_items WHERE version_id = ?",
+                          "I", id);
     size_t i;
     json_t *h;
-    json_array_foreach(rc ? NULL : hashes, i, h) if ((rc = acv_blobs_unref(c, json_string_value(json_object_get(h, "blob_hash"))))) break;
+    /* Its items' blob references go with their rows (trigger dataset_version_items_blobs_ad). */
     if (!rc) rc = acv_db_exec(c, "DELETE FROM dataset_versions WHERE id = ?", "I", id);
     if (!rc)
         rc = acv_audit_write(c, who, "delete", "dataset_version", id, json_integer_value(json_object_get(v, "project_id")),

@@ -1,4 +1,6 @@
 /* Authentication routes: login, logout, the caller's identity, and API tokens. */
+#include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +9,47 @@
 #include "platform/jsonarg.h"
 #include "platform/users.h"
 #include "server/api.h"
+
+/* Login throttling: after LOGIN_FREE_FAILS consecutive failures for a username, further
+ * attempts for it are refused (429) for 2, 4, 8, ... seconds, at most LOGIN_MAX_WAIT, so a
+ * password cannot be guessed at Argon2's speed. Failures are counted in memory per slot of a
+ * small hash of the lowercased name (names that share a slot share the count: conservative). */
+#define LOGIN_SLOTS 1024
+#define LOGIN_FREE_FAILS 5
+#define LOGIN_MAX_WAIT 300
+static struct { int fails; int64_t until; } g_login[LOGIN_SLOTS];
+static pthread_mutex_t g_login_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned login_slot(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++) h = (h ^ (uint32_t)tolower((unsigned char)*p)) * 16777619u;
+    return h % LOGIN_SLOTS;
+}
+
+/* Seconds the caller must still wait before trying this username (0: may try). */
+static int64_t login_wait(const char *name, int64_t now)
+{
+    pthread_mutex_lock(&g_login_mu);
+    int64_t until = g_login[login_slot(name)].until;
+    pthread_mutex_unlock(&g_login_mu);
+    return until > now ? until - now : 0;
+}
+
+static void login_result(const char *name, bool ok, int64_t now)
+{
+    pthread_mutex_lock(&g_login_mu);
+    unsigned s = login_slot(name);
+    if (ok) {
+        g_login[s].fails = 0;
+        g_login[s].until = 0;
+    } else if (++g_login[s].fails >= LOGIN_FREE_FAILS) {
+        int k = g_login[s].fails - LOGIN_FREE_FAILS + 1;
+        int64_t wait = k >= 9 ? LOGIN_MAX_WAIT : (int64_t)1 << k;
+        g_login[s].until = now + (wait < LOGIN_MAX_WAIT ? wait : LOGIN_MAX_WAIT);
+    }
+    pthread_mutex_unlock(&g_login_mu);
+}
 
 static int login(acv_call *c)
 {
@@ -18,8 +61,13 @@ static int login(acv_call *c)
     if (rc) return rc;
     char token[ACV_TOKEN_LEN + 1];
     int64_t tid, now = acv_db_now(), ttl = acv_server_config_of(c->srv)->token_ttl_s;
+    int64_t wait = login_wait(username, now);
+    if (wait > 0) {
+        return acv_call_error(c, 429, "too many failed logins for this user: try again in %lld s", (long long)wait);
+    }
     json_t *user = NULL;
     rc = acv_auth_login(c->db, username, password, now, ttl, token, &tid, &user);
+    login_result(username, rc == 0, now);
     if (rc == ACV_ENOTFOUND) {
         acv_principal anon = {0};
         snprintf(anon.username, sizeof anon.username, "anonymous");

@@ -49,7 +49,7 @@ static int project_patch(acv_call *c)
 
 static int project_delete(acv_call *c)
 {
-    int rc = acv_project_delete(c->db, &c->user, c->project_id);
+    int rc = acv_project_delete(c->db, acv_server_blobs(c->srv), &c->user, c->project_id);
     return rc ? rc : acv_call_no_content(c);
 }
 

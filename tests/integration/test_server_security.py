@@ -5,6 +5,7 @@ exhausting memory, and cross-project ids in paths and bodies are refused."""
 import io
 import socket
 import struct
+import time
 import unittest
 import zlib
 
@@ -78,6 +79,22 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         details = [e["details"] for e in r.json()["items"]]
         self.assertTrue(any(d.get("tokens_revoked") == 2 for d in details), details)
+
+    def test_login_throttled_after_repeated_failures(self):
+        self.make_user("sec-guess")
+        login = lambda pw: self.req("POST", "/api/v1/auth/login", None, {"username": "sec-guess", "password": pw})
+        for _ in range(4):
+            self.assertEqual(login("wrong").status, 401)
+        self.assertEqual(login("wrong").status, 401)  # the fifth failure starts the wait
+        r = login("sec-guess-password")  # even the right password waits
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("try again", r.json()["error"]["message"])
+        # other users are not affected
+        self.assertEqual(self.req("GET", "/api/v1/auth/me", self.admin).status, 200)
+        time.sleep(2.2)
+        self.assertEqual(login("sec-guess-password").status, 200)
+        self.assertEqual(login("wrong").status, 401)  # success reset the count
+        self.assertEqual(login("sec-guess-password").status, 200)
 
     def project(self, name):
         r = self.req("POST", "/api/v1/projects", self.admin, {"name": name})
