@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // ONNX Runtime side of `make bench` (see bench/README.md).
 //
-//   node ort_bench.js MODEL.onnx [--threads N] [--seconds S] [--warmup N]
+//   node ort_bench.js MODEL.onnx [--threads N] [--seconds S] [--warmup N] [--batch B] [--imgsz S]
 //
 // Loads the model with intraOpNumThreads N (default 2), interOpNumThreads 1, sequential
-// execution and graphOptimizationLevel 'all', feeds one random 1xCxHxW float32 input
-// (shape from the model's input, defaults 1x3x224x224) and times session.run at batch 1:
+// execution and graphOptimizationLevel 'all', feeds one random Bx3xSxS float32 input
+// (defaults 1x3x224x224; a batch above 1 needs a model with a dynamic batch axis) and times
+// session.run:
 // --warmup untimed runs, then runs until --seconds have passed (at least 10). Prints one
 // JSON object {"latency_ms": {"p50", "p90", "p99"}, "iters", "threads", "ort"}; on failure
 // prints {"error": "..."} and exits with status 1.
@@ -19,7 +20,7 @@ function percentile(sorted, p) {
 }
 
 function parseArgs(argv) {
-  const a = { model: null, threads: 2, seconds: 3, warmup: 5, imgsz: 224 };
+  const a = { model: null, threads: 2, seconds: 3, warmup: 5, imgsz: 224, batch: 1 };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     if (!f.startsWith('--')) { a.model = f; continue; }
@@ -29,9 +30,13 @@ function parseArgs(argv) {
     else if (f === '--seconds') a.seconds = v;
     else if (f === '--warmup') a.warmup = v;
     else if (f === '--imgsz') a.imgsz = v;
+    else if (f === '--batch') {
+      if (!Number.isInteger(v) || v < 1) throw new Error('--batch needs a positive integer');
+      a.batch = v;
+    }
     else throw new Error(`unknown flag ${f}`);
   }
-  if (!a.model) throw new Error('usage: node ort_bench.js MODEL.onnx [--threads N] [--seconds S] [--warmup N]');
+  if (!a.model) throw new Error('usage: node ort_bench.js MODEL.onnx [--threads N] [--seconds S] [--warmup N] [--batch B] [--imgsz S]');
   return a;
 }
 
@@ -45,7 +50,7 @@ async function main() {
     graphOptimizationLevel: 'all',
   });
   const name = session.inputNames[0];
-  const dims = [1, 3, a.imgsz, a.imgsz];
+  const dims = [a.batch, 3, a.imgsz, a.imgsz];
   const n = dims.reduce((x, y) => x * y, 1);
   const data = new Float32Array(n);
   let s = 12345;  // a small LCG: values in [-1, 1), reproducible
@@ -67,7 +72,7 @@ async function main() {
   try { version = require('onnxruntime-node/package.json').version; } catch (e) { /* keep 'unknown' */ }
   console.log(JSON.stringify({
     latency_ms: { p50: percentile(ms, 0.5), p90: percentile(ms, 0.9), p99: percentile(ms, 0.99) },
-    iters: ms.length, threads: a.threads, ort: version, model: a.model,
+    iters: ms.length, threads: a.threads, batch: a.batch, ort: version, model: a.model,
   }));
 }
 

@@ -8,7 +8,8 @@
 #   BENCH_ROUNDS=5         rounds; each round measures every engine once per benchmark
 #   BENCH_MAX_SECONDS=420  no new round starts after this many seconds (round 1 always runs)
 #   PY=/usr/bin/python3    Debian's interpreter, the one with python3-torch
-# Output: the table on stdout, $BUILD/bench/results.json, raw outputs in $BUILD/bench/raw/.
+# Output: the engine table on stdout, $BUILD/bench/results.json, raw outputs in $BUILD/bench/raw/;
+# then the server table (bench/server_bench.py) and $BUILD/bench/server.json.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -119,7 +120,11 @@ measure() {
 # run_bench ROUND BENCH: every engine once, AutoCV first in odd rounds and last in even ones,
 # so that a drift in machine speed does not favour one side.
 run_bench() {
-    local r=$1 b=$2 engines="autocv pytorch onnxruntime" e
+    local r=$1 b=$2 engines="autocv pytorch onnxruntime" e net batch
+    # infer_NET_bB: network NET at batch B
+    net=${b#infer_}
+    net=${net%_b*}
+    batch=${b##*_b}
     [ $((r % 2)) -eq 0 ] && engines="onnxruntime pytorch autocv"
     for e in $engines; do
         case "$e:$b" in
@@ -131,9 +136,9 @@ run_bench() {
                 --classes 10 --warmup 2 --steps 40 --seconds 5 --threads "$THREADS" ;;
         autocv:infer_*)
             # the same .onnx file ONNX Runtime runs, when PyTorch could export it
-            local m="$OUT/models/${b#infer_}"
-            [ -f "$OUT/onnx/${b#infer_}.onnx" ] && m="$OUT/onnx/${b#infer_}.onnx"
-            measure "$r" "$b" "$e" "$BUILD/autocv" bench --model "$m" --batch 1 \
+            local m="$OUT/models/$net"
+            [ -f "$OUT/onnx/$net.onnx" ] && m="$OUT/onnx/$net.onnx"
+            measure "$r" "$b" "$e" "$BUILD/autocv" bench --model "$m" --batch "$batch" \
                 --threads "$THREADS" --seconds 3 --json ;;
         pytorch:train_resnet18)
             [ -z "$TORCH_NA" ] && measure "$r" "$b" "$e" "$PY" bench/torch_bench.py train --model resnet18 \
@@ -141,12 +146,13 @@ run_bench() {
         pytorch:train_compact)
             [ -z "$TORCH_NA" ] && measure "$r" "$b" "$e" "$PY" bench/torch_bench.py train --model compact \
                 --imgsz 28 --channels 1 --batch 64 --classes 10 --warmup 2 --steps 40 --seconds 5 --threads "$THREADS" ;;
-        pytorch:infer_*)
-            [ -z "$TORCH_NA" ] && measure "$r" "$b" "$e" "$PY" bench/torch_bench.py infer --model "${b#infer_}" \
+        pytorch:infer_*_b1)
+            # PyTorch is timed at batch 1 only (the batch-8 rows compare AutoCV with ONNX Runtime)
+            [ -z "$TORCH_NA" ] && measure "$r" "$b" "$e" "$PY" bench/torch_bench.py infer --model "$net" \
                 --seconds 3 --threads "$THREADS" ;;
         onnxruntime:infer_*)
-            [ -z "$ORT_NA" ] && measure "$r" "$b" "$e" node bench/ort_bench.js "$OUT/onnx/${b#infer_}.onnx" \
-                --threads "$THREADS" --seconds 3 ;;
+            [ -z "$ORT_NA" ] && measure "$r" "$b" "$e" node bench/ort_bench.js "$OUT/onnx/$net.onnx" \
+                --batch "$batch" --threads "$THREADS" --seconds 3 ;;
         esac
     done
 }
@@ -158,7 +164,8 @@ while [ "$r" -le "$ROUNDS" ]; do
         break
     fi
     note "round $r/$ROUNDS ($((SECONDS - T_START)) s so far, load $(cut -d' ' -f1 /proc/loadavg))"
-    for b in train_resnet18 train_compact infer_resnet18 infer_mobilenetv2; do
+    for b in train_resnet18 train_compact infer_resnet18_b1 infer_mobilenetv2_b1 infer_resnet18_b8 \
+        infer_mobilenetv2_b8; do
         run_bench "$r" "$b"
     done
     r=$((r + 1))
@@ -167,4 +174,11 @@ cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_end"
 echo $((SECONDS - T_START)) > "$RAW/elapsed"
 
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-exec "$PY" bench/report.py --raw "$RAW" --out "$OUT/results.json" --threads "$THREADS"
+"$PY" bench/report.py --raw "$RAW" --out "$OUT/results.json" --threads "$THREADS"
+rc=$?
+
+# ---- the platform server (autocv serve on loopback; about 25 s) ----------------------------
+note "server: uploads, annotation saves, label search, idle memory"
+"$PY" bench/server_bench.py --build "$BUILD" --out "$OUT/server.json" 2> "$RAW/server.err" ||
+    { note "server bench failed: $(tail -n 3 "$RAW/server.err")"; [ "$rc" -eq 0 ] && rc=1; }
+exit "$rc"

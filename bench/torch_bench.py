@@ -2,8 +2,9 @@
 """PyTorch side of `make bench` (see bench/README.md); run by Debian's /usr/bin/python3.
 
   torch_bench.py export DIR
-      writes DIR/resnet18.onnx and DIR/mobilenetv2.onnx (1000 classes, 1x3x224x224,
-      opset 13, random weights, eval mode) for ONNX Runtime; prints one JSON object
+      writes DIR/resnet18.onnx and DIR/mobilenetv2.onnx (1000 classes, Nx3x224x224 with a
+      dynamic batch N, opset 13, random weights, eval mode) for ONNX Runtime; prints one
+      JSON object
   torch_bench.py train --model resnet18|compact [--imgsz N] [--channels C] [--batch N]
                  [--classes K] [--warmup N] [--steps N] [--seconds S] [--threads T]
       times full training steps (zero_grad, forward, cross-entropy, backward, SGD with
@@ -77,7 +78,8 @@ def cmd_export(a):
         x = torch.randn(1, 3, 224, 224)
         path = os.path.join(a.dir, name + ".onnx")
         with torch.no_grad():
-            torch.onnx.export(m, x, path, opset_version=13, input_names=["input"], output_names=["logits"])
+            torch.onnx.export(m, x, path, opset_version=13, input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
         out[name] = path
     try:
         import onnx

@@ -12,6 +12,7 @@ int acv_cmd_infer(int argc, char **argv);
 int acv_cmd_bench(int argc, char **argv);
 int acv_cmd_serve(int argc, char **argv);
 int acv_cmd_import(int argc, char **argv);
+int acv_cmd_export(int argc, char **argv);
 
 static const acv_cmd COMMANDS[] = {
     {"train", "train a model on a dataset (progress bar, or JSON lines with --json)", "", acv_cmd_train},
@@ -19,6 +20,7 @@ static const acv_cmd COMMANDS[] = {
     {"predict", "classify images with a model directory", "", acv_cmd_predict},
     {"infer", "run the raw network on a .npy tensor", "", acv_cmd_infer},
     {"import", "make a model directory from an ONNX file", "", acv_cmd_import},
+    {"export", "write a model directory as an ONNX file", "", acv_cmd_export},
     {"bench", "measure inference latency, throughput and memory", "", acv_cmd_bench},
     {"serve", "run the platform server (HTTP API, users, projects, labels)", "", acv_cmd_serve},
 };
