@@ -606,8 +606,26 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
                            path, acv_shape_str(ys, b, sizeof b));
         }
         int k = ys->ndim >= 2 ? (int)ys->d[1] : 1;
+        /* what an AutoCV export (or any producer using the same keys) recorded */
+        json_t *meta_classes = NULL, *meta_norm = NULL, *meta_pre = NULL;
+        const char *meta_arch = NULL;
+        for (size_t i = 0; i < m->n_metadata_props; i++) {
+            const Onnx__StringStringEntryProto *kv = m->metadata_props[i];
+            if (!kv->key || !kv->value) continue;
+            json_t **dst = !strcmp(kv->key, "classes") ? &meta_classes : !strcmp(kv->key, "normalization") ? &meta_norm
+                         : !strcmp(kv->key, "preprocess") ? &meta_pre : NULL;
+            if (dst && !*dst) *dst = json_loads(kv->value, 0, NULL);
+            if (!strcmp(kv->key, "arch")) meta_arch = kv->value;
+        }
+        bool meta_cls_ok = json_is_array(meta_classes) && (int)json_array_size(meta_classes) == k;
+        for (int i = 0; meta_cls_ok && i < k; i++) meta_cls_ok = json_is_string(json_array_get(meta_classes, (size_t)i));
         if (!rc && opt->classes_file) rc = read_classes(opt->classes_file, k, &md->classes);
-        else if (!rc) {
+        else if (!rc && meta_cls_ok) {
+            md->classes = calloc((size_t)k, sizeof(char *));
+            for (int i = 0; md->classes && i < k; i++)
+                md->classes[i] = strdup(json_string_value(json_array_get(meta_classes, (size_t)i)));
+            if (!md->classes) rc = acv_error(ACV_ENOMEM, "out of memory");
+        } else if (!rc) {
             md->classes = calloc((size_t)k, sizeof(char *));
             for (int i = 0; md->classes && i < k; i++) {
                 char b[32];
@@ -618,12 +636,32 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
         }
         if (!rc) md->n_classes = k;
         static const float IM_MEAN[3] = {0.485f, 0.456f, 0.406f}, IM_STD[3] = {0.229f, 0.224f, 0.225f};
+        json_t *mm = json_object_get(meta_norm, "mean"), *ms = json_object_get(meta_norm, "std");
+        bool meta_norm_ok = json_is_array(mm) && json_is_array(ms) && (int)json_array_size(mm) == md->in_c &&
+                            (int)json_array_size(ms) == md->in_c;
+        for (int i = 0; meta_norm_ok && i < md->in_c; i++)
+            meta_norm_ok = json_is_number(json_array_get(mm, (size_t)i)) && json_number_value(json_array_get(ms, (size_t)i)) > 0;
         for (int i = 0; i < md->in_c && i < 4; i++) {
-            md->mean[i] = opt->has_norm ? opt->mean[i] : md->in_c == 3 ? IM_MEAN[i] : 0.0f;
-            md->std[i] = opt->has_norm ? opt->std[i] : md->in_c == 3 ? IM_STD[i] : 1.0f;
+            if (opt->has_norm) {
+                md->mean[i] = opt->mean[i];
+                md->std[i] = opt->std[i];
+            } else if (meta_norm_ok) {
+                md->mean[i] = (float)json_number_value(json_array_get(mm, (size_t)i));
+                md->std[i] = (float)json_number_value(json_array_get(ms, (size_t)i));
+            } else {
+                md->mean[i] = md->in_c == 3 ? IM_MEAN[i] : 0.0f;
+                md->std[i] = md->in_c == 3 ? IM_STD[i] : 1.0f;
+            }
         }
-        snprintf(md->resize, sizeof md->resize, "stretch");
-        md->crop_frac = 1;
+        const char *rs = json_string_value(json_object_get(meta_pre, "resize"));
+        bool crop = rs && !strcmp(rs, "crop");
+        snprintf(md->resize, sizeof md->resize, "%s", crop ? "crop" : "stretch");
+        double cf = json_number_value(json_object_get(meta_pre, "crop_frac"));
+        md->crop_frac = crop && cf > 0 && cf <= 1 ? (float)cf : 1;
+        if (meta_arch && *meta_arch && strlen(meta_arch) < sizeof md->arch) snprintf(md->arch, sizeof md->arch, "%s", meta_arch);
+        json_decref(meta_classes);
+        json_decref(meta_norm);
+        json_decref(meta_pre);
         const char *base = strrchr(path, '/');
         char producer[256];
         snprintf(producer, sizeof producer, "%s %s", m->producer_name ? m->producer_name : "",

@@ -265,6 +265,19 @@ class TestOnnxExport(unittest.TestCase):
                 self.assertLess(e, TOL, "%s batch %d: ONNX Runtime differs: %g" % (m, n, e))
         if not self.ort_mods:
             self.figures.append("%-12s ONNX Runtime sub-check skipped: %s" % (m, self.ort_na))
+        # `autocv import` reads the metadata back: class names, normalization, preprocessing
+        back_dir = os.path.join(self.tmp, m + "-reimported")
+        rc, out, err = run("import", path, "--out", back_dir)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(back_dir, "model.json")) as f:
+            bj = json.load(f)
+        with open(os.path.join(self.dirs[m], "model.json")) as f:
+            mj = json.load(f)
+        self.assertEqual(bj["classes"], list(classes))
+        self.assertEqual(bj["arch"], m)
+        np.testing.assert_allclose(bj["normalization"]["mean"], mj["normalization"]["mean"], rtol=1e-6)
+        np.testing.assert_allclose(bj["normalization"]["std"], mj["normalization"]["std"], rtol=1e-6)
+        self.assertEqual(bj["preprocess"]["resize"], mj["preprocess"]["resize"])
 
     def test_compact(self):
         self.check("compact")
