@@ -83,7 +83,7 @@ $(BUILD)/autocv: $(CLI_OBJ) $(BUILD)/libautocv.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libautocv.a
 	@mkdir -p $(dir $@)
 	@echo "LD  $@"
-	@$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libautocv.a $(LDLIBS) -lcmocka
+	@$(CC) $(CFLAGS) -Itests -MMD -MP -MF $@.d -o $@ $< $(BUILD)/libautocv.a $(LDLIBS) -lcmocka
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
@@ -112,7 +112,7 @@ bench: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # Flags for programs linked against the library outside this Makefile (bench/run.sh).
 print-cflags:
