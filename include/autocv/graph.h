@@ -172,7 +172,11 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
 /* Runs with batch n <= max_batch (re-infers shapes; no allocation). */
 int acv_graph_set_batch(acv_graph *g, int n);
 int acv_graph_batch(const acv_graph *g);
-/* Activation buffer of a node (write inputs here before forward); valid after compile. */
+/* Activation buffer of a node (write inputs here before forward); valid after compile.
+ * Inputs and the output are always plain NCHW. After an inference compile on a backend
+ * with a blocked layout, an intermediate node that no plain reader needs may hold its
+ * values blocked (NCHW{B}c, see nn/kernels.h); read intermediates from a training compile
+ * or mark them as the output. */
 float *acv_graph_data(acv_graph *g, acv_id id);
 /* Gradient buffer of a node (training compile only; NULL otherwise). */
 float *acv_graph_grad(acv_graph *g, acv_id id);
