@@ -161,5 +161,15 @@ class Server:
             raise AssertionError("login %s: %r" % (username, r))
         return r.json()["token"]
 
+    def make_project(self, token, name, members):
+        """Creates a project and adds members {user_id: project role}; returns its id."""
+        r = self.request("POST", "/api/v1/projects", token, {"name": name})
+        assert r.status == 201, r
+        pid = r.json()["id"]
+        for uid, role in members.items():
+            r = self.request("PUT", "/api/v1/projects/%d/members/%d" % (pid, uid), token, {"role": role})
+            assert r.status == 201, r
+        return pid
+
     def admin_token(self):
         return self.login("admin", self.admin_password)

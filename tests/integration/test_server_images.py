@@ -136,14 +136,7 @@ class TestServerImages(unittest.TestCase):
 
     @classmethod
     def make_project(cls, name):
-        r = cls.srv.request("POST", "/api/v1/projects", cls.admin, {"name": name})
-        assert r.status == 201, r
-        pid = r.json()["id"]
-        for user, (_, prole) in USERS.items():
-            r = cls.srv.request("PUT", "/api/v1/projects/%d/members/%d" % (pid, cls.ids[user]), cls.admin,
-                                {"role": prole})
-            assert r.status == 201, r
-        return pid
+        return cls.srv.make_project(cls.admin, name, {cls.ids[u]: prole for u, (_, prole) in USERS.items()})
 
     def new_project(self):
         return self.make_project("p-%s-%f" % (self._testMethodName, time.time()))
