@@ -14,7 +14,7 @@ int acv_cmd_serve(int argc, char **argv)
     acv_server_config cfg;
     acv_server_config_init(&cfg);
     const char *data = cfg.data_dir, *listen = cfg.listen;
-    int max_upload_mb = 1024, max_json_mb = 16, ttl_hours = 12;
+    int max_upload_mb = 1024, max_json_mb = 16, ttl_hours = 12, max_jobs = 1, job_threads = 0;
     bool metrics_public = false, quiet = false;
     acv_argdef defs[] = {
         {"--data", ACV_ARG_STR, &data, "DIR", "data directory: database, blobs, uploads (default ./autocv-data)"},
@@ -24,9 +24,11 @@ int acv_cmd_serve(int argc, char **argv)
         {"--token-ttl-hours", ACV_ARG_INT, &ttl_hours, "N", "login session lifetime in hours (default 12)"},
         {"--metrics-public", ACV_ARG_FLAG, &metrics_public, NULL, "serve GET /metrics without a token"},
         {"--no-access-log", ACV_ARG_FLAG, &quiet, NULL, "do not log one line per request"},
+        {"--max-jobs", ACV_ARG_INT, &max_jobs, "N", "background jobs (training, evaluation) run at once (default 1)"},
+        {"--job-threads", ACV_ARG_INT, &job_threads, "N", "compute threads of each job (default: all cores)"},
     };
     int rc = acv_args_parse("serve", "[--data DIR] [--listen HOST:PORT] [--max-upload-mb N] [--metrics-public] "
-                            "[--token-ttl-hours N]",
+                            "[--token-ttl-hours N] [--max-jobs N] [--job-threads N]",
                             argc, argv, defs, (int)(sizeof defs / sizeof defs[0]), NULL, NULL);
     if (rc) return rc > 0 ? 0 : 2;
     if (max_upload_mb < 1 || max_upload_mb > 1024 * 1024)
@@ -34,8 +36,12 @@ int acv_cmd_serve(int argc, char **argv)
     if (max_json_mb < 1 || max_json_mb > 1024) return acv_cli_fail("serve", "--max-json-mb %d is not in 1..1024", max_json_mb);
     if (ttl_hours < 1 || ttl_hours > 24 * 365)
         return acv_cli_fail("serve", "--token-ttl-hours %d is not in 1..8760", ttl_hours);
+    if (max_jobs < 1 || max_jobs > 16) return acv_cli_fail("serve", "--max-jobs %d is not in 1..16", max_jobs);
+    if (job_threads < 0 || job_threads > 1024) return acv_cli_fail("serve", "--job-threads %d is not in 0..1024", job_threads);
     cfg.data_dir = data;
     cfg.listen = listen;
+    cfg.max_jobs = max_jobs;
+    cfg.job_threads = job_threads;
     cfg.max_upload_bytes = (uint64_t)max_upload_mb << 20;
     cfg.max_json_bytes = (size_t)max_json_mb << 20;
     cfg.token_ttl_s = (int64_t)ttl_hours * 3600;

@@ -180,6 +180,49 @@ static int set_names(acv_cls_dataset *ds, const char *const *names)
     return 0;
 }
 
+/* PATH/classes.txt, when present, names the classes: line k (UTF-8, no tabs or control
+ * characters; trailing CR allowed) is the display name of the k-th class folder in sorted
+ * order, so folders may be codes ("0000", "0001") for names no file system takes. */
+static int read_class_names(const char *root, acv_cls_dataset *ds)
+{
+    char *p = path_join(root, "classes.txt");
+    if (!p) return acv_error(ACV_ENOMEM, "out of memory");
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        free(p);
+        return 0;
+    }
+    char **names = calloc((size_t)ds->k, sizeof *names);
+    int rc = names ? 0 : acv_error(ACV_ENOMEM, "out of memory"), n = 0;
+    char line[4096];
+    while (!rc && fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\n') line[--len] = 0;
+        else if (!feof(f)) { rc = acv_error(ACV_EFORMAT, "%s:%d: line too long", p, n + 1); break; }
+        if (len && line[len - 1] == '\r') line[--len] = 0;
+        if (n == 0 && !len && feof(f)) break;
+        for (size_t i = 0; i < len && !rc; i++)
+            if ((unsigned char)line[i] < 0x20) rc = acv_error(ACV_EFORMAT, "%s:%d: control character in a class name", p, n + 1);
+        if (!rc && !len) rc = acv_error(ACV_EFORMAT, "%s:%d: empty class name", p, n + 1);
+        if (!rc && n >= ds->k) rc = acv_error(ACV_EFORMAT, "%s: more names than the %d class folders", p, ds->k);
+        if (!rc && !(names[n++] = strdup(line))) rc = acv_error(ACV_ENOMEM, "out of memory");
+    }
+    if (!rc && ferror(f)) rc = acv_error(ACV_EIO, "%s: read error", p);
+    if (!rc && n != ds->k) rc = acv_error(ACV_EFORMAT, "%s: %d names for %d class folders", p, n, ds->k);
+    fclose(f);
+    for (int c = 0; c < ds->k; c++) {
+        if (!rc) {
+            free(ds->names[c]);
+            ds->names[c] = names[c];
+        } else if (names) {
+            free(names[c]);
+        }
+    }
+    free(names);
+    free(p);
+    return rc;
+}
+
 void acv_cls_dataset_free(acv_cls_dataset *ds)
 {
     if (!ds) return;
@@ -608,6 +651,7 @@ static int open_imagefolder(const char *path, const char *split, float val_split
     if (!(ds = ds_alloc(DS_FILES, "imagefolder", classes.n, m))) { rc = acv_error(ACV_ENOMEM, "out of memory"); goto done; }
     ds->n = 0; /* counts paths filled so far, for a clean free on error */
     if ((rc = set_names(ds, (const char *const *)classes.v))) goto done;
+    if ((rc = read_class_names(path, ds))) goto done;
     for (int i = 0; i < n; i++) {
         if ((is_val[i] != 0) != want_val) continue;
         int j = ds->n++;

@@ -245,6 +245,128 @@ static const acv_migration MIGRATIONS[] = {
      "    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.thumb_hash = blobs.hash)"
      "    AND NOT EXISTS (SELECT 1 FROM dataset_version_items d WHERE d.blob_hash = blobs.hash);"
      "END;"},
+    {4, "jobs and their events, custom algorithms, model repository, evaluations, deployments, pre-annotations",
+     /* Background jobs run by the scheduler (server/jobs.c) as child processes of the same
+      * binary. kind: train | evaluate | pre_annotate. status follows queued -> running ->
+      * succeeded | failed | cancelled. spec_json is what the job runs (resolved parameters);
+      * result_json what it produced; dir the job's work folder, relative to the data folder. */
+     "CREATE TABLE jobs("
+     "  id INTEGER PRIMARY KEY,"
+     "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  kind TEXT NOT NULL CHECK(kind IN ('train','evaluate','pre_annotate')),"
+     "  status TEXT NOT NULL DEFAULT 'queued'"
+     "    CHECK(status IN ('queued','running','succeeded','failed','cancelled')),"
+     "  dataset_version_id INTEGER REFERENCES dataset_versions(id) ON DELETE SET NULL,"
+     "  algorithm TEXT NOT NULL DEFAULT '',"
+     "  params_json TEXT NOT NULL DEFAULT '{}',"
+     "  spec_json TEXT NOT NULL DEFAULT '{}',"
+     "  result_json TEXT NOT NULL DEFAULT '{}',"
+     "  progress_json TEXT NOT NULL DEFAULT '{}',"
+     "  error TEXT,"
+     "  dir TEXT NOT NULL DEFAULT '',"
+     "  pid INTEGER,"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  started_at TEXT,"
+     "  finished_at TEXT,"
+     "  updated_at TEXT NOT NULL);"
+     "CREATE INDEX jobs_project ON jobs(project_id, id);"
+     "CREATE INDEX jobs_status ON jobs(status, id);"
+     /* Everything a job reported, in order (seq from 1), kept for late viewers of the stream:
+      * type log | step | epoch | status | result; data_json the event object. */
+     "CREATE TABLE job_events("
+     "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL,"
+     "  type TEXT NOT NULL,"
+     "  data_json TEXT NOT NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;"
+     /* Custom networks a project registered as training algorithms (an ONNX file in the blob
+      * stored at path, relative to the data folder; fine-tuned with a new classifier). */
+     "CREATE TABLE custom_algorithms("
+     "  id INTEGER PRIMARY KEY,"
+     "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+     "  name TEXT NOT NULL,"
+     "  task TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  path TEXT NOT NULL,"
+     "  info_json TEXT NOT NULL DEFAULT '{}',"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  UNIQUE(project_id, name));"
+     /* The model repository: models by unique name, versions numbered from 1 per model. A
+      * version's model directory lives at dir (relative to the data folder) and is never
+      * changed after creation. source: job | upload. lineage_json: dataset version, algorithm,
+      * parameters, job, publisher. */
+     "CREATE TABLE models("
+     "  id INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+     "  task TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  tags_json TEXT NOT NULL DEFAULT '[]',"
+     "  project_id INTEGER REFERENCES projects(id) ON DELETE SET NULL,"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  updated_at TEXT NOT NULL);"
+     "CREATE TABLE model_versions("
+     "  id INTEGER PRIMARY KEY,"
+     "  model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+     "  version INTEGER NOT NULL,"
+     "  task TEXT NOT NULL,"
+     "  source TEXT NOT NULL CHECK(source IN ('job','upload')),"
+     "  dir TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  tags_json TEXT NOT NULL DEFAULT '[]',"
+     "  classes_json TEXT NOT NULL DEFAULT '[]',"
+     "  metrics_json TEXT NOT NULL DEFAULT '{}',"
+     "  lineage_json TEXT NOT NULL DEFAULT '{}',"
+     "  info_json TEXT NOT NULL DEFAULT '{}',"
+     "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  UNIQUE(model_id, version));"
+     /* Evaluation reports of a model version on a dataset version's split (run as a job). */
+     "CREATE TABLE evaluations("
+     "  id INTEGER PRIMARY KEY,"
+     "  model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,"
+     "  dataset_version_id INTEGER REFERENCES dataset_versions(id) ON DELETE SET NULL,"
+     "  split TEXT NOT NULL,"
+     "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+     "  status TEXT NOT NULL DEFAULT 'queued',"
+     "  report_json TEXT NOT NULL DEFAULT '{}',"
+     "  error TEXT,"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  finished_at TEXT);"
+     "CREATE INDEX evaluations_version ON evaluations(model_version_id, dataset_version_id);"
+     /* Deployments: a model version loaded in the server's inference pool. A version that is
+      * deployed cannot be deleted (RESTRICT). */
+     "CREATE TABLE deployments("
+     "  id INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL UNIQUE,"
+     "  model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE RESTRICT,"
+     "  threads INTEGER NOT NULL DEFAULT 1,"
+     "  status TEXT NOT NULL DEFAULT 'ready',"
+     "  error TEXT,"
+     "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  updated_at TEXT NOT NULL);"
+     /* What a pre-annotation job proposed for an item ({"tags":[{"label","score"}],"shapes":[...]})
+      * and the item's revision it wrote, so the set's progress can tell proposals still
+      * pending from those accepted unchanged, corrected and deleted. */
+     "CREATE TABLE pre_annotations("
+     "  set_id INTEGER NOT NULL,"
+     "  image_id INTEGER NOT NULL,"
+     "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+     "  model_version_id INTEGER REFERENCES model_versions(id) ON DELETE SET NULL,"
+     "  revision INTEGER NOT NULL DEFAULT 0,"
+     "  shapes_json TEXT NOT NULL,"
+     "  created_at TEXT NOT NULL,"
+     "  PRIMARY KEY(set_id, image_id),"
+     "  FOREIGN KEY(set_id, image_id) REFERENCES annotation_items(set_id, image_id) ON DELETE CASCADE)"
+     "  WITHOUT ROWID;"},
 };
 
 const acv_migration *acv_schema_migrations(int *n)

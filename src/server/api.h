@@ -19,6 +19,10 @@ int acv_api_labels(acv_router *r, const acv_server_config *cfg);
 int acv_api_audit(acv_router *r, const acv_server_config *cfg);
 int acv_api_images(acv_router *r, const acv_server_config *cfg);      /* images, files, thumbnails, imports */
 int acv_api_annotations(acv_router *r, const acv_server_config *cfg); /* sets, items, tasks, review, versions */
+int acv_api_jobs(acv_router *r, const acv_server_config *cfg);        /* algorithms, training jobs, job events */
+int acv_api_models(acv_router *r, const acv_server_config *cfg);      /* model repository */
+int acv_api_evaluations(acv_router *r, const acv_server_config *cfg); /* evaluations, comparisons */
+int acv_api_deployments(acv_router *r, const acv_server_config *cfg); /* deployments, predict, KServe v2 */
 
 /* Builds the whole route table: the one place that lists every resource. */
 int acv_routes_build(acv_router *r, const acv_server_config *cfg);

@@ -180,6 +180,18 @@ static int item_get(acv_call *c)
     }
     json_t *item = NULL;
     if (!rc) rc = acv_annitem_get(c->db, &c->user, is_manager(c), set_id, image_id, lock, &item);
+    /* A model's proposal (pre-annotation) still untouched by people: its labels with scores. */
+    json_t *prop = NULL;
+    if (!rc)
+        rc = acv_db_query_row(c->db, &prop,
+                              "SELECT p.shapes_json AS proposal_json, p.job_id, p.model_version_id, m.name AS model,"
+                              " mv.version FROM pre_annotations p"
+                              " LEFT JOIN model_versions mv ON mv.id = p.model_version_id"
+                              " LEFT JOIN models m ON m.id = mv.model_id WHERE p.set_id = ? AND p.image_id = ?"
+                              " AND p.revision = ?",
+                              "III", set_id, image_id, (int64_t)json_integer_value(json_object_get(item, "revision")));
+    if (!rc) json_object_set_new(item, "proposal", prop ? prop : json_null());
+    if (rc) json_decref(item);
     return rc ? rc : acv_call_json(c, 200, item);
 }
 

@@ -24,6 +24,8 @@
 #include "platform/imports.h"
 #include "platform/projects.h"
 #include "server/api.h"
+#include "server/deploy.h"
+#include "server/jobs.h"
 
 struct acv_server {
     acv_server_config cfg;
@@ -34,6 +36,8 @@ struct acv_server {
     acv_router *router;
     acv_metrics *metrics;
     acv_http *http;
+    acv_jobs *jobs;
+    acv_deploy_pool *deploy;
     pthread_mutex_t blob_mu;
     double blob_bytes, blob_files;
     time_t blob_at;
@@ -48,6 +52,7 @@ void acv_server_config_init(acv_server_config *cfg)
     cfg->max_json_bytes = 16u << 20;
     cfg->token_ttl_s = 12 * 3600;
     cfg->access_log = true;
+    cfg->max_jobs = 1;
 }
 
 const acv_server_config *acv_server_config_of(const acv_server *s) { return &s->cfg; }
@@ -55,6 +60,8 @@ acv_db *acv_server_db(const acv_server *s) { return s->db; }
 const acv_router *acv_server_router(const acv_server *s) { return s->router; }
 acv_metrics *acv_server_metrics(const acv_server *s) { return s->metrics; }
 acv_blobs *acv_server_blobs(const acv_server *s) { return s->blobs; }
+acv_jobs *acv_server_jobs(const acv_server *s) { return s->jobs; }
+acv_deploy_pool *acv_server_deploy(const acv_server *s) { return s->deploy; }
 const char *acv_server_url(const acv_server *s) { return s->http ? acv_http_url(s->http) : ""; }
 char *acv_server_path(const acv_server *s, const char *name) { return acv_path_join(s->data_dir, name); }
 
@@ -361,6 +368,8 @@ int acv_server_open(const acv_server_config *cfg, acv_server **out)
     if (!rc)
         rc = acv_metrics_add_gauge(s->metrics, "autocv_blob_files", "Files in the blob store (DATA/blobs).",
                                    blob_files, s);
+    if (!rc) rc = acv_deploy_pool_new(s, &s->deploy);
+    if (!rc) rc = acv_jobs_new(s, &s->jobs);
     if (rc) {
         acv_server_close(s);
         return rc;
@@ -380,13 +389,17 @@ int acv_server_start(acv_server *s)
         .hooks = {on_begin, on_handle, on_done},
         .ud = s,
     };
-    return acv_http_start(&hc, &s->http);
+    int rc = acv_http_start(&hc, &s->http);
+    if (!rc) rc = acv_jobs_start(s->jobs);
+    return rc;
 }
 
 void acv_server_close(acv_server *s)
 {
     if (!s) return;
     acv_http_stop(s->http);
+    acv_jobs_free(s->jobs);
+    acv_deploy_pool_free(s->deploy);
     acv_metrics_free(s->metrics);
     acv_router_free(s->router);
     acv_blobs_close(s->blobs);

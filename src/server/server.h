@@ -29,12 +29,17 @@ typedef struct acv_server_config {
     bool metrics_public;       /* GET /metrics without a token */
     bool access_log;           /* one line per request on stderr (true) */
     const char *admin_password;/* the first admin's password (NULL: a random one, printed once) */
+    int max_jobs;              /* background jobs (training, evaluation) run at once (1) */
+    int job_threads;           /* compute threads of each job (0: all cores) */
+    const char *exe;           /* the autocv binary jobs run (NULL: this program, /proc/self/exe) */
 } acv_server_config;
 
 /* Fills the defaults above. */
 void acv_server_config_init(acv_server_config *cfg);
 
 typedef struct acv_server acv_server;
+typedef struct acv_jobs acv_jobs;               /* server/jobs.h */
+typedef struct acv_deploy_pool acv_deploy_pool; /* server/deploy.h */
 
 /* Prepares everything but the socket: creates data_dir (and tmp/, blobs/), takes a lock so a
  * second server cannot use the same directory, opens and migrates the database, creates the
@@ -54,6 +59,9 @@ const acv_router *acv_server_router(const acv_server *s);
 acv_metrics *acv_server_metrics(const acv_server *s);
 /* The blob store under data_dir/blobs (shared by all requests). */
 acv_blobs *acv_server_blobs(const acv_server *s);
+/* The job scheduler and the inference pool (shared by all requests). */
+acv_jobs *acv_server_jobs(const acv_server *s);
+acv_deploy_pool *acv_server_deploy(const acv_server *s);
 /* data_dir/name (malloc'd). */
 char *acv_server_path(const acv_server *s, const char *name);
 

@@ -45,5 +45,14 @@ double acv_cls_ce_sum(const float *logits, const int *labels, int n, int k);
 /* Preprocesses one decoded image for model m into out (in_c * in_h * in_w floats): the
  * same eval geometry and normalization as evaluation uses. */
 int acv_cls_preprocess(const acv_model *m, const acv_image *im, float *out);
+/* Softmax of k logits into prob (k floats) and, when order is not NULL, the indices of the
+ * topk most probable classes, best first, in order[0..topk) (order holds k ints; ties keep
+ * the lower index): the arithmetic of `autocv predict`. */
+void acv_cls_softmax_topk(const float *logits, int k, float *prob, int *order, int topk);
+/* Classifies one decoded image with m, whose graph is compiled for inference (max batch >= 1;
+ * it runs at batch 1): preprocesses into the graph's input, runs forward, and fills prob and
+ * order as acv_cls_softmax_topk does. ms (may be NULL) gets the preprocessing and inference
+ * times in milliseconds. Not thread-safe on one model: one call at a time per m. */
+int acv_cls_predict(acv_model *m, const acv_image *im, int topk, float *prob, int *order, double ms[2]);
 
 #endif

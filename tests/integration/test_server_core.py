@@ -53,7 +53,8 @@ EXPECTED = {
     ("GET", "/api/v1/audit"): ("global", set()),
 }
 # each resource's own routes live beside its tests
-for _mod in ("routes_images", "routes_annotations"):
+ROUTE_MODULES = ("routes_images", "routes_annotations", "routes_jobs", "routes_models", "routes_deployments")
+for _mod in ROUTE_MODULES:
     EXPECTED.update(__import__(_mod).EXPECTED)
 
 # Test users: name -> (global roles, role in the matrix project).
@@ -227,7 +228,7 @@ class TestServerCore(unittest.TestCase):
     def fill(self, key, who, allowed):
         """The path to call for route key as user who, creating a throwaway target where an
         allowed call would destroy the shared one."""
-        for mod in ("routes_images", "routes_annotations"):
+        for mod in ROUTE_MODULES:
             hook = __import__(mod).fill(self, key, who, allowed)
             if hook is not None:
                 return hook
