@@ -186,6 +186,11 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed);
 /* Backward from the scalar node `loss`: zeroes all gradients, then computes the gradient
  * of every trainable parameter (and of inputs marked with acv_graph_want_input_grad). */
 int acv_graph_backward(acv_graph *g, acv_id loss);
+/* Backward from any node with a gradient computed outside the graph (a loss evaluated on the
+ * host from the node's values): as acv_graph_backward, but the node's gradient is seeded with
+ * grad, d(loss)/d(node), numel of the node's shape at the current batch, plain NCHW order
+ * (copied). The node must lie downstream of what needs gradients (else nothing happens). */
+int acv_graph_backward_from(acv_graph *g, acv_id node, const float *grad);
 void acv_graph_want_input_grad(acv_graph *g, acv_id input, bool want);
 
 /* Prints the time spent per operator type in forward and backward passes so far, when the

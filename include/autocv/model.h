@@ -20,7 +20,8 @@ typedef struct acv_model {
     char **classes;          /* owned, n_classes names */
     int in_c, in_h, in_w;
     float mean[4], std[4];   /* per input channel; image values are scaled to [0,1] first */
-    char resize[24];         /* eval geometry: "stretch" or "crop" (resize then center crop) */
+    char resize[24];         /* eval geometry: "stretch", "crop" (resize then center crop) or
+                                "letterbox" (fit inside, gray 114 border: detection) */
     float crop_frac;         /* for "crop" */
     char *provenance_json;   /* owned JSON object text or NULL */
     char *metrics_json;      /* owned JSON text of metrics.json or NULL */

@@ -4,20 +4,78 @@
 
 #include "cli/args.h"
 #include "tasks/cls.h"
+#include "tasks/det_task.h"
 
-#define USAGE "--task cls --data PATH --out DIR [--model NAME|auto | --init MODEL [--freeze-backbone]]\n" \
+#define USAGE "--task cls|det --data PATH --out DIR [--model NAME|auto | --init MODEL [--freeze-backbone]]\n" \
               "             [--epochs N] [--batch N] [--imgsz N]\n" \
               "             [--lr F] [--optimizer sgd|adamw] [--val-split F] [--seed N] [--threads N] [--resume] [--json]"
 
+/* autocv train --task det */
+static int train_det(int argc, char **argv)
+{
+    acv_det_train_opts o;
+    acv_det_train_opts_init(&o);
+    const char *task = "det";
+    int seed = 0;
+    bool resume = false, json = false, skip_bad = false;
+    acv_argdef defs[] = {
+        {"--task", ACV_ARG_STR, &task, "TASK", "det (object detection)"},
+        {"--data", ACV_ARG_STR, &o.data, "PATH", "dataset: COCO JSON, YOLO (data.yaml) or Pascal VOC, detected"},
+        {"--out", ACV_ARG_STR, &o.out, "DIR", "model directory to write (holds the best model and the checkpoint)"},
+        {"--model", ACV_ARG_STR, &o.model, "NAME", "detector: auto, det-s (fast on CPU), det-m (more accurate)"},
+        {"--init", ACV_ARG_STR, &o.init, "MODEL", "start from this detection model directory's weights"},
+        {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 100)"},
+        {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 16)"},
+        {"--imgsz", ACV_ARG_INT, &o.imgsz, "N", "letterboxed input side, a multiple of 32 (default 640)"},
+        {"--lr", ACV_ARG_FLOAT, &o.lr, "F", "peak AdamW learning rate (auto: 0.002*5/(4+classes))"},
+        {"--weight-decay", ACV_ARG_FLOAT, &o.weight_decay, "F", "weight decay (auto: 5e-4*batch/64)"},
+        {"--warmup", ACV_ARG_FLOAT, &o.warmup_epochs, "EPOCHS", "linear warmup in epochs (auto: 3)"},
+        {"--ema", ACV_ARG_FLOAT, &o.ema_decay, "F", "EMA decay of the weights, 0 to disable (default 0.9999)"},
+        {"--patience", ACV_ARG_INT, &o.patience, "N", "stop after N validations without a better AP (default off)"},
+        {"--close-mosaic", ACV_ARG_INT, &o.close_mosaic, "N", "epochs at the end without mosaic (auto: 10)"},
+        {"--mosaic", ACV_ARG_FLOAT, &o.mosaic, "P", "mosaic probability (default 1)"},
+        {"--fliplr", ACV_ARG_FLOAT, &o.fliplr, "P", "horizontal flip probability (default 0.5)"},
+        {"--flipud", ACV_ARG_FLOAT, &o.flipud, "P", "vertical flip probability (default 0)"},
+        {"--scale", ACV_ARG_FLOAT, &o.scale, "F", "random zoom range +-F (default 0.5)"},
+        {"--degrees", ACV_ARG_FLOAT, &o.degrees, "DEG", "random rotation range (default 0)"},
+        {"--translate", ACV_ARG_FLOAT, &o.translate, "F", "random shift range, fraction of the size (default 0.1)"},
+        {"--val-every", ACV_ARG_INT, &o.val_every, "N", "validate every N epochs and at the last (default 1)"},
+        {"--skip-bad", ACV_ARG_FLAG, &skip_bad, NULL, "skip bad labels (counted) instead of failing"},
+        {"--seed", ACV_ARG_INT, &seed, "N", "random seed (default 0)"},
+        {"--threads", ACV_ARG_INT, &o.threads, "N", "compute threads (default: all cores)"},
+        {"--workers", ACV_ARG_INT, &o.workers, "N", "data loading threads (default: min(4, cores))"},
+        {"--log-every", ACV_ARG_INT, &o.log_every, "N", "JSON step events every N steps (default 10)"},
+        {"--resume", ACV_ARG_FLAG, &resume, NULL, "continue from DIR/checkpoint.safetensors"},
+        {"--json", ACV_ARG_FLAG, &json, NULL, "JSON lines on stdout instead of the progress bar"},
+    };
+    int rc = acv_args_parse("train", USAGE, argc, argv, defs, (int)(sizeof defs / sizeof defs[0]), NULL, NULL);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (!o.data) return acv_cli_fail("train", "--data PATH is required");
+    if (!o.out) return acv_cli_fail("train", "--out DIR is required");
+    if (o.epochs < 0 || o.batch < 0 || o.imgsz < 0) return acv_cli_fail("train", "--epochs, --batch and --imgsz must be positive");
+    if (o.threads < 0 || o.threads > 1024) return acv_cli_fail("train", "--threads %d is not in 0..1024", o.threads);
+    if (o.workers < 0 || o.workers > 64) return acv_cli_fail("train", "--workers %d is not in 0..64", o.workers);
+    if (o.log_every < 1) return acv_cli_fail("train", "--log-every must be >= 1");
+    if (seed < 0) return acv_cli_fail("train", "--seed must be >= 0");
+    o.seed = (uint64_t)seed;
+    o.resume = resume;
+    o.json = json;
+    o.skip_bad = skip_bad;
+    rc = acv_det_train(&o);
+    return rc ? acv_cli_error("train", rc) : 0;
+}
+
 int acv_cmd_train(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "det")) return train_det(argc, argv);
     acv_cls_train_opts o;
     acv_cls_train_opts_init(&o);
     const char *task = "cls";
     int seed = 0;
     bool resume = false, json = false, freeze = false;
     acv_argdef defs[] = {
-        {"--task", ACV_ARG_STR, &task, "TASK", "task: cls (image classification)"},
+        {"--task", ACV_ARG_STR, &task, "TASK", "task: cls (image classification) or det (object detection: see --task det --help)"},
         {"--data", ACV_ARG_STR, &o.data, "PATH", "dataset: an ImageFolder tree or a folder of MNIST-style idx files"},
         {"--out", ACV_ARG_STR, &o.out, "DIR", "model directory to write (holds the best model and the checkpoint)"},
         {"--model", ACV_ARG_STR, &o.model, "NAME", "architecture: auto, compact, compact-l, resnet18, resnet34, resnet50, mobilenetv2"},
@@ -51,7 +109,7 @@ int acv_cmd_train(int argc, char **argv)
     };
     int rc = acv_args_parse("train", USAGE, argc, argv, defs, (int)(sizeof defs / sizeof defs[0]), NULL, NULL);
     if (rc) return rc > 0 ? 0 : 2;
-    if (strcmp(task, "cls")) return acv_cli_fail("train", "--task %s is not supported yet (supported: cls)", task);
+    if (strcmp(task, "cls")) return acv_cli_fail("train", "--task %s is not supported (cls, det)", task);
     if (!o.data) return acv_cli_fail("train", "--data PATH is required");
     if (!o.out) return acv_cli_fail("train", "--out DIR is required");
     if (o.epochs < 0) return acv_cli_fail("train", "--epochs must be positive (got %d)", o.epochs);

@@ -7,20 +7,24 @@
 
 int acv_cmd_train(int argc, char **argv);
 int acv_cmd_eval(int argc, char **argv);
+int acv_cmd_eval_detections(int argc, char **argv);
 int acv_cmd_predict(int argc, char **argv);
 int acv_cmd_infer(int argc, char **argv);
 int acv_cmd_bench(int argc, char **argv);
 int acv_cmd_serve(int argc, char **argv);
 int acv_cmd_import(int argc, char **argv);
 int acv_cmd_export(int argc, char **argv);
+int acv_cmd_dataset(int argc, char **argv);
 
 static const acv_cmd COMMANDS[] = {
     {"train", "train a model on a dataset (progress bar, or JSON lines with --json)", "", acv_cmd_train},
     {"eval", "evaluate a model directory on a dataset split", "", acv_cmd_eval},
+    {"eval-detections", "score a COCO detection results file against COCO ground truth", "", acv_cmd_eval_detections},
     {"predict", "classify images with a model directory", "", acv_cmd_predict},
     {"infer", "run the raw network on a .npy tensor", "", acv_cmd_infer},
     {"import", "make a model directory from an ONNX file", "", acv_cmd_import},
     {"export", "write a model directory as an ONNX file", "", acv_cmd_export},
+    {"dataset", "convert detection datasets (COCO, YOLO, VOC) and count their labels", "", acv_cmd_dataset},
     {"bench", "measure inference latency, throughput and memory", "", acv_cmd_bench},
     {"serve", "run the platform server (HTTP API, users, projects, labels)", "", acv_cmd_serve},
 };
@@ -31,7 +35,7 @@ static void usage(FILE *f)
                "usage: autocv COMMAND [options]   (autocv COMMAND --help for its options)\n\ncommands:\n",
             AUTOCV_VERSION);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        fprintf(f, "  %-16s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(f, "\n  --help     show this help\n  --version  print the version\n");
 }
 

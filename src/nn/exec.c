@@ -764,12 +764,11 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed)
     return 0;
 }
 
-int acv_graph_backward(acv_graph *g, acv_id loss)
+/* Zeroes every gradient, seeds node `from` with grad (numel floats; NULL: the scalar 1)
+ * and runs every node's backward from `from` down to the inputs. */
+static int backward_seeded(acv_graph *g, acv_id from, const float *grad, int64_t numel)
 {
-    if (!g->compiled || !g->training) return acv_error(ACV_EINVAL, "graph was not compiled for training");
-    if (loss < 0 || loss >= g->n || acv_shape_numel(&g->nodes[loss].shape) != 1)
-        return acv_error(ACV_EINVAL, "backward needs a scalar loss node");
-    acv_node *ln = &g->nodes[loss];
+    acv_node *ln = &g->nodes[from];
     if (!ln->grad) return 0; /* nothing trainable upstream */
     /* zero every gradient (backward accumulates) */
     int64_t first = -1;
@@ -780,9 +779,10 @@ int acv_graph_backward(acv_graph *g, acv_id loss)
         }
     if (first >= 0) memset(g->arena + first, 0, (size_t)(g->arena_floats - first) * sizeof(float));
     memset(g->grads, 0, (size_t)g->n_params * sizeof(float));
-    ln->grad[0] = 1.0f;
+    if (grad) memcpy(ln->grad, grad, (size_t)numel * sizeof(float));
+    else ln->grad[0] = 1.0f;
     bool prof = prof_on();
-    for (int i = loss; i >= 0; i--)
+    for (int i = from; i >= 0; i--)
         if (g->nodes[i].need_grad && g->nodes[i].grad) {
             double t0 = prof ? acv_now() : 0;
             backward_node(g, i);
@@ -792,4 +792,21 @@ int acv_graph_backward(acv_graph *g, acv_id loss)
             }
         }
     return 0;
+}
+
+int acv_graph_backward(acv_graph *g, acv_id loss)
+{
+    if (!g->compiled || !g->training) return acv_error(ACV_EINVAL, "graph was not compiled for training");
+    if (loss < 0 || loss >= g->n || acv_shape_numel(&g->nodes[loss].shape) != 1)
+        return acv_error(ACV_EINVAL, "backward needs a scalar loss node");
+    return backward_seeded(g, loss, NULL, 1);
+}
+
+int acv_graph_backward_from(acv_graph *g, acv_id node, const float *grad)
+{
+    if (!g->compiled || !g->training) return acv_error(ACV_EINVAL, "graph was not compiled for training");
+    if (node < 0 || node >= g->n || g->nodes[node].op == ACV_OP_PARAM)
+        return acv_error(ACV_EINVAL, "backward_from: node %d is not an activation of the graph", node);
+    if (!grad) return acv_error(ACV_EINVAL, "backward_from: no gradient given");
+    return backward_seeded(g, node, grad, acv_shape_numel(&g->nodes[node].shape));
 }

@@ -239,8 +239,8 @@ int acv_model_load(const char *dir, acv_model **out)
         const char *rs = json_string_value(json_object_get(pp, "resize"));
         snprintf(m->resize, sizeof m->resize, "%s", rs ? rs : "stretch");
         m->crop_frac = (float)json_number_value(json_object_get(pp, "crop_frac"));
-        if (strcmp(m->resize, "stretch") && strcmp(m->resize, "crop"))
-            rc = acv_error(ACV_EFORMAT, "%s: preprocess.resize must be \"stretch\" or \"crop\"", mpath);
+        if (strcmp(m->resize, "stretch") && strcmp(m->resize, "crop") && strcmp(m->resize, "letterbox"))
+            rc = acv_error(ACV_EFORMAT, "%s: preprocess.resize must be \"stretch\", \"crop\" or \"letterbox\"", mpath);
         json_t *prov = json_object_get(root, "provenance");
         if (prov) m->provenance_json = json_dumps(prov, JSON_COMPACT);
     }
@@ -262,6 +262,8 @@ int acv_model_load(const char *dir, acv_model **out)
         else if (!strcmp(m->task, "cls") && (os->ndim != 2 || os->d[1] != m->n_classes))
             rc = acv_error(ACV_EFORMAT, "%s: the graph outputs %lld values, but %d classes are listed", mpath,
                            (long long)(os->ndim == 2 ? os->d[1] : -1), m->n_classes);
+        else if (!strcmp(m->task, "det") && (os->ndim != 3 || os->d[1] <= m->n_classes))
+            rc = acv_error(ACV_EFORMAT, "%s: the graph's output is not a detector's for %d classes", mpath, m->n_classes);
     }
     if (!rc) rc = acv_weights_load(m->graph, wpath);
     if (!rc && acv_path_exists(metpath)) {

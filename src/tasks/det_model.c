@@ -1,0 +1,306 @@
+/* The detector's network (see det.h): YOLOv8's layout built with the graph API.
+ *
+ *   backbone  Conv s2 (P1) - Conv s2 (P2) - C2f - Conv s2 (P3) - C2f - Conv s2 (P4) - C2f
+ *             - Conv s2 (P5) - C2f - SPPF
+ *   neck      top-down: up(P5) ++ P4 -> C2f -> up ++ P3 -> C2f = N3
+ *             bottom-up: Conv s2(N3) ++ top-down P4 -> C2f = N4; Conv s2(N4) ++ P5 -> C2f = N5
+ *   heads     per level, box: Conv3 - Conv3 - 1x1 to 4R; cls: Conv3 - Conv3 - 1x1 to K;
+ *             concat(box, cls) -> (N, 4R + K, H*W), the three levels concatenated along anchors
+ * where Conv = conv (no bias) + batch norm + SiLU and "++" is a channel concat. */
+#include "tasks/det.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autocv/error.h"
+#include "nn/kernels.h"
+
+static const acv_det_arch ARCHS[] = {
+    {"det-s", "small YOLOv8-style detector (YOLOv8n widths, one bottleneck a block): fast on CPU",
+     {16, 32, 64, 128, 256}, {1, 1, 1, 1}, 1},
+    {"det-m", "medium YOLOv8-style detector (YOLOv8s layout): more accurate, about 3.5x det-s's cost",
+     {32, 64, 128, 256, 512}, {1, 2, 2, 1}, 1},
+};
+#define ARCH_N ((int)(sizeof ARCHS / sizeof ARCHS[0]))
+
+#define BN_EPS 1e-3f
+#define BN_MOMENTUM 0.03f
+
+int acv_det_arch_list(const acv_det_arch **list)
+{
+    *list = ARCHS;
+    return ARCH_N;
+}
+
+const acv_det_arch *acv_det_arch_find(const char *name)
+{
+    for (int i = 0; name && i < ARCH_N; i++)
+        if (!strcmp(ARCHS[i].name, name)) return &ARCHS[i];
+    return NULL;
+}
+
+const char *acv_det_auto(int imgsz, int64_t n_images)
+{
+    return n_images >= 10000 && imgsz <= 416 ? "det-m" : "det-s";
+}
+
+/* ---- blocks ------------------------------------------------------------------------------ */
+
+/* conv k x k (PyTorch's default init, as Ultralytics keeps it) named p.weight [+ p.bias] */
+static acv_id conv(acv_graph *g, const char *p, acv_id x, int out, int k, int stride, bool bias, acv_init binit)
+{
+    const acv_shape *xs = acv_graph_shape(g, x);
+    if (!xs) return acv_graph_status(g) ? acv_graph_status(g) : ACV_EINVAL;
+    char nm[160];
+    int64_t ws[4] = {out, xs->d[1], k, k}, bs[1] = {out};
+    snprintf(nm, sizeof nm, "%s.weight", p);
+    acv_id w = acv_param(g, nm, 4, ws, ACV_INIT_UNIFORM_FAN_IN, true);
+    acv_id b = -1;
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias", p);
+        b = acv_param(g, nm, 1, bs, binit, true);
+    }
+    int pad = k / 2;
+    acv_conv_attrs a = {k, k, stride, stride, pad, pad, pad, pad, 1, 1, 1, 0, 0};
+    return acv_conv2d_ex(g, p, x, w, b, &a);
+}
+
+/* Ultralytics' Conv: p.conv (no bias) + p.bn + SiLU */
+static acv_id cbs(acv_graph *g, const char *p, acv_id x, int out, int k, int stride)
+{
+    char c[160], b[160];
+    snprintf(c, sizeof c, "%s.conv", p);
+    snprintf(b, sizeof b, "%s.bn", p);
+    x = conv(g, c, x, out, k, stride, false, ACV_INIT_ZERO);
+    x = acv_batchnorm(g, b, x, BN_EPS, BN_MOMENTUM);
+    return acv_activation(g, x, ACV_ACT_SILU, 0);
+}
+
+/* C2f(out, n, shortcut): cv1 1x1 to 2c (c = out/2), split in halves; n bottlenecks (two 3x3
+ * Convs, residual when shortcut) each on the previous piece; cv2 1x1 over all (2 + n) pieces. */
+static acv_id c2f(acv_graph *g, const char *p, acv_id x, int out, int n, bool shortcut)
+{
+    char a[160], b[160];
+    int c = out / 2;
+    acv_id pieces[2 + 8];
+    if (n > 8) return acv_error(ACV_EINVAL, "%s: at most 8 bottlenecks", p);
+    snprintf(a, sizeof a, "%s.cv1", p);
+    acv_id y = cbs(g, a, x, 2 * c, 1, 1);
+    pieces[0] = acv_slice(g, y, 1, 0, c, 1);
+    pieces[1] = acv_slice(g, y, 1, c, 2 * c, 1);
+    for (int i = 0; i < n; i++) {
+        acv_id h = pieces[1 + i];
+        snprintf(a, sizeof a, "%s.m.%d.cv1", p, i);
+        snprintf(b, sizeof b, "%s.m.%d.cv2", p, i);
+        acv_id t = cbs(g, b, cbs(g, a, h, c, 3, 1), c, 3, 1);
+        pieces[2 + i] = shortcut ? acv_add(g, h, t) : t;
+    }
+    snprintf(a, sizeof a, "%s.cv2", p);
+    return cbs(g, a, acv_concat(g, 2 + n, pieces, 1), out, 1, 1);
+}
+
+/* SPPF: cv1 1x1 to in/2, three chained 5x5 stride-1 max pools, concat the four, cv2 1x1. */
+static acv_id sppf(acv_graph *g, const char *p, acv_id x, int out)
+{
+    char a[160];
+    const acv_shape *xs = acv_graph_shape(g, x);
+    if (!xs) return acv_graph_status(g) ? acv_graph_status(g) : ACV_EINVAL;
+    snprintf(a, sizeof a, "%s.cv1", p);
+    acv_id y[4];
+    y[0] = cbs(g, a, x, (int)xs->d[1] / 2, 1, 1);
+    for (int i = 1; i < 4; i++) y[i] = acv_maxpool(g, y[i - 1], 5, 1, 2, false);
+    snprintf(a, sizeof a, "%s.cv2", p);
+    return cbs(g, a, acv_concat(g, 4, y, 1), out, 1, 1);
+}
+
+/* nearest 2x upsampling of x then channel concat with skip */
+static acv_id up_cat(acv_graph *g, acv_id x, acv_id skip)
+{
+    const acv_shape *s = acv_graph_shape(g, skip);
+    if (!s) return acv_graph_status(g) ? acv_graph_status(g) : ACV_EINVAL;
+    acv_id in[2] = {acv_upsample(g, x, (int)s->d[2], (int)s->d[3], false, false), skip};
+    return acv_concat(g, 2, in, 1);
+}
+
+static acv_id cat2(acv_graph *g, acv_id a, acv_id b)
+{
+    acv_id in[2] = {a, b};
+    return acv_concat(g, 2, in, 1);
+}
+
+/* ---- building ------------------------------------------------------------------------------- */
+
+int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, int imgsz_w, acv_det_net *net)
+{
+    const acv_det_arch *ar = acv_det_arch_find(name);
+    if (!ar) {
+        char list[128] = "";
+        for (int i = 0; i < ARCH_N; i++) {
+            strcat(list, i ? ", " : "");
+            strcat(list, ARCHS[i].name);
+        }
+        return acv_error(ACV_ENOTFOUND, "unknown detector '%s' (choose one of: auto, %s)", name ? name : "", list);
+    }
+    if (n_classes < 1 || n_classes > 100000)
+        return acv_error(ACV_EINVAL, "detector %s: %d classes (needs 1..100000)", name, n_classes);
+    if (imgsz_h < 64 || imgsz_w < 64 || imgsz_h % 32 || imgsz_w % 32)
+        return acv_error(ACV_EINVAL, "detector %s: input %dx%d must be multiples of 32, at least 64", name, imgsz_w,
+                         imgsz_h);
+    const int *w = ar->width;
+    const int R = ACV_DET_REG_MAX;
+    memset(net, 0, sizeof *net);
+    net->arch = ar;
+    net->n_classes = n_classes;
+    net->reg_max = R;
+    net->imgsz_h = imgsz_h;
+    net->imgsz_w = imgsz_w;
+
+    int64_t shape[4] = {1, 3, imgsz_h, imgsz_w};
+    acv_id x = net->input = acv_input(g, "images", 4, shape);
+    /* backbone */
+    x = cbs(g, "backbone.0", x, w[0], 3, 2);
+    x = cbs(g, "backbone.1", x, w[1], 3, 2);
+    x = c2f(g, "backbone.2", x, w[1], ar->depth[0], true);
+    x = cbs(g, "backbone.3", x, w[2], 3, 2);
+    acv_id p3 = x = c2f(g, "backbone.4", x, w[2], ar->depth[1], true);
+    x = cbs(g, "backbone.5", x, w[3], 3, 2);
+    acv_id p4 = x = c2f(g, "backbone.6", x, w[3], ar->depth[2], true);
+    x = cbs(g, "backbone.7", x, w[4], 3, 2);
+    x = c2f(g, "backbone.8", x, w[4], ar->depth[3], true);
+    acv_id p5 = sppf(g, "backbone.9", x, w[4]);
+    /* neck */
+    int nd = ar->neck_depth;
+    acv_id t4 = c2f(g, "neck.0", up_cat(g, p5, p4), w[3], nd, false);
+    acv_id n3 = c2f(g, "neck.1", up_cat(g, t4, p3), w[2], nd, false);
+    acv_id n4 = c2f(g, "neck.3", cat2(g, cbs(g, "neck.2", n3, w[2], 3, 2), t4), w[3], nd, false);
+    acv_id n5 = c2f(g, "neck.5", cat2(g, cbs(g, "neck.4", n4, w[3], 3, 2), p5), w[4], nd, false);
+    /* heads */
+    acv_id feats[ACV_DET_LEVELS] = {n3, n4, n5};
+    int c2 = w[2] / 4 > 16 ? w[2] / 4 : 16;
+    if (c2 < 4 * R) c2 = 4 * R;
+    int c3 = n_classes < 100 ? n_classes : 100;
+    if (c3 < w[2]) c3 = w[2];
+    acv_id levels[ACV_DET_LEVELS];
+    char a[96], b[96];
+    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+        snprintf(a, sizeof a, "head.box.%d.0", l);
+        snprintf(b, sizeof b, "head.box.%d.1", l);
+        acv_id bx = cbs(g, b, cbs(g, a, feats[l], c2, 3, 1), c2, 3, 1);
+        snprintf(a, sizeof a, "head.box.%d.2", l);
+        bx = conv(g, a, bx, 4 * R, 1, 1, true, ACV_INIT_ONE);
+        snprintf(b, sizeof b, "head.box.%d.2.bias", l);
+        net->box_bias[l] = acv_graph_find(g, b);
+        snprintf(a, sizeof a, "head.cls.%d.0", l);
+        snprintf(b, sizeof b, "head.cls.%d.1", l);
+        acv_id cl = cbs(g, b, cbs(g, a, feats[l], c3, 3, 1), c3, 3, 1);
+        snprintf(a, sizeof a, "head.cls.%d.2", l);
+        cl = conv(g, a, cl, n_classes, 1, 1, true, ACV_INIT_ZERO);
+        snprintf(b, sizeof b, "head.cls.%d.2.bias", l);
+        net->cls_bias[l] = acv_graph_find(g, b);
+        int64_t spec[3] = {0, 4 * R + n_classes, -1};
+        levels[l] = acv_reshape(g, cat2(g, bx, cl), 3, spec);
+    }
+    acv_id out = acv_concat(g, ACV_DET_LEVELS, levels, 2);
+    int rc = acv_graph_status(g);
+    if (rc) return acv_error_prefix(rc, "building %s: ", name);
+    acv_graph_set_output(g, out);
+    net->output = out;
+    return acv_det_net_from_graph(g, n_classes, net);
+}
+
+int acv_det_net_from_graph(acv_graph *g, int n_classes, acv_det_net *net)
+{
+    acv_id in = acv_graph_find(g, "images"), out = acv_graph_output(g);
+    const acv_shape *is = in >= 0 ? acv_graph_shape(g, in) : NULL, *os = out >= 0 ? acv_graph_shape(g, out) : NULL;
+    const int R = ACV_DET_REG_MAX;
+    if (!is || !os || is->ndim != 4 || os->ndim != 3)
+        return acv_error(ACV_EFORMAT, "the graph is not a detector's: no 'images' input or no (N, C, A) output");
+    if (os->d[1] != 4 * R + n_classes)
+        return acv_error(ACV_EFORMAT, "the detector's output has %lld channels, %d classes need %d",
+                         (long long)os->d[1], n_classes, 4 * R + n_classes);
+    const acv_det_arch *keep = net->arch;
+    memset(net, 0, sizeof *net);
+    net->arch = keep;
+    net->input = in;
+    net->output = out;
+    net->n_classes = n_classes;
+    net->reg_max = R;
+    net->imgsz_h = (int)is->d[2];
+    net->imgsz_w = (int)is->d[3];
+    int A = 0;
+    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+        int s = 8 << l;
+        net->strides[l] = s;
+        net->level_h[l] = (net->imgsz_h + s - 1) / s;
+        net->level_w[l] = (net->imgsz_w + s - 1) / s;
+        A += net->level_h[l] * net->level_w[l];
+        char b[64];
+        snprintf(b, sizeof b, "head.box.%d.2.bias", l);
+        net->box_bias[l] = acv_graph_find(g, b);
+        snprintf(b, sizeof b, "head.cls.%d.2.bias", l);
+        net->cls_bias[l] = acv_graph_find(g, b);
+        if (net->box_bias[l] < 0 || net->cls_bias[l] < 0)
+            return acv_error(ACV_EFORMAT, "the graph is not a detector's: no parameter %s", b);
+    }
+    if (os->d[2] != A)
+        return acv_error(ACV_EFORMAT, "the detector's output has %lld anchors, a %dx%d input gives %d",
+                         (long long)os->d[2], net->imgsz_w, net->imgsz_h, A);
+    net->n_anchors = A;
+    if (!net->arch) { /* recognise the family member by its stem width */
+        acv_id w0 = acv_graph_find(g, "backbone.0.conv.weight");
+        const acv_shape *ws = w0 >= 0 ? acv_graph_shape(g, w0) : NULL;
+        for (int i = 0; ws && i < ARCH_N; i++)
+            if (ARCHS[i].width[0] == ws->d[0]) net->arch = &ARCHS[i];
+    }
+    return 0;
+}
+
+int acv_det_init_params(acv_graph *g, const acv_det_net *net, uint64_t seed)
+{
+    int rc = acv_graph_init_params(g, seed);
+    if (rc) return rc;
+    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+        float *cb = acv_graph_data(g, net->cls_bias[l]), *bb = acv_graph_data(g, net->box_bias[l]);
+        if (!cb || !bb) return acv_error(ACV_EINVAL, "detector heads: no bias at level %d", l);
+        double cells = (double)net->level_h[l] * net->level_w[l];
+        float prior = (float)log(5.0 / net->n_classes / cells);
+        for (int c = 0; c < net->n_classes; c++) cb[c] = prior;
+        for (int k = 0; k < 4 * net->reg_max; k++) bb[k] = 1.0f;
+    }
+    return 0;
+}
+
+int acv_det_anchors(int imgsz_h, int imgsz_w, const int *strides, int n_levels, float **points,
+                    float **anchor_strides)
+{
+    *points = *anchor_strides = NULL;
+    int64_t A = 0;
+    for (int l = 0; l < n_levels; l++) {
+        int s = strides[l];
+        if (s < 1 || imgsz_h % s || imgsz_w % s)
+            return acv_error(ACV_EINVAL, "anchors: stride %d does not divide the input %dx%d", s, imgsz_w, imgsz_h);
+        A += (int64_t)(imgsz_h / s) * (imgsz_w / s);
+    }
+    if (A < 1 || A > (1 << 28)) return acv_error(ACV_EINVAL, "anchors: %lld anchors", (long long)A);
+    float *p = malloc((size_t)A * 2 * sizeof(float)), *st = malloc((size_t)A * sizeof(float));
+    if (!p || !st) {
+        free(p);
+        free(st);
+        return acv_error(ACV_ENOMEM, "out of memory for %lld anchors", (long long)A);
+    }
+    int64_t a = 0;
+    for (int l = 0; l < n_levels; l++) {
+        int s = strides[l], H = imgsz_h / s, W = imgsz_w / s;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++, a++) {
+                p[2 * a] = (x + 0.5f) * s;
+                p[2 * a + 1] = (y + 0.5f) * s;
+                st[a] = (float)s;
+            }
+    }
+    *points = p;
+    *anchor_strides = st;
+    return (int)A;
+}

@@ -1,0 +1,158 @@
+"""Detection from the command line (issue 6): train --task det on a small generated COCO set,
+the JSON events, eval --json keys, predict --json (boxes in original pixels, counts) and
+--save-vis, resume, export to ONNX, and bad label files."""
+import json
+import os
+import random
+import shutil
+import subprocess
+import unittest
+
+from helpers import AUTOCV, png_bytes
+
+PY = "/usr/bin/python3"
+CLASSES = ["square", "bar"]
+
+
+def draw(w, h, objs, rng):
+    """Gray noisy background with solid objects: (cls, x1, y1, x2, y2) -> RGB bytes."""
+    px = bytearray(w * h * 3)
+    for i in range(w * h):
+        v = 90 + rng.randrange(20)
+        px[3 * i:3 * i + 3] = bytes((v, v, v))
+    for c, x1, y1, x2, y2 in objs:
+        col = (230, 40, 40) if c == 0 else (40, 60, 230)
+        for y in range(y1, y2):
+            for x in range(x1, x2):
+                px[3 * (y * w + x):3 * (y * w + x) + 3] = bytes(col)
+    return bytes(px)
+
+
+def make_coco(root, n, seed, w=128, h=96, split="train"):
+    """n images of 1-4 non-overlapping objects: squares (class 0) and wide bars (class 1)."""
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, "images", split), exist_ok=True)
+    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+    images, anns = [], []
+    for i in range(n):
+        objs = []
+        for _ in range(rng.randint(1, 4)):
+            for _try in range(50):
+                c = rng.randrange(2)
+                bw, bh = (rng.randint(14, 24),) * 2 if c == 0 else (rng.randint(30, 44), rng.randint(8, 12))
+                x1, y1 = rng.randint(0, w - bw), rng.randint(0, h - bh)
+                box = (c, x1, y1, x1 + bw, y1 + bh)
+                if all(box[3] + 2 < o[1] or o[3] + 2 < box[1] or box[4] + 2 < o[2] or o[4] + 2 < box[2] for o in objs):
+                    objs.append(box)
+                    break
+        name = "%s_%03d.png" % (split, i)
+        with open(os.path.join(root, "images", split, name), "wb") as f:
+            f.write(png_bytes(w, h, draw(w, h, objs, rng)))
+        images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+        for c, x1, y1, x2, y2 in objs:
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": [3, 7][c],  # non-contiguous ids
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    cats = [{"id": 3, "name": CLASSES[0]}, {"id": 7, "name": CLASSES[1]}]
+    with open(os.path.join(root, "annotations", "instances_%s.json" % split), "w") as f:
+        json.dump({"images": images, "annotations": anns, "categories": cats}, f)
+    return images, anns
+
+
+def run(*args, timeout=900):
+    return subprocess.run([AUTOCV] + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+class TestCliDet(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.tmp = tempfile.mkdtemp(prefix="autocv-det-")
+        cls.data = os.path.join(cls.tmp, "data")
+        make_coco(cls.data, 24, 1, split="train")
+        make_coco(cls.data, 8, 2, split="val")
+        cls.model = os.path.join(cls.tmp, "model")
+        r = run("train", "--task", "det", "--data", cls.data, "--out", cls.model, "--imgsz", "128", "--epochs", "40",
+                "--batch", "8", "--model", "det-s", "--close-mosaic", "10", "--lr", "0.004", "--warmup", "2",
+                "--val-every", "10", "--json")
+        cls.train = r
+        cls.events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_train_events_and_model(self):
+        self.assertEqual(self.train.returncode, 0, self.train.stderr[-2000:])
+        kinds = [e["event"] for e in self.events]
+        self.assertEqual(kinds[0], "start")
+        self.assertEqual(kinds[-1], "done")
+        epochs = [e for e in self.events if e["event"] == "epoch"]
+        self.assertEqual(len(epochs), 40)
+        self.assertTrue(all(e["train_loss"] > 0 for e in epochs))
+        self.assertLess(epochs[-1]["train_loss"], epochs[0]["train_loss"])
+        self.assertIn("val_map50", epochs[9])
+        with open(os.path.join(self.model, "model.json")) as f:
+            mj = json.load(f)
+        self.assertEqual((mj["task"], mj["classes"]), ("det", CLASSES))
+        self.assertTrue(os.path.exists(os.path.join(self.model, "checkpoint.safetensors")))
+
+    def test_eval_learns_and_json_keys(self):
+        r = run("eval", "--model", self.model, "--data", self.data, "--split", "val", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = json.loads(r.stdout.strip().splitlines()[-1])
+        for k in ("map50", "map50_95", "map75", "per_class", "count_mae", "count_exact"):
+            self.assertIn(k, m)
+        self.assertEqual([p["name"] for p in m["per_class"]], CLASSES)
+        self.assertEqual(m["images"], 8)
+        # solid shapes on a plain background: a detector that learned anything finds them
+        self.assertGreater(m["map50"], 0.5, m)
+
+    def test_predict_json_and_vis(self):
+        img = os.path.join(self.data, "images", "val", "val_000.png")
+        vis = os.path.join(self.tmp, "vis")
+        r = run("predict", "--model", self.model, "--json", "--conf", "0.3", "--save-vis", vis, img)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout.strip())
+        self.assertEqual(out["image"], img)
+        self.assertEqual(set(out["counts"]), set(CLASSES))
+        self.assertEqual(sum(out["counts"].values()), len(out["detections"]))
+        for d in out["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            self.assertTrue(0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 96, d)  # original pixels (128x96)
+            self.assertGreaterEqual(d["score"], 0.3)
+        self.assertTrue(os.path.getsize(os.path.join(vis, "val_000.jpg")) > 1000)
+
+    def test_resume_finishes(self):
+        out = os.path.join(self.tmp, "resume")
+        r = run("train", "--task", "det", "--data", self.data, "--out", out, "--imgsz", "64", "--epochs", "2",
+                "--batch", "8", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr[-1000:])
+        # the checkpoint says 2 of 2 epochs: resuming has nothing left to do and keeps the model
+        r = run("train", "--task", "det", "--data", self.data, "--out", out, "--resume", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr[-1000:])
+        self.assertFalse([l for l in r.stdout.splitlines() if '"event":"epoch"' in l])
+
+    def test_bad_labels(self):
+        bad = os.path.join(self.tmp, "bad")
+        make_coco(bad, 4, 3, split="train")
+        p = os.path.join(bad, "annotations", "instances_train.json")
+        with open(p) as f:
+            j = json.load(f)
+        j["annotations"][1]["bbox"] = [120, 10, 30, 10]  # outside the 128 px wide image
+        with open(p, "w") as f:
+            json.dump(j, f)
+        r = run("train", "--task", "det", "--data", bad, "--out", os.path.join(self.tmp, "bad_out"), "--imgsz", "64",
+                "--epochs", "1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("instances_train.json", r.stderr)
+        r = run("train", "--task", "det", "--data", bad, "--out", os.path.join(self.tmp, "bad_out"), "--imgsz", "64",
+                "--epochs", "1", "--skip-bad", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr[-1000:])
+        self.assertIn("skipped 1 bad label", r.stdout)
+        r = run("train", "--task", "det", "--data", self.data, "--out", os.path.join(self.tmp, "x"), "--imgsz", "100")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("multiple of 32", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
