@@ -26,11 +26,11 @@ static int parse_floats(const char *s, float *v)
 
 int acv_cmd_import(int argc, char **argv)
 {
-    const char *out = NULL, *task = "cls", *classes = NULL, *mean = NULL, *std = NULL;
+    const char *out = NULL, *task = NULL, *classes = NULL, *mean = NULL, *std = NULL;
     int imgsz = 0;
     acv_argdef defs[] = {
         {"--out", ACV_ARG_STR, &out, "DIR", "model directory to write"},
-        {"--task", ACV_ARG_STR, &task, "TASK", "cls (default), det or seg"},
+        {"--task", ACV_ARG_STR, &task, "TASK", "cls, det or seg (default: what the file records, else cls)"},
         {"--classes", ACV_ARG_STR, &classes, "FILE", "class names, one per line (default class_0, class_1, ...)"},
         {"--mean", ACV_ARG_STR, &mean, "R,G,B", "normalization mean per channel (default ImageNet's for 3 channels)"},
         {"--std", ACV_ARG_STR, &std, "R,G,B", "normalization std per channel (default ImageNet's for 3 channels)"},
@@ -43,7 +43,7 @@ int acv_cmd_import(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 2;
     if (npos != 1) return acv_cli_fail("import", "expects one .onnx file (usage: autocv import %s)", usage);
     if (!out) return acv_cli_fail("import", "--out DIR is required");
-    if (strcmp(task, "cls") && strcmp(task, "det") && strcmp(task, "seg"))
+    if (task && strcmp(task, "cls") && strcmp(task, "det") && strcmp(task, "seg"))
         return acv_cli_fail("import", "--task must be cls, det or seg (got %s)", task);
     if (imgsz < 0 || imgsz > 8192) return acv_cli_fail("import", "--imgsz %d is not in 1..8192", imgsz);
     acv_onnx_options o = {0};

@@ -511,6 +511,16 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
     Onnx__ModelProto *m = NULL;
     int rc = acv__onnx_read(path, &m);
     if (rc) return rc;
+    /* without --task, the task an AutoCV export recorded */
+    char meta_task[8] = "";
+    for (size_t i = 0; !opt->task && i < m->n_metadata_props; i++) {
+        const Onnx__StringStringEntryProto *kv = m->metadata_props[i];
+        if (kv->key && kv->value && !strcmp(kv->key, "task") &&
+            (!strcmp(kv->value, "cls") || !strcmp(kv->value, "det") || !strcmp(kv->value, "seg")))
+            snprintf(meta_task, sizeof meta_task, "%s", kv->value);
+    }
+    if (meta_task[0]) task = meta_task;
+    bool det = !strcmp(task, "det");
     acv__ictx c = {0};
     c.path = path;
     const char *slash = strrchr(path, '/');
@@ -605,7 +615,12 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
             rc = acv_error(ACV_EUNSUPPORTED, "%s: a classifier must output (N, classes), this model outputs %s (use --task)",
                            path, acv_shape_str(ys, b, sizeof b));
         }
-        int k = ys->ndim >= 2 ? (int)ys->d[1] : 1;
+        if (det && (ys->ndim != 3 || ys->d[1] <= 64)) {
+            char b[96];
+            rc = acv_error(ACV_EUNSUPPORTED, "%s: a detector must output (N, 64 + classes, anchors) as AutoCV's det "
+                           "models do, this model outputs %s", path, acv_shape_str(ys, b, sizeof b));
+        }
+        int k = det ? (ys->ndim == 3 ? (int)ys->d[1] - 64 : 1) : ys->ndim >= 2 ? (int)ys->d[1] : 1;
         /* what an AutoCV export (or any producer using the same keys) recorded */
         json_t *meta_classes = NULL, *meta_norm = NULL, *meta_pre = NULL;
         const char *meta_arch = NULL;
@@ -649,13 +664,13 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
                 md->mean[i] = (float)json_number_value(json_array_get(mm, (size_t)i));
                 md->std[i] = (float)json_number_value(json_array_get(ms, (size_t)i));
             } else {
-                md->mean[i] = md->in_c == 3 ? IM_MEAN[i] : 0.0f;
-                md->std[i] = md->in_c == 3 ? IM_STD[i] : 1.0f;
+                md->mean[i] = md->in_c == 3 && !det ? IM_MEAN[i] : 0.0f;
+                md->std[i] = md->in_c == 3 && !det ? IM_STD[i] : 1.0f;
             }
         }
         const char *rs = json_string_value(json_object_get(meta_pre, "resize"));
         bool crop = rs && !strcmp(rs, "crop");
-        snprintf(md->resize, sizeof md->resize, "%s", crop ? "crop" : "stretch");
+        snprintf(md->resize, sizeof md->resize, "%s", det ? "letterbox" : crop ? "crop" : "stretch");
         double cf = json_number_value(json_object_get(meta_pre, "crop_frac"));
         md->crop_frac = crop && cf > 0 && cf <= 1 ? (float)cf : 1;
         if (meta_arch && *meta_arch && strlen(meta_arch) < sizeof md->arch) snprintf(md->arch, sizeof md->arch, "%s", meta_arch);

@@ -8,6 +8,10 @@
  * where <class> is the class index as four digits ("0000"), so any label name works; the
  * dataset reader takes the names from classes.txt. Every class of the version gets a folder
  * in every split that has images (possibly empty: the reader then still sees every class).
+ * det versions become a COCO tree:
+ *   DIR/annotations/instances_<split>.json, DIR/images/<split>/<image id>.<ext>
+ * with category k + 1 for label k (the version's label order) and one annotation per shape
+ * (its bounding box).
  * The tree is written beside DIR and renamed into place, so DIR is whole or absent. */
 #ifndef ACV_PLATFORM_MATERIALIZE_H
 #define ACV_PLATFORM_MATERIALIZE_H

@@ -9,6 +9,7 @@
 #include "autocv/error.h"
 #include "autocv/graph.h"
 #include "nn/zoo.h"
+#include "tasks/det.h"
 
 typedef enum { P_INT, P_NUM, P_ENUM, P_BOOL } ptype;
 
@@ -56,6 +57,44 @@ static const param CLS_PARAMS[] = {
 };
 #define NPARAMS (sizeof CLS_PARAMS / sizeof CLS_PARAMS[0])
 
+static const param DET_PARAMS[] = {
+    {"epochs", "--epochs", P_INT, 1, 1000, false, NULL, "auto", false, "passes over the training images (auto: 100)"},
+    {"batch", "--batch", P_INT, 1, 256, false, NULL, "auto", false, "images per step (auto: 16)"},
+    {"imgsz", "--imgsz", P_INT, 64, 1280, false, NULL, "640", false,
+     "letterboxed input side in pixels, a multiple of 32"},
+    {"lr", "--lr", P_NUM, 0, 1, true, NULL, "auto", false, "peak AdamW learning rate (auto: 0.002*5/(4+classes))"},
+    {"weight_decay", "--weight-decay", P_NUM, 0, 1, false, NULL, "auto", false, "weight decay"},
+    {"warmup_epochs", "--warmup", P_NUM, 0, 100, false, NULL, "auto", false, "linear warmup length in epochs"},
+    {"ema", "--ema", P_NUM, 0, 0.999999, false, NULL, "0.9999", false, "decay of the weights' moving average"},
+    {"patience", "--patience", P_INT, 0, 1000, false, NULL, "0", false,
+     "stop after this many validations without a better AP (0: never)"},
+    {"close_mosaic", "--close-mosaic", P_INT, 0, 1000, false, NULL, "auto", false,
+     "epochs at the end trained without mosaic (auto: 10)"},
+    {"mosaic", "--mosaic", P_NUM, 0, 1, false, NULL, "1", false, "probability of a 4-image mosaic"},
+    {"fliplr", "--fliplr", P_NUM, 0, 1, false, NULL, "0.5", false, "probability of a horizontal flip"},
+    {"flipud", "--flipud", P_NUM, 0, 1, false, NULL, "0", false, "probability of a vertical flip"},
+    {"scale", "--scale", P_NUM, 0, 0.99, false, NULL, "0.5", false, "random zoom range"},
+    {"degrees", "--degrees", P_NUM, 0, 45, false, NULL, "0", false, "random rotation range in degrees"},
+    {"translate", "--translate", P_NUM, 0, 0.5, false, NULL, "0.1", false, "random shift range (fraction of the size)"},
+    {"seed", "--seed", P_INT, 0, 2147483647, false, NULL, "0", false, "random seed"},
+};
+#define NDET (sizeof DET_PARAMS / sizeof DET_PARAMS[0])
+
+/* The parameter table of task (NULL for a task that cannot be trained). */
+static const param *table_of(const char *task, size_t *n)
+{
+    if (!task || !strcmp(task, "cls")) {
+        *n = NPARAMS;
+        return CLS_PARAMS;
+    }
+    if (!strcmp(task, "det")) {
+        *n = NDET;
+        return DET_PARAMS;
+    }
+    *n = 0;
+    return NULL;
+}
+
 static json_t *param_json(const param *p)
 {
     static const char *const TYPES[] = {"integer", "number", "string", "boolean"};
@@ -80,9 +119,10 @@ static json_t *param_json(const param *p)
 json_t *acv_algorithms_params(const char *task, bool custom)
 {
     json_t *a = json_array();
-    if (task && strcmp(task, "cls")) return a;
-    for (size_t i = 0; i < NPARAMS; i++)
-        if (custom || !CLS_PARAMS[i].custom_only) json_array_append_new(a, param_json(&CLS_PARAMS[i]));
+    size_t n;
+    const param *t = table_of(task, &n);
+    for (size_t i = 0; i < n; i++)
+        if (custom || !t[i].custom_only) json_array_append_new(a, param_json(&t[i]));
     return a;
 }
 
@@ -111,12 +151,54 @@ static void compute_costs(void)
 
 bool acv_algorithms_is_builtin(const char *task, const char *name)
 {
-    if (!name || (task && strcmp(task, "cls"))) return false;
+    if (!name) return false;
+    if (task && !strcmp(task, "det")) return !strcmp(name, "auto") || acv_det_arch_find(name) != NULL;
+    if (task && strcmp(task, "cls")) return false;
     return !strcmp(name, "auto") || acv_zoo_find(name) != NULL;
+}
+
+/* Parameters and GFLOPs of the detectors at 640, 80 classes, computed once. */
+static pthread_once_t det_once = PTHREAD_ONCE_INIT;
+static json_t *det_cache;
+
+static void compute_det_costs(void)
+{
+    det_cache = json_object();
+    const acv_det_arch *list;
+    int n = acv_det_arch_list(&list);
+    for (int i = 0; i < n; i++) {
+        acv_graph *g = acv_graph_new();
+        acv_det_net net;
+        if (g && acv_det_build(g, list[i].name, 80, 640, 640, &net) == 0)
+            json_object_set_new(det_cache, list[i].name,
+                                json_pack("{s:I, s:f, s:i, s:i}", "params", (json_int_t)acv_graph_num_params(g), "gflops",
+                                          round(acv_graph_gflops(g) * 1000) / 1000, "imgsz", 640, "classes", 80));
+        acv_graph_free(g);
+    }
+}
+
+static json_t *det_builtin(void)
+{
+    pthread_once(&det_once, compute_det_costs);
+    json_t *a = json_array();
+    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "name", "auto", "task", "det", "description",
+                                       "let AutoCV choose: det-s, or det-m for large data sets at small sizes",
+                                       "builtin", 1, "cost", json_null(), "params", acv_algorithms_params("det", false)));
+    const acv_det_arch *list;
+    int n = acv_det_arch_list(&list);
+    for (int i = 0; i < n; i++) {
+        json_t *cost = json_object_get(det_cache, list[i].name);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:O, s:o}", "name", list[i].name, "task",
+                                           "det", "description", list[i].description, "builtin", 1, "default_imgsz",
+                                           640, "min_imgsz", 64, "cost", cost ? cost : json_null(), "params",
+                                           acv_algorithms_params("det", false)));
+    }
+    return a;
 }
 
 json_t *acv_algorithms_builtin(const char *task)
 {
+    if (task && !strcmp(task, "det")) return det_builtin();
     json_t *a = json_array();
     if (task && strcmp(task, "cls")) return a;
     pthread_once(&cost_once, compute_costs);
@@ -133,6 +215,11 @@ json_t *acv_algorithms_builtin(const char *task)
                                            list[i].default_imgsz, "min_imgsz", list[i].min_imgsz, "cost",
                                            cost ? cost : json_null(), "params", acv_algorithms_params("cls", false)));
     }
+    if (!task) {
+        json_t *d = det_builtin();
+        json_array_extend(a, d);
+        json_decref(d);
+    }
     return a;
 }
 
@@ -140,7 +227,9 @@ int acv_algorithms_check(const char *task, bool custom, const json_t *params, js
 {
     *argv = NULL;
     *clean = NULL;
-    if (task && strcmp(task, "cls")) return acv_error(ACV_EUNSUPPORTED, "task '%s' cannot be trained yet (cls only)", task);
+    size_t nt;
+    const param *T = table_of(task, &nt);
+    if (!T) return acv_error(ACV_EUNSUPPORTED, "task '%s' cannot be trained yet (cls, det)", task);
     if (params && !json_is_object(params)) return acv_error(ACV_EINVAL, "params: must be an object");
     json_t *a = json_array(), *c = json_object();
     const char *key;
@@ -148,14 +237,14 @@ int acv_algorithms_check(const char *task, bool custom, const json_t *params, js
     int rc = 0;
     json_object_foreach((json_t *)params, key, v) {
         const param *p = NULL;
-        for (size_t i = 0; i < NPARAMS && !p; i++)
-            if (!strcmp(CLS_PARAMS[i].name, key) && (custom || !CLS_PARAMS[i].custom_only)) p = &CLS_PARAMS[i];
+        for (size_t i = 0; i < nt && !p; i++)
+            if (!strcmp(T[i].name, key) && (custom || !T[i].custom_only)) p = &T[i];
         if (!p) {
             char known[1024] = "";
             size_t off = 0;
-            for (size_t i = 0; i < NPARAMS; i++)
-                if (custom || !CLS_PARAMS[i].custom_only)
-                    off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", off ? ", " : "", CLS_PARAMS[i].name);
+            for (size_t i = 0; i < nt; i++)
+                if (custom || !T[i].custom_only)
+                    off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", off ? ", " : "", T[i].name);
             rc = acv_error(ACV_EINVAL, "params.%s: unknown parameter (known: %s)", key, known);
             break;
         }
@@ -213,6 +302,10 @@ int acv_algorithms_check(const char *task, bool custom, const json_t *params, js
         json_array_append_new(a, json_string(p->flag));
         json_array_append_new(a, json_string(val));
     }
+    json_t *isz = json_object_get(c, "imgsz");
+    if (!rc && task && !strcmp(task, "det") && isz && json_integer_value(isz) % 32)
+        rc = acv_error(ACV_EINVAL, "params.imgsz: must be a multiple of 32 for detection (got %lld)",
+                       (long long)json_integer_value(isz));
     if (rc) {
         json_decref(a);
         json_decref(c);

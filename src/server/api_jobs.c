@@ -2,6 +2,7 @@
  * live events (server-sent events, replayable), logs and cancellation; pre-annotation of an
  * annotation set with a model version. The scheduler is server/jobs.h. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "onnx/import.h"
+#include "platform/annotation_doc.h"
 #include "platform/annotations.h"
 #include "platform/audit.h"
 #include "platform/versions.h"
@@ -225,14 +227,18 @@ static int training_create(acv_call *c)
     snprintf(task_s, sizeof task_s, "%s", task ? task : "");
     size_t nlabels = json_array_size(json_object_get(ver, "labels"));
     json_decref(ver);
-    if (strcmp(task_s, "cls"))
-        return acv_error(ACV_EINVAL, "dataset_version_id: training a '%s' dataset is not supported yet (cls)", task_s);
+    if (strcmp(task_s, "cls") && strcmp(task_s, "det"))
+        return acv_error(ACV_EINVAL, "dataset_version_id: training a '%s' dataset is not supported yet (cls, det)", task_s);
     if (ntrain < 1) return acv_error(ACV_EINVAL, "dataset_version_id: the version has no training images");
-    if (nlabels < 2) return acv_error(ACV_EINVAL, "dataset_version_id: classification needs at least 2 classes");
+    if (!strcmp(task_s, "cls") && nlabels < 2)
+        return acv_error(ACV_EINVAL, "dataset_version_id: classification needs at least 2 classes");
+    if (nlabels < 1) return acv_error(ACV_EINVAL, "dataset_version_id: the version has no labels");
     /* the algorithm: built-in, or a custom network of the project */
     bool custom = false;
     char *init = NULL;
-    if (!acv_algorithms_is_builtin(task_s, algorithm)) {
+    if (!acv_algorithms_is_builtin(task_s, algorithm) && !strcmp(task_s, "det")) {
+        return acv_error(ACV_EINVAL, "algorithm: unknown detector '%s' (auto, det-s, det-m)", algorithm);
+    } else if (!acv_algorithms_is_builtin(task_s, algorithm)) {
         rc = acv_db_query_text(c->db, &init, "SELECT path FROM custom_algorithms WHERE project_id = ? AND name = ?",
                                "Is", c->project_id, algorithm);
         if (rc) return rc;
@@ -482,9 +488,9 @@ static int preannotate(acv_call *c)
         json_decref(mv);
         return rc;
     }
-    if (task != ACV_ANN_CLS) {
+    if (task != ACV_ANN_CLS && task != ACV_ANN_DET) {
         json_decref(mv);
-        return acv_error(ACV_EINVAL, "pre-annotation supports cls sets for now");
+        return acv_error(ACV_EINVAL, "pre-annotation supports cls and det sets");
     }
     json_t *spec = json_pack("{s:I, s:O, s:O, s:f}", "set_id", (json_int_t)set_id, "model_version_id",
                              json_object_get(mv, "id"), "model_dir", json_object_get(mv, "dir"), "score_threshold", thr);
@@ -523,9 +529,48 @@ static int preann_stats(acv_call *c)
                           "I", set_id);
     if (rc) return rc;
     int64_t n = 0, pending = 0, accepted = 0, corrected = 0, deleted = 0;
+    int64_t s_prop = 0, s_pending = 0, s_acc = 0, s_corr = 0, s_del = 0;
     size_t i;
     json_t *r;
     json_array_foreach(rows, i, r) {
+        json_t *pshapes = json_object_get(json_object_get(r, "proposal"), "shapes");
+        if (json_array_size(pshapes)) {
+            /* boxes: each proposal is kept unchanged (same label, same box), corrected (a
+             * person's shape overlaps it by IoU >= 0.5), or deleted */
+            n++;
+            bool untouched = json_integer_value(json_object_get(r, "revision")) ==
+                             json_integer_value(json_object_get(r, "proposed_revision"));
+            if (untouched) pending++;
+            json_t *cur = json_object_get(json_object_get(r, "doc"), "shapes");
+            size_t k, q;
+            json_t *ps, *cs;
+            json_array_foreach(pshapes, k, ps) {
+                s_prop++;
+                if (untouched) {
+                    s_pending++;
+                    continue;
+                }
+                double px = json_number_value(json_object_get(ps, "x")), py = json_number_value(json_object_get(ps, "y"));
+                double pw = json_number_value(json_object_get(ps, "w")), ph = json_number_value(json_object_get(ps, "h"));
+                int best = 0; /* 0 none, 1 overlap, 2 same */
+                json_array_foreach(cur, q, cs) {
+                    double cb[4], area;
+                    if (acv_ann_shape_bbox(cs, cb, &area)) continue;
+                    double ix = fmin(px + pw, cb[0] + cb[2]) - fmax(px, cb[0]);
+                    double iy = fmin(py + ph, cb[1] + cb[3]) - fmax(py, cb[1]);
+                    double inter = ix > 0 && iy > 0 ? ix * iy : 0, uni = pw * ph + cb[2] * cb[3] - inter;
+                    double iou = uni > 0 ? inter / uni : 0;
+                    bool same_label = !strcmp(json_string_value(json_object_get(cs, "label")) ?: "",
+                                              json_string_value(json_object_get(ps, "label")) ?: "");
+                    if (same_label && iou > 0.995) best = 2;
+                    else if (iou >= 0.5 && best < 1) best = 1;
+                }
+                if (best == 2) s_acc++;
+                else if (best == 1) s_corr++;
+                else s_del++;
+            }
+            continue;
+        }
         n++;
         if (json_integer_value(json_object_get(r, "revision")) == json_integer_value(json_object_get(r, "proposed_revision"))) {
             pending++;
@@ -545,13 +590,17 @@ static int preann_stats(acv_call *c)
         else corrected++;
     }
     json_decref(rows);
-    double reviewed = (double)(accepted + corrected + deleted);
-    return acv_call_json(c, 200,
-                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "set_id", (json_int_t)set_id, "proposed",
-                                   (json_int_t)n, "pending", (json_int_t)pending, "accepted_unchanged",
-                                   (json_int_t)accepted, "corrected", (json_int_t)corrected, "deleted",
-                                   (json_int_t)deleted, "acceptance_rate",
-                                   reviewed > 0 ? json_real((double)accepted / reviewed) : json_null()));
+    double reviewed = (double)(accepted + corrected + deleted), sreviewed = (double)(s_acc + s_corr + s_del);
+    json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "set_id", (json_int_t)set_id, "proposed",
+                            (json_int_t)n, "pending", (json_int_t)pending, "accepted_unchanged", (json_int_t)accepted,
+                            "corrected", (json_int_t)corrected, "deleted", (json_int_t)deleted, "acceptance_rate",
+                            reviewed > 0 ? json_real((double)accepted / reviewed) : json_null());
+    json_object_set_new(out, "shapes",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "proposed", (json_int_t)s_prop, "pending",
+                                  (json_int_t)s_pending, "accepted_unchanged", (json_int_t)s_acc, "corrected",
+                                  (json_int_t)s_corr, "deleted", (json_int_t)s_del, "acceptance_rate",
+                                  sreviewed > 0 ? json_real((double)s_acc / sreviewed) : json_null()));
+    return acv_call_json(c, 200, out);
 }
 
 /* ---- the route table ------------------------------------------------------------------------- */

@@ -114,8 +114,9 @@ static int train_finish(acv_jobs *j, acv_dbconn *c, const json_t *job, const jso
     free(mj);
     char rel[64];
     snprintf(rel, sizeof rel, "jobs/%lld/model", (long long)json_integer_value(json_object_get(job, "id")));
-    *result = json_pack("{s:s, s:O, s:O, s:O, s:O, s:o}", "model_dir", rel, "best_val_top1",
-                        json_object_get(done, "best_val_top1") ?: json_null(), "best_epoch",
+    *result = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:o}", "model_dir", rel, "best_val_top1",
+                        json_object_get(done, "best_val_top1") ?: json_null(), "best_val_map50_95",
+                        json_object_get(done, "best_val_map50_95") ?: json_null(), "best_epoch",
                         json_object_get(done, "best_epoch") ?: json_null(), "wall_s",
                         json_object_get(done, "wall_s") ?: json_null(), "peak_rss_mb",
                         json_object_get(done, "peak_rss_mb") ?: json_null(), "metrics", metrics ? metrics : json_object());
@@ -232,7 +233,10 @@ static int preann_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool re
     int n = 0;
     if (!rc) json_array_foreach(rows, i, row) {
             if (!argv) {
-                argv = json_pack("[s, s, s, s, s, s]", "predict", "--model", model, "--json", "--topk", "3");
+                char conf[32];
+                snprintf(conf, sizeof conf, "%g", json_number_value(json_object_get(spec, "score_threshold")));
+                argv = json_pack("[s, s, s, s, s, s, s, s]", "predict", "--model", model, "--json", "--topk", "3",
+                                 "--conf", conf);
                 add_threads(j, argv);
             }
             char *p = acv_blobs_path(b, json_string_value(json_object_get(row, "blob_hash")));
@@ -311,6 +315,56 @@ static int preann_finish(acv_jobs *j, acv_dbconn *c, const json_t *job, const js
             json_t *img = path ? json_object_get(by_path, path) : NULL;
             if (!img) continue;
             int64_t image_id = json_integer_value(img);
+            json_t *dets = json_object_get(p, "detections");
+            if (json_is_array(dets)) {
+                /* a detector: every box of a known label at or above the threshold, as a shape */
+                json_t *shapes = json_array(), *prop = json_array();
+                size_t d;
+                json_t *det;
+                json_array_foreach(dets, d, det) {
+                    const char *lb = json_string_value(json_object_get(det, "label"));
+                    double sc = json_number_value(json_object_get(det, "score"));
+                    json_t *bx = json_object_get(det, "box");
+                    double x1 = json_number_value(json_array_get(bx, 0)), y1 = json_number_value(json_array_get(bx, 1));
+                    double x2 = json_number_value(json_array_get(bx, 2)), y2 = json_number_value(json_array_get(bx, 3));
+                    if (sc < thr) { below++; continue; }
+                    if (!lb || !json_object_get(known, lb)) { unknown++; continue; }
+                    if (!(x2 > x1 && y2 > y1)) { skipped++; continue; }
+                    json_t *sh = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:s, s:f}", "type", "box", "label", lb, "x",
+                                           x1, "y", y1, "w", x2 - x1, "h", y2 - y1, "source", "model", "score", sc);
+                    json_array_append(prop, sh);
+                    json_array_append_new(shapes, sh);
+                }
+                if (!json_array_size(shapes)) {
+                    json_decref(shapes);
+                    json_decref(prop);
+                    continue;
+                }
+                json_t *doc = json_pack("{s:[], s:o}", "tags", "shapes", shapes);
+                rc = acv_db_exec(c,
+                                 "UPDATE annotation_items SET doc_json = ?, revision = revision + 1, updated_at = ?"
+                                 " WHERE set_id = ? AND image_id = ? AND status = 'new' AND annotated_by IS NULL"
+                                 " AND json_array_length(doc_json, '$.tags') = 0"
+                                 " AND json_array_length(doc_json, '$.shapes') = 0",
+                                 "jsII", doc, now, set_id, image_id);
+                json_decref(doc);
+                if (!rc && acv_db_changes(c) == 0) {
+                    json_decref(prop);
+                    skipped++;
+                    continue;
+                }
+                json_t *pj = json_pack("{s:[], s:o}", "tags", "shapes", prop);
+                if (!rc)
+                    rc = acv_db_exec(c,
+                                     "INSERT OR REPLACE INTO pre_annotations(set_id, image_id, job_id, model_version_id,"
+                                     " revision, shapes_json, created_at) VALUES (?, ?, ?, ?,"
+                                     " (SELECT revision FROM annotation_items WHERE set_id = ? AND image_id = ?), ?, ?)",
+                                     "IIIIIIjs", set_id, image_id, job_id, mv, set_id, image_id, pj, now);
+                json_decref(pj);
+                if (rc) break;
+                proposed++;
+                continue;
+            }
             const char *label = json_string_value(json_object_get(p, "label"));
             double score = json_number_value(json_object_get(p, "score"));
             if (!label) {

@@ -279,6 +279,49 @@ class TestOnnxExport(unittest.TestCase):
         np.testing.assert_allclose(bj["normalization"]["std"], mj["normalization"]["std"], rtol=1e-6)
         self.assertEqual(bj["preprocess"]["resize"], mj["preprocess"]["resize"])
 
+    def test_detector(self):
+        """det-s: the (N, 64 + classes, anchors) output in AutoCV, re-imported, and ONNX Runtime."""
+        from test_cli_det import make_coco
+        data = os.path.join(self.tmp, "det-data")
+        make_coco(data, 6, 5)
+        d = os.path.join(self.tmp, "det-s")
+        run("train", "--task", "det", "--data", data, "--out", d, "--model", "det-s", "--epochs", "1", "--batch", "3",
+            "--imgsz", "64", "--threads", "2", "--json", check=True)
+        path = os.path.join(self.tmp, "det-s.onnx")
+        rc, out, err = run("export", "--model", d, "--format", "onnx", "--out", path)
+        self.assertEqual(rc, 0, err)
+        code = ("import json, sys, onnx\n"
+                "mp = onnx.load(sys.argv[1]); onnx.checker.check_model(mp, full_check=True)\n"
+                "print(json.dumps({p.key: p.value for p in mp.metadata_props}))\n")
+        p = subprocess.run([PY, "-c", code, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        meta = json.loads(p.stdout)
+        self.assertEqual((meta["task"], meta["arch"], json.loads(meta["classes"])), ("det", "det-s", ["square", "bar"]))
+        x = np.random.default_rng(3).random((2, 3, 64, 64), dtype=np.float32)
+        xp = os.path.join(self.tmp, "det_x.npy")
+        np.save(xp, x)
+        outs = {}
+        for name, model in (("dir", d), ("onnx", path)):
+            o = os.path.join(self.tmp, "det_y_%s.npy" % name)
+            run("infer", "--model", model, "--input", xp, "--output", o, "--threads", "2", check=True)
+            outs[name] = np.load(o)
+        self.assertEqual(outs["dir"].shape, (2, 66, 8 * 8 + 4 * 4 + 2 * 2))
+        e = rel_err(outs["onnx"], outs["dir"])
+        self.figures.append("det-s        batch 2  re-import (autocv infer FILE.onnx): %.2e" % e)
+        self.assertLess(e, TOL)
+        if self.ort_mods:
+            self.inputs[2, 64] = (xp, x)
+            y = self.ort(path, 2, 64)
+            e = rel_err(y, outs["dir"])
+            self.figures.append("det-s        batch 2  ONNX Runtime %s:              %.2e" % (ORT_VERSION, e))
+            self.assertLess(e, TOL)
+        back = os.path.join(self.tmp, "det-s-reimported")
+        rc, out, err = run("import", path, "--out", back)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(back, "model.json")) as f:
+            bj = json.load(f)
+        self.assertEqual((bj["task"], bj["classes"], bj["preprocess"]["resize"]), ("det", ["square", "bar"], "letterbox"))
+
     def test_compact(self):
         self.check("compact")
 
