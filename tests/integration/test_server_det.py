@@ -1,0 +1,130 @@
+"""Detection through the platform over real HTTP (issues 5 and 6): a COCO archive imported,
+reviewed and snapshot; a det training job; publish; evaluation (AP and counting figures);
+pre-annotation of new images with boxes (source model, with scores) that an annotator keeps,
+corrects or deletes, and the set's per-shape figures."""
+import io
+import os
+import shutil
+import tempfile
+import unittest
+import zipfile
+
+from routes_images import multipart
+from server import Server
+from test_cli_det import CLASSES, make_coco
+from test_server_jobs import wait_job
+
+
+def zip_dir(root):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for d, _, files in os.walk(root):
+            for f in files:
+                p = os.path.join(d, f)
+                z.write(p, os.path.relpath(p, root))
+    return buf.getvalue()
+
+
+class TestServerDet(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="autocv-sdet-")
+        self.srv = Server(["--job-threads", "2"]).start()
+        self.admin = self.srv.admin_token()
+
+    def tearDown(self):
+        self.srv.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def req(self, method, path, body=None, **kw):
+        return self.srv.request(method, path, self.admin, json_body=body, **kw)
+
+    def ok(self, r, status=200):
+        self.assertEqual(r.status, status, r)
+        return r.json()
+
+    def test_det_flow(self):
+        pid = self.ok(self.req("POST", "/api/v1/projects", {"name": "trays"}), 201)["id"]
+        data = os.path.join(self.tmp, "coco")
+        make_coco(data, 48, 11)
+        body, ct = multipart([("trays.zip", zip_dir(data))])
+        imp = self.ok(self.srv.request("POST", "/api/v1/projects/%d/imports" % pid, self.admin, data=body,
+                                       content_type=ct, timeout=120), 201)
+        self.assertEqual(imp["format"], "coco")
+        sid = imp["set_id"]
+        q = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/review-queue?limit=1000" % sid))
+        for it in q["items"]:
+            self.ok(self.req("POST", "/api/v1/annotation-sets/%d/items/%d/review" % (sid, it["image_id"]),
+                             {"decision": "accept", "revision": it["revision"]}))
+        ver = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
+                               {"name": "v1", "split": {"train": 0.75, "val": 0.25, "test": 0}}), 201)
+        self.assertEqual(ver["task"], "det")
+        algs = {a["name"] for a in self.ok(self.req("GET", "/api/v1/algorithms?task=det"))["items"]}
+        self.assertEqual(algs, {"auto", "det-s", "det-m"})
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "params": {"imgsz": 100}})
+        self.assertEqual(r.status, 422)
+        self.assertIn("params.imgsz", r.json()["error"]["message"])
+        job = self.ok(self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                               {"dataset_version_id": ver["id"], "algorithm": "det-s",
+                                "params": {"imgsz": 128, "epochs": 60, "batch": 8, "lr": 0.004, "warmup_epochs": 2,
+                                           "close_mosaic": 10}}), 201)
+        done = wait_job(self.srv, self.admin, job["id"], timeout=900)
+        self.assertEqual(done["status"], "succeeded", done)
+        self.assertGreater(done["result"]["best_val_map50_95"], 0.25, (done, self.req("GET", "/api/v1/jobs/%d/logs" % job["id"]).body[-3000:]))
+        v = self.ok(self.req("POST", "/api/v1/jobs/%d/publish" % job["id"], {"model": "trays"}), 201)
+        self.assertEqual((v["task"], v["classes"]), ("det", sorted(CLASSES)))  # the version orders labels by name
+        # evaluation on the validation split: AP and counting figures, and speed
+        e = self.ok(self.req("POST", "/api/v1/models/trays/versions/1/evaluations",
+                             {"dataset_version_id": ver["id"], "split": "val"}), 201)
+        self.assertEqual(wait_job(self.srv, self.admin, e["job_id"])["status"], "succeeded")
+        rep = self.ok(self.req("GET", "/api/v1/evaluations/%d" % e["id"]))["report"]
+        for k in ("map50", "map50_95", "map75", "count_mae", "count_exact", "per_class"):
+            self.assertIn(k, rep["accuracy"])
+        self.assertGreater(rep["accuracy"]["map50"], 0.5)
+        self.assertGreater(rep["performance"]["latency_ms"]["p50"], 0)
+        # pre-annotate new images: boxes with source model and their scores
+        fresh = os.path.join(self.tmp, "fresh")
+        imgs, _ = make_coco(fresh, 6, 99, split="new")
+        files = []
+        for im in imgs:
+            with open(os.path.join(fresh, "images", "new", im["file_name"]), "rb") as f:
+                files.append((im["file_name"], f.read()))
+        body, ct = multipart(files)
+        up = self.ok(self.srv.request("POST", "/api/v1/projects/%d/images" % pid, self.admin, data=body,
+                                      content_type=ct), 201)
+        ids = [im["id"] for im in up["images"]]
+        s2 = self.ok(self.req("POST", "/api/v1/projects/%d/annotation-sets" % pid,
+                              {"name": "line 2", "task": "det", "image_ids": ids}), 201)
+        pj = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/pre-annotate" % s2["id"],
+                              {"model": "trays", "score_threshold": 0.3}), 201)
+        res = wait_job(self.srv, self.admin, pj["id"])
+        self.assertEqual(res["status"], "succeeded", res)
+        self.assertGreater(res["result"]["proposed"], 0)
+        st = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/pre-annotations" % s2["id"]))
+        self.assertGreater(st["shapes"]["proposed"], 0)
+        self.assertEqual(st["shapes"]["pending"], st["shapes"]["proposed"])
+        item = None
+        for iid in ids:
+            it = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/items/%d" % (s2["id"], iid)))
+            if len(it["shapes"]) >= 2:
+                item = it
+                break
+        self.assertIsNotNone(item, "no image got two proposals")
+        for sh in item["shapes"]:
+            self.assertEqual(sh["source"], "model")
+            self.assertGreaterEqual(sh["score"], 0.3)
+            self.assertIn(sh["label"], CLASSES)
+        # the annotator keeps the first box (confirmed: source human), moves the second, deletes the rest
+        shapes = [dict(item["shapes"][0], source="human"), dict(item["shapes"][1], source="human")]
+        shapes[1]["x"] += shapes[1]["w"] * 0.2
+        del shapes[0]["score"], shapes[1]["score"]
+        self.ok(self.req("PUT", "/api/v1/annotation-sets/%d/items/%d" % (s2["id"], item["image_id"]),
+                         {"revision": item["revision"], "tags": [], "shapes": shapes}))
+        st = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/pre-annotations" % s2["id"]))["shapes"]
+        n = len(item["shapes"])
+        self.assertEqual((st["accepted_unchanged"], st["corrected"], st["deleted"]), (1, 1, n - 2))
+        self.assertEqual(st["pending"], st["proposed"] - n)
+
+
+if __name__ == "__main__":
+    unittest.main()
