@@ -220,9 +220,9 @@ def main():
     t = one["server_ms_p50"]
     print("server time (1 client, p50 ms): decode %.2f, preprocess %.2f, inference %.2f, total %.2f"
           % (t["decode"], t["preprocess"], t["inference"], t["total"]))
-    print("HTTP overhead at batch 1: client p50 %+.1f%% of model time (server-reported total %+.1f%%); target < %d%%: %s"
-          % (100 * over_client, 100 * over_server, 100 * TARGET_OVERHEAD, "met" if res["overhead"]["met"] else
-             "NOT met"))
+    print("HTTP overhead at batch 1: client p50 %+.1f%% of model time (server-reported total %+.1f%%); "
+          "target < %d%%: %s" % (100 * over_client, 100 * over_server, 100 * TARGET_OVERHEAD,
+                                 "met" if res["overhead"]["met"] else "NOT met"))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -115,8 +115,8 @@ static int v2_model_ready(acv_call *c)
     bool ready;
     int rc = acv_deploy_v2_ready(acv_server_deploy(c->srv), name, acv_call_param(c, "version"), &ready);
     if (rc) return rc;
-    if (!ready) return acv_call_error(c, 400, "model '%s' is not ready: it failed to load (see GET /api/v1/deployments)",
-                                      name);
+    if (!ready)
+        return acv_call_error(c, 400, "model '%s' is not ready: it failed to load (see GET /api/v1/deployments)", name);
     return acv_call_json(c, 200, json_pack("{s:s, s:b}", "name", name, "ready", 1));
 }
 

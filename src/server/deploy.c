@@ -18,6 +18,7 @@
 #include "platform/audit.h"
 #include "platform/jsonarg.h"
 #include "tasks/cls.h"
+#include "tasks/det_task.h"
 #include "vision/image.h"
 
 #define NAME_MAX_LEN 100
@@ -31,6 +32,8 @@ typedef struct dver {
     char *model;            /* the model's name */
     int in_c, in_h, in_w, n_classes;
     acv_model **rep;        /* nrep replicas, each compiled for inference at batch 1 */
+    acv_det_runner *drun;   /* det: the replicas as detectors (each owns rep[i]) */
+    bool det;
     int nrep;
     int *idle, nidle;       /* stack of idle replica indices (mu) */
     pthread_mutex_t mu;
@@ -64,7 +67,11 @@ struct acv_deploy_pool {
 static void ver_free(dver *v)
 {
     if (!v) return;
-    for (int i = 0; i < v->nrep; i++) acv_model_free(v->rep[i]);
+    for (int i = 0; i < v->nrep; i++) {
+        if (v->drun && v->drun[i].model) acv_det_runner_close(&v->drun[i]);
+        else acv_model_free(v->rep[i]);
+    }
+    free(v->drun);
     free(v->rep);
     free(v->idle);
     free(v->model);
@@ -81,9 +88,31 @@ static int ver_load_replica(dver *v, int i, const char *dir, const char *what)
     int rc = acv_model_load_any(dir, &m);
     if (rc) return acv_error_prefix(rc == ACV_ENOMEM ? rc : ACV_EINVAL, "%s cannot be loaded: ", what);
     v->rep[v->nrep++] = m;
+    if (!strcmp(m->task, "det")) {
+        /* a detector: the runner takes the model over and compiles it */
+        if ((rc = acv_det_runner_open(dir, m, 1, &v->drun[i]))) {
+            v->rep[--v->nrep] = NULL; /* freed by the runner */
+            return acv_error_prefix(rc, "%s: ", what);
+        }
+        v->det = true;
+        if (i == 0) {
+            v->in_c = 3;
+            v->in_h = v->drun[i].net.imgsz_h;
+            v->in_w = v->drun[i].net.imgsz_w;
+            v->n_classes = m->n_classes;
+        }
+        acv_image im;
+        if ((rc = acv_image_alloc(&im, 32, 32, 3))) return rc;
+        memset(im.data, 114, (size_t)32 * 32 * 3);
+        acv_box b[4];
+        int n;
+        rc = acv_det_runner_detect(&v->drun[i], &im, b, 4, &n);
+        acv_image_free(&im);
+        return rc ? acv_error_prefix(rc, "%s: a first run failed: ", what) : 0;
+    }
     if (strcmp(m->task, "cls"))
-        return acv_error(ACV_EUNSUPPORTED, "%s is a '%s' model: deployments serve classification models (cls) only",
-                         what, m->task);
+        return acv_error(ACV_EUNSUPPORTED, "%s is a '%s' model: deployments serve classification (cls) and detection "
+                         "(det) models", what, m->task);
     acv_graph *g = m->graph;
     acv_id x = acv_graph_input(g), y = acv_graph_output(g);
     if ((rc = acv_graph_compile(g, NULL, 1, false))) return acv_error_prefix(rc, "%s: ", what);
@@ -105,7 +134,7 @@ static int ver_load_replica(dver *v, int i, const char *dir, const char *what)
 /* Loads model version mv_id (its directory rel_dir under the data folder) with nrep replicas;
  * *out has one reference. */
 static int ver_load(acv_deploy_pool *p, int64_t mv_id, int64_t version, const char *model, const char *rel_dir,
-                    int nrep, dver **out)
+                    const char *task, int nrep, dver **out)
 {
     *out = NULL;
     dver *v = calloc(1, sizeof *v);
@@ -123,11 +152,15 @@ static int ver_load(acv_deploy_pool *p, int64_t mv_id, int64_t version, const ch
     v->model = strdup(model);
     v->rep = calloc((size_t)nrep, sizeof *v->rep);
     v->idle = calloc((size_t)nrep, sizeof *v->idle);
-    int rc = (!v->model || !v->rep || !v->idle) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+    v->drun = calloc((size_t)nrep, sizeof *v->drun);
+    int rc = (!v->model || !v->rep || !v->idle || !v->drun) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
     char what[300];
     snprintf(what, sizeof what, "model '%s' version %lld (%s)", model, (long long)version, rel_dir);
     double t0 = acv_now();
     for (int i = 0; !rc && i < nrep; i++) rc = ver_load_replica(v, i, dir, what);
+    if (!rc && task && v->nrep && strcmp(task, v->rep[0]->task))
+        rc = acv_error(ACV_EINVAL, "%s: the repository records a %s model, but its directory holds a %s model", what,
+                       task, v->rep[0]->task);
     free(dir);
     if (rc) {
         ver_free(v);
@@ -233,8 +266,8 @@ static int lease_take(acv_deploy_pool *p, int64_t id, const char *name, lease *l
     pthread_mutex_lock(&p->mu);
     dep *d = pool_find(p, id, name);
     int rc = 0;
-    if (!d) rc = id || !name ? acv_error(ACV_ENOTFOUND, "deployment %lld not found", (long long)id)
-                             : acv_error(ACV_ENOTFOUND, "model '%s' is not deployed (no deployment of that name)", name);
+    if (!d && (id || !name)) rc = acv_error(ACV_ENOTFOUND, "deployment %lld not found", (long long)id);
+    else if (!d) rc = acv_error(ACV_ENOTFOUND, "model '%s' is not deployed (no deployment of that name)", name);
     else if (!d->ver)
         rc = acv_error(ACV_ECANCELED, "deployment '%s' has no model loaded (it failed to load; PATCH it with a version "
                                       "to load one)", d->name);
@@ -280,22 +313,20 @@ static void lease_end(acv_deploy_pool *p, lease *l, bool count, double ok_ms)
     "mv.classes_json, d.created_by, d.created_at, d.updated_at FROM deployments d "                                  \
     "JOIN model_versions mv ON mv.id = d.model_version_id JOIN models m ON m.id = mv.model_id"
 
-/* The version row of model `model` (version 0: the latest): id, version, dir, task. */
+#define VERSION_SELECT                                                                                                 \
+    "SELECT mv.id, mv.version, mv.dir, mv.task, m.name AS model FROM model_versions mv "                             \
+    "JOIN models m ON m.id = mv.model_id WHERE m.name = ? "
+
+/* The version row of model `model` (version 0: the latest): id, version, dir, task, model;
+ * ACV_ENOTFOUND naming what is missing, ACV_EUNSUPPORTED for a task deployments do not serve. */
 static int resolve_version(acv_dbconn *c, const char *model, int64_t version, json_t **row)
 {
-    int rc = version ? acv_db_query_row(c, row,
-                                        "SELECT mv.id, mv.version, mv.dir, mv.task, m.name AS model FROM model_versions mv "
-                                        "JOIN models m ON m.id = mv.model_id WHERE m.name = ? AND mv.version = ?",
-                                        "sI", model, (int64_t)version)
-                     : acv_db_query_row(c, row,
-                                        "SELECT mv.id, mv.version, mv.dir, mv.task, m.name AS model FROM model_versions mv "
-                                        "JOIN models m ON m.id = mv.model_id WHERE m.name = ? "
-                                        "ORDER BY mv.version DESC LIMIT 1",
-                                        "s", model);
+    int rc = version ? acv_db_query_row(c, row, VERSION_SELECT "AND mv.version = ?", "sI", model, (int64_t)version)
+                     : acv_db_query_row(c, row, VERSION_SELECT "ORDER BY mv.version DESC LIMIT 1", "s", model);
     if (rc) return rc;
     if (*row) {
         const char *task = json_string_value(json_object_get(*row, "task"));
-        if (task && strcmp(task, "cls")) {
+        if (task && strcmp(task, "cls") && strcmp(task, "det")) {
             rc = acv_error(ACV_EUNSUPPORTED, "model '%s' version %lld is a '%s' model: deployments serve "
                                              "classification models (cls) only",
                            model, (long long)json_integer_value(json_object_get(*row, "version")), task);
@@ -307,7 +338,8 @@ static int resolve_version(acv_dbconn *c, const char *model, int64_t version, js
     int64_t mid = 0, latest = 0;
     rc = acv_db_query_int(c, &mid, 0, "SELECT id FROM models WHERE name = ?", "s", model);
     if (!rc && !mid) return acv_error(ACV_ENOTFOUND, "model '%s' not found", model);
-    if (!rc) rc = acv_db_query_int(c, &latest, 0, "SELECT MAX(version) FROM model_versions WHERE model_id = ?", "I", mid);
+    if (!rc)
+        rc = acv_db_query_int(c, &latest, 0, "SELECT MAX(version) FROM model_versions WHERE model_id = ?", "I", mid);
     if (rc) return rc;
     if (!latest) return acv_error(ACV_ENOTFOUND, "model '%s' has no versions", model);
     return acv_error(ACV_ENOTFOUND, "model '%s' has no version %lld (the latest is %lld)", model, (long long)version,
@@ -406,7 +438,8 @@ int acv_deploy_create(acv_deploy_pool *p, acv_dbconn *c, const acv_principal *wh
     json_t *mv = NULL;
     if ((rc = resolve_version(c, model, version, &mv))) return rc;
     dver *v = NULL;
-    rc = ver_load(p, jint(mv, "id"), jint(mv, "version"), jstr(mv, "model"), jstr(mv, "dir"), (int)threads, &v);
+    rc = ver_load(p, jint(mv, "id"), jint(mv, "version"), jstr(mv, "model"), jstr(mv, "dir"), jstr(mv, "task"),
+                  (int)threads, &v);
     int64_t id = 0;
     if (!rc) rc = acv_db_begin(c);
     if (!rc) {
@@ -482,7 +515,9 @@ int acv_deploy_update(acv_deploy_pool *p, acv_dbconn *c, const acv_principal *wh
         if (!has_t) threads = jint(cur, "threads");
         rc = resolve_version(c, jstr(cur, "model"), version, &mv);
     }
-    if (!rc) rc = ver_load(p, jint(mv, "id"), jint(mv, "version"), jstr(mv, "model"), jstr(mv, "dir"), (int)threads, &v);
+    if (!rc)
+        rc = ver_load(p, jint(mv, "id"), jint(mv, "version"), jstr(mv, "model"), jstr(mv, "dir"), jstr(mv, "task"),
+                  (int)threads, &v);
     if (!rc) rc = acv_db_begin(c);
     if (!rc) {
         char now[ACV_DB_TIME_LEN];
@@ -558,7 +593,7 @@ static int load_row(acv_deploy_pool *p, acv_dbconn *c, const json_t *row)
     int64_t id = jint(row, "id");
     dver *v = NULL;
     int rc = ver_load(p, jint(row, "mv_id"), jint(row, "version"), jstr(row, "model"), jstr(row, "dir"),
-                      (int)jint(row, "threads"), &v);
+                      jstr(row, "task"), (int)jint(row, "threads"), &v);
     if (rc == ACV_ENOMEM) return rc;
     char now[ACV_DB_TIME_LEN];
     acv_db_time(acv_db_now(), now);
@@ -593,7 +628,7 @@ int acv_deploy_pool_new(acv_server *s, acv_deploy_pool **out)
     json_t *rows = NULL;
     if (!rc) {
         rc = acv_db_query(c, &rows,
-                          "SELECT d.id, d.name, d.threads, d.status, d.error, mv.id AS mv_id, mv.version, mv.dir, "
+                          "SELECT d.id, d.name, d.threads, d.status, d.error, mv.id AS mv_id, mv.version, mv.dir, mv.task, "
                           "m.name AS model FROM deployments d JOIN model_versions mv ON mv.id = d.model_version_id "
                           "JOIN models m ON m.id = mv.model_id ORDER BY d.id",
                           "");
@@ -644,6 +679,33 @@ int acv_deploy_predict(acv_deploy_pool *p, int64_t id, const uint8_t *img, size_
     acv_image im = {0};
     rc = acv_image_decode(img, len, NULL, "the image", &im);
     double t_dec = acv_now() - t0;
+    if (!rc && v->det) {
+        /* a detector: boxes in the image's pixels, and counts per class */
+        acv_box *boxes = malloc(300 * sizeof *boxes);
+        int n = 0, r = -1;
+        double t1 = acv_now();
+        if (!boxes) rc = acv_error(ACV_ENOMEM, "out of memory");
+        if (!rc) {
+            r = ver_take(v);
+            rc = acv_det_runner_detect(&v->drun[r], &im, boxes, 300, &n);
+        }
+        if (!rc) {
+            json_t *res = acv_det_result_json(&v->drun[r], boxes, n);
+            double total = (acv_now() - t_start) * 1e3;
+            *out = json_pack("{s:s, s:I, s:s, s:I, s:s, s:{s:i, s:i}, s:{s:f, s:f, s:f}}", "deployment", l.d->name,
+                             "deployment_id", (json_int_t)l.d->id, "model", v->model, "version",
+                             (json_int_t)v->version, "task", "det", "image", "width", im.w, "height", im.h, "time_ms",
+                             "decode", t_dec * 1e3, "inference", (acv_now() - t1) * 1e3, "total", total);
+            if (*out && res) json_object_update(*out, res);
+            json_decref(res);
+            if (!*out) rc = acv_error(ACV_ENOMEM, "out of memory building the prediction");
+        }
+        if (r >= 0) ver_give(v, r);
+        free(boxes);
+        acv_image_free(&im);
+        lease_end(p, &l, true, rc ? -1.0 : (acv_now() - t_start) * 1e3);
+        return rc;
+    }
     int k = v->n_classes;
     if (topk > k) topk = k;
     float *prob = malloc((size_t)k * sizeof *prob);
@@ -687,8 +749,8 @@ static int v2_lease(acv_deploy_pool *p, const char *name, const char *version, l
     char want[32];
     snprintf(want, sizeof want, "%lld", (long long)l->v->version);
     if (strcmp(version, want)) {
-        rc = acv_error(ACV_ENOTFOUND, "model '%s' has no version '%.40s' deployed (it serves version %s)", name, version,
-                       want);
+        rc = acv_error(ACV_ENOTFOUND, "model '%s' has no version '%.40s' deployed (it serves version %s)", name,
+                       version, want);
         lease_end(p, l, false, 0);
     }
     return rc;
@@ -707,10 +769,16 @@ int acv_deploy_v2_metadata(acv_deploy_pool *p, const char *name, const char *ver
     dver *v = l.v;
     char ver[32];
     snprintf(ver, sizeof ver, "%lld", (long long)v->version);
-    *out = json_pack("{s:s, s:[s], s:s, s:[o], s:[o, o]}", "name", l.d->name, "versions", ver, "platform", "autocv",
-                     "inputs", tensor_meta("input", json_pack("[i, i, i, i]", -1, v->in_c, v->in_h, v->in_w)),
-                     "outputs", tensor_meta("probabilities", json_pack("[i, i]", -1, v->n_classes)),
-                     tensor_meta("logits", json_pack("[i, i]", -1, v->n_classes)));
+    if (v->det)
+        *out = json_pack("{s:s, s:[s], s:s, s:[o], s:[o]}", "name", l.d->name, "versions", ver, "platform", "autocv",
+                         "inputs", tensor_meta("input", json_pack("[i, i, i, i]", -1, v->in_c, v->in_h, v->in_w)),
+                         "outputs", tensor_meta("output", json_pack("[i, i, i]", -1, 64 + v->n_classes,
+                                                                    v->drun[0].net.n_anchors)));
+    else
+        *out = json_pack("{s:s, s:[s], s:s, s:[o], s:[o, o]}", "name", l.d->name, "versions", ver, "platform", "autocv",
+                         "inputs", tensor_meta("input", json_pack("[i, i, i, i]", -1, v->in_c, v->in_h, v->in_w)),
+                         "outputs", tensor_meta("probabilities", json_pack("[i, i]", -1, v->n_classes)),
+                         tensor_meta("logits", json_pack("[i, i]", -1, v->n_classes)));
     lease_end(p, &l, false, 0);
     return *out ? 0 : acv_error(ACV_ENOMEM, "out of memory");
 }
@@ -827,6 +895,11 @@ int acv_deploy_v2_infer(acv_deploy_pool *p, const char *name, const char *versio
     int rc = v2_lease(p, name, version, &l);
     if (rc) return rc;
     dver *v = l.v;
+    if (v->det) {
+        lease_end(p, &l, false, 0);
+        return acv_error(ACV_EUNSUPPORTED, "'%s' is a detector: KServe v2 infer serves classification deployments; "
+                                           "use POST /api/v1/deployments/{id}/predict for boxes and counts", name);
+    }
     float *x = NULL;
     int n = 0, k = v->n_classes;
     bool want_prob = false, want_logits = false;

@@ -223,11 +223,11 @@ class TestServerDeploy(unittest.TestCase):
         self.assertIn("model.json", r.json()["error"]["message"])
         names = [d["name"] for d in self.req("GET", "/api/v1/deployments?limit=1000").json()["items"]]
         self.assertNotIn("broken", names)
-        # a detection model (not served yet) and a model without versions
+        # a version recorded as a detector whose directory holds a classifier, and a model without versions
         register_model(self.srv.data, "detector", [self.models[0]], task="det")
         r = create({"model": "detector"})
         self.assertEqual(r.status, 422, r)
-        self.assertIn("classification", r.json()["error"]["message"])
+        self.assertIn("records a det model", r.json()["error"]["message"])
         register_model(self.srv.data, "empty", [])
         r = create({"model": "empty"})
         self.assertEqual(r.status, 404, r)

@@ -82,6 +82,19 @@ class TestServerDet(unittest.TestCase):
             self.assertIn(k, rep["accuracy"])
         self.assertGreater(rep["accuracy"]["map50"], 0.5)
         self.assertGreater(rep["performance"]["latency_ms"]["p50"], 0)
+        # deploy it: predict answers boxes in the image's pixels and counts per class
+        dep = self.ok(self.req("POST", "/api/v1/deployments", {"model": "trays", "name": "trays-line"}), 201)
+        with open(os.path.join(data, "images", "train", "train_000.png"), "rb") as f:
+            png = f.read()
+        pr = self.ok(self.req("POST", "/api/v1/deployments/%d/predict" % dep["id"], data=png, content_type="image/png"))
+        self.assertEqual((pr["task"], pr["version"], pr["image"]), ("det", 1, {"width": 128, "height": 96}))
+        self.assertEqual(set(pr["counts"]), set(CLASSES))
+        self.assertEqual(sum(pr["counts"].values()), len(pr["detections"]))
+        for d in pr["detections"]:
+            self.assertTrue(0 <= d["box"][0] < d["box"][2] <= 128 and 0 <= d["box"][1] < d["box"][3] <= 96, d)
+        meta = self.ok(self.req("GET", "/v2/models/trays-line"))
+        self.assertEqual(meta["outputs"][0]["shape"][1], 64 + len(CLASSES))
+        self.assertEqual(self.req("DELETE", "/api/v1/deployments/%d" % dep["id"]).status, 204)
         # pre-annotate new images: boxes with source model and their scores
         fresh = os.path.join(self.tmp, "fresh")
         imgs, _ = make_coco(fresh, 6, 99, split="new")

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The detection benchmark (issue 6): the synthetic tray set (bench/gen_tray.py) at 320x320,
+the default detector trained on it with its training wall time and throughput, AP and
+counting on the held-out test images, and detector inference latency at 320 and 640 (batch 1)
+in AutoCV and in ONNX Runtime running the same exported model, with the ratio.
+
+    /usr/bin/python3 bench/det_bench.py [--build build] [--train 1000] [--epochs 30] [--threads 2]
+                                        [--skip-train] [--out DIR]
+
+Writes DIR/det.json (default $BUILD/bench/det) and prints a table. Run it on a quiet machine:
+OpenMP threads slow down badly when other processes share the cores."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+
+
+def sh(cmd, **kw):
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ort_modules():
+    for d in (os.path.join(ROOT, "bench", "node_modules"),):
+        if os.path.isdir(os.path.join(d, "onnxruntime-node")):
+            return d
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--train", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-train", action="store_true", help="reuse the trained model in --out")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    autocv = os.path.join(ROOT, a.build, "autocv")
+    out = a.out or os.path.join(ROOT, a.build, "bench", "det")
+    os.makedirs(out, exist_ok=True)
+    data = os.path.join(out, "tray320-%d" % a.train)
+    res = {"threads": a.threads, "train_images": a.train, "epochs": a.epochs}
+    if not os.path.isdir(data):
+        sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", data, "--train", str(a.train), "--val", "100",
+            "--test", "200", "--imgsz", "320", "--seed", "0"])
+    model = os.path.join(out, "model320")
+    if not a.skip_train:
+        t0 = time.time()
+        p = sh([autocv, "train", "--task", "det", "--data", data, "--out", model, "--imgsz", "320", "--epochs",
+                str(a.epochs), "--threads", str(a.threads), "--json"], stdout=subprocess.PIPE, text=True)
+        res["train_wall_s"] = time.time() - t0
+        ev = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        ips = [e["ips"] for e in ev if e.get("event") == "epoch"]
+        res["train_ips"] = sorted(ips)[len(ips) // 2] if ips else None
+        res["model"] = next((e["model"] for e in ev if e.get("event") == "start"), None)
+    p = sh([autocv, "eval", "--model", model, "--data", data, "--split", "test", "--json", "--threads",
+            str(a.threads)], stdout=subprocess.PIPE, text=True)
+    m = json.loads(p.stdout.strip().splitlines()[-1])
+    res.update({k: m[k] for k in ("map50", "map50_95", "map75", "count_mae", "count_exact", "images")})
+    # latency: the trained 320 model, and the same architecture built at 640 (weights do not
+    # matter for speed: one epoch on a few images makes the model directory)
+    tiny = os.path.join(out, "tiny640")
+    if not os.path.isdir(tiny):
+        sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", tiny, "--train", "4", "--val", "2", "--test", "2",
+            "--imgsz", "640", "--seed", "1"])
+    model640 = os.path.join(out, "model640")
+    if not os.path.isdir(model640):
+        sh([autocv, "train", "--task", "det", "--data", tiny, "--out", model640, "--imgsz", "640", "--epochs", "1",
+            "--batch", "2", "--threads", str(a.threads)], stdout=subprocess.DEVNULL)
+    mods = ort_modules()
+    res["latency"] = {}
+    for side, d in ((320, model), (640, model640)):
+        onnx = os.path.join(out, "det%d.onnx" % side)
+        sh([autocv, "export", "--model", d, "--format", "onnx", "--out", onnx], stdout=subprocess.DEVNULL)
+        row = {}
+        p = sh([autocv, "bench", "--model", d, "--batch", "1", "--threads", str(a.threads), "--seconds", "5", "--json"],
+               stdout=subprocess.PIPE, text=True)
+        row["autocv_ms"] = json.loads(p.stdout.strip().splitlines()[-1])["latency_ms"]["p50"]
+        if mods:
+            env = dict(os.environ, NODE_PATH=mods)
+            p = sh(["node", os.path.join(ROOT, "bench", "ort_bench.js"), onnx, "--threads", str(a.threads), "--seconds",
+                    "5", "--imgsz", str(side)], stdout=subprocess.PIPE, text=True, env=env)
+            row["ort_ms"] = json.loads(p.stdout.strip().splitlines()[-1])["latency_ms"]["p50"]
+            row["ratio"] = row["autocv_ms"] / row["ort_ms"]
+        res["latency"][str(side)] = row
+    with open(os.path.join(out, "det.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print("detection benchmark (%d threads, load %s)" % (a.threads, open("/proc/loadavg").read().split()[0]))
+    print("  tray 320: %d train images, %s epochs, model %s" % (a.train, a.epochs, res.get("model")))
+    if "train_wall_s" in res:
+        print("  training wall %.1f min, %.1f img/s (median epoch)" % (res["train_wall_s"] / 60, res["train_ips"] or 0))
+    print("  test (%d images): AP50 %.4f  AP50-95 %.4f  AP75 %.4f  count exact %.4f  count MAE %.4f" % (
+        res["images"], res["map50"], res["map50_95"], res["map75"], res["count_exact"], res["count_mae"]))
+    for side, row in res["latency"].items():
+        if "ort_ms" in row:
+            print("  latency %s px batch 1: AutoCV %.2f ms, ONNX Runtime %.2f ms, ratio %.2f" % (
+                side, row["autocv_ms"], row["ort_ms"], row["ratio"]))
+        else:
+            print("  latency %s px batch 1: AutoCV %.2f ms (ONNX Runtime not installed)" % (side, row["autocv_ms"]))
+
+
+if __name__ == "__main__":
+    main()
