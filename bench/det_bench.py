@@ -39,13 +39,17 @@ def main():
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-train", action="store_true", help="reuse the trained model in --out")
+    ap.add_argument("--quick", action="store_true",
+                    help="make bench: 200 training images, 1 epoch (throughput and latency; accuracy not meaningful)")
     ap.add_argument("--out")
     a = ap.parse_args()
+    if a.quick:
+        a.train, a.epochs = 200, 1
     autocv = os.path.join(ROOT, a.build, "autocv")
     out = a.out or os.path.join(ROOT, a.build, "bench", "det")
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "tray320-%d" % a.train)
-    res = {"threads": a.threads, "train_images": a.train, "epochs": a.epochs}
+    res = {"threads": a.threads, "train_images": a.train, "epochs": a.epochs, "quick": a.quick}
     if not os.path.isdir(data):
         sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", data, "--train", str(a.train), "--val", "100",
             "--test", "200", "--imgsz", "320", "--seed", "0"])
@@ -95,6 +99,8 @@ def main():
     print("  tray 320: %d train images, %s epochs, model %s" % (a.train, a.epochs, res.get("model")))
     if "train_wall_s" in res:
         print("  training wall %.1f min, %.1f img/s (median epoch)" % (res["train_wall_s"] / 60, res["train_ips"] or 0))
+    if a.quick:
+        print("  (quick run: one epoch, so the accuracy below is not meaningful)")
     print("  test (%d images): AP50 %.4f  AP50-95 %.4f  AP75 %.4f  count exact %.4f  count MAE %.4f" % (
         res["images"], res["map50"], res["map50_95"], res["map75"], res["count_exact"], res["count_mae"]))
     for side, row in res["latency"].items():
