@@ -1,5 +1,6 @@
 # AutoCV build. `make` builds build/autocv and build/libautocv.a; `make test` runs every test;
-# `make run` trains the default classifier on Fashion-MNIST; `make deps` installs Debian packages.
+# `make run` starts the platform server (with the web UI); `make deps` installs Debian packages
+# and the web UI's npm packages.
 # Switches: SAN=address (sanitizers), OPT=-O0 -g (debug), ARCH=... (target flags).
 
 BUILD   ?= build
@@ -17,7 +18,11 @@ BLAS_INC  := /usr/include/$(MULTIARCH)/openblas-openmp
 DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-openmp-dev libjansson-dev libpng-dev \
             libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev libsqlite3-dev \
             libmicrohttpd-dev libsodium-dev libarchive-dev protobuf-c-compiler libprotobuf-c-dev \
-            python3 python3-numpy python3-torch python3-torchvision python3-onnx dataset-fashion-mnist
+            python3 python3-numpy python3-torch python3-torchvision python3-onnx dataset-fashion-mnist \
+            chromium fonts-noto-cjk
+# The web UI (web/) needs Node.js >= 20.19 and npm (Vite 8): Debian's nodejs/npm when no node
+# is installed (Debian 13 has 20.19; on Debian 12 install Node.js 20+ from nodesource.com).
+NPM     ?= npm
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -34,7 +39,11 @@ LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRC := $(shell find src/cli -name '*.c' | sort)
 # The ONNX schema (src/onnx/onnx.proto) is compiled by protoc-c into $(BUILD)/gen.
 GEN_OBJ := $(BUILD)/gen/onnx.pb-c.o
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
+# The web UI built by Vite into $(BUILD)/web and embedded as a C table (src/server/api_static.h).
+WEB_OBJ := $(BUILD)/gen/web_assets.o
+WEB_SRC := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json \
+           web/package-lock.json web/vite.config.js web/svelte.config.js
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ) $(WEB_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -51,6 +60,12 @@ deps:
 	  echo "installing:$$missing"; \
 	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
+	@command -v node >/dev/null && command -v $(NPM) >/dev/null || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; echo "installing: nodejs npm"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends nodejs npm; }
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || \
+	  { echo "deps: the web UI needs Node.js >= 20.19 (this is $$(node --version)): install a newer Node.js"; exit 1; }
+	@[ -d web/node_modules ] || { echo "NPM ci (web/)"; cd web && $(NPM) ci --no-audit --no-fund --loglevel=error; }
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -65,6 +80,28 @@ $(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
 
 # generated code: our warnings, but never -Werror
 $(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c
+	@echo "CC  $<"
+	@$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
+
+# The web UI: npm packages from web/package-lock.json, `vite build` into $(BUILD)/web when a
+# source changed, then the files as a C table.
+web/node_modules/.package-lock.json: web/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "npm is missing: run make deps"; exit 1; }
+	@echo "NPM ci (web/)"
+	@cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(BUILD)/web.stamp: $(WEB_SRC) web/node_modules/.package-lock.json
+	@mkdir -p $(BUILD)/web
+	@echo "WEB $(BUILD)/web"
+	@cd web && ./node_modules/.bin/vite build --logLevel warn --outDir $(abspath $(BUILD)/web) --emptyOutDir
+	@touch $@
+
+$(BUILD)/gen/web_assets.c: $(BUILD)/web.stamp web/embed_assets.py
+	@mkdir -p $(BUILD)/gen
+	@$(PY) web/embed_assets.py $(BUILD)/web $@
+
+$(WEB_OBJ): $(BUILD)/gen/web_assets.c src/server/api_static.h
 	@echo "CC  $<"
 	@$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,10 +85,15 @@ int acv__http_set_response(acv_http_req *r, int status, struct MHD_Response *res
         MHD_destroy_response(resp);
         return acv_error(ACV_EINVAL, "the request already has a response");
     }
-    for (int i = 0; i < r->nhdrs; i++) MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    bool cache_set = false;
+    for (int i = 0; i < r->nhdrs; i++) {
+        MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+        cache_set |= !strcasecmp(r->hdrs[i].name, "Cache-Control");
+    }
     acv__http_free_headers(r);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* not cached unless the handler said how (images, the web UI's files) */
+    if (!cache_set) MHD_add_response_header(resp, "Cache-Control", "no-store");
     r->resp = resp;
     r->status = status;
     r->resp_bytes = bytes;

@@ -24,6 +24,7 @@
 #include "platform/imports.h"
 #include "platform/projects.h"
 #include "server/api.h"
+#include "server/api_static.h"
 #include "server/deploy.h"
 #include "server/jobs.h"
 
@@ -208,6 +209,8 @@ static int on_begin(void *ud, acv_http_req *req)
         acv_http_add_header(req, "Allow", c->match.allow);
         return acv_http_respond_error(req, 405, "%s", acv_errmsg());
     }
+    /* GET outside the API with no route: the embedded web UI (api_static.h) */
+    if (rc == ACV_ENOTFOUND && acv_static_serve(req)) return 0;
     if (rc) return acv_http_respond_error(req, 404, "%s", acv_errmsg());
     const acv_route *rt = c->route = c->match.route;
 

@@ -65,7 +65,10 @@ class TestJobs(unittest.TestCase):
         p = {x["name"]: x for x in algs["compact"]["params"]}
         self.assertEqual((p["epochs"]["type"], p["epochs"]["min"], p["optimizer"]["choices"]),
                          ("integer", 1, ["sgd", "adamw"]))
-        self.assertEqual(self.req("GET", "/api/v1/algorithms?task=det").json()["items"], [])
+        det = {a["name"]: a for a in self.req("GET", "/api/v1/algorithms?task=det").json()["items"]}
+        self.assertEqual(set(det), {"auto", "det-s", "det-m"})
+        self.assertAlmostEqual(det["det-m"]["cost"]["gflops"], 28.6, delta=0.3)  # YOLOv8s-sized at 640
+        self.assertEqual(self.req("GET", "/api/v1/algorithms?task=seg").json()["items"], [])
         self.assertEqual(self.req("GET", "/api/v1/algorithms?task=nope").status, 400)
 
     def test_invalid_parameters_are_named(self):

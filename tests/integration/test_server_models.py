@@ -348,12 +348,12 @@ class TestServerModels(unittest.TestCase):
         r = upload_model(self.srv, self.eng, "good", classes=None, data=self.zip_bytes(
             {"model.json": json.dumps(mj).encode(), "weights.safetensors": w}))
         self.assert_refused(r, 422, ["classes"], "good")
-        # A model of another task than the existing model's: 409.
+        # A classifier whose model.json claims to be a detector: its graph says otherwise (422).
         mj = json.loads(files["model.json"])
         mj["task"] = "det"
         r = upload_model(self.srv, self.eng, "good", classes=None, data=self.zip_bytes(
             {"model.json": json.dumps(mj).encode(), "weights.safetensors": w}))
-        self.assert_refused(r, 409, ["holds cls models", "det"], "good")
+        self.assert_refused(r, 422, ["not a detector"], "good")
         self.assertEqual(self.version_count("good"), 1)
         self.assertEqual(self.model_dirs(), dirs)
         self.assertEqual(self.tmp_entries(), [])

@@ -1,0 +1,380 @@
+// The web UI driven in Debian's chromium with playwright-core, as a person would use it.
+// Run by tests/integration/test_e2e_web.py (which starts the server and prepares data):
+//   node tests/e2e/flow.mjs CONFIG.json
+// Prints one "step ..." line per step and the figures it measured, then "RESULT {json}";
+// exits non-zero on the first failure (with a screenshot of the page at that moment).
+import { createRequire } from 'node:module';
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(new URL('../../web/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+mkdirSync(cfg.shots, { recursive: true });
+const result = {};
+const t0 = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+const fail = (msg) => {
+  throw new Error(msg);
+};
+const expect = (cond, msg) => cond || fail(msg);
+
+// ---- the two dictionaries have the same keys ----
+function keys(file) {
+  return new Set([...readFileSync(join(cfg.locales, file), 'utf8').matchAll(/^\s*'([^']+)':/gm)].map((m) => m[1]));
+}
+const en = keys('en.js');
+const zh = keys('zh.js');
+const missing = [...en].filter((k) => !zh.has(k)).concat([...zh].filter((k) => !en.has(k)));
+expect(missing.length === 0, 'en.js and zh.js differ in keys: ' + missing.join(', '));
+expect(en.size > 300, 'the English dictionary looks empty');
+log('step dictionaries', en.size, 'keys in both languages');
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run'],
+});
+const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+const page = await context.newPage();
+page.setDefaultTimeout(15000);
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.on('console', (m) => {
+  if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push('console: ' + m.text());
+});
+
+// A screenshot of the screen as a person sees it: notices closed, scrolled to the top (or
+// the whole page for the long ones).
+async function shot(name, fullPage = false) {
+  await a11y(name);
+  await page.evaluate(() => {
+    document.activeElement && document.activeElement.blur && document.activeElement.blur();
+    window.scrollTo(0, 0);
+  });
+  await page.waitForTimeout(250); // let transitions settle
+  await page.screenshot({ path: join(cfg.shots, `ui_${name}.png`), fullPage, style: '.toasts { display: none; }' });
+}
+const byText = (text) => page.getByText(text, { exact: false }).first();
+
+// Every visible control has an accessible name (a label, aria-label or text) and is
+// reachable by keyboard (no positive tabindex, not taken out of the tab order).
+async function a11y(screen) {
+  const bad = await page.evaluate(() => {
+    const out = [];
+    const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
+    for (const el of document.querySelectorAll('button, a[href], input, select, textarea, [role="button"]')) {
+      if (!visible(el) || el.type === 'hidden') continue;
+      if (el.id === 'file-input' || el.id === 'try-input') continue; // opened by their labelled buttons
+      const name = (el.getAttribute('aria-label') || '').trim() || (el.labels && [...el.labels].map((l) => l.textContent).join(' ').trim()) ||
+        (el.getAttribute('aria-labelledby') ? 'by-id' : '') || (el.tagName !== 'INPUT' && el.textContent.trim()) || (el.getAttribute('title') || '').trim();
+      if (!name) out.push(el.outerHTML.slice(0, 120));
+      if (el.tabIndex > 0 || el.getAttribute('tabindex') === '-1') out.push('not in the tab order: ' + el.outerHTML.slice(0, 120));
+    }
+    return out;
+  });
+  expect(bad.length === 0, `${screen}: controls without an accessible name or keyboard access:\n` + bad.join('\n'));
+}
+
+async function run() {
+  // ---- sign in ----
+  await page.goto(cfg.url + '/');
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await shot('login_en');
+  await page.getByLabel('Username').fill(cfg.username);
+  await page.getByLabel('Password').fill('wrong-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await byText('The username or password is not right').waitFor();
+  await page.getByLabel('Password').fill(cfg.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: `Hello, ${cfg.username}` }).waitFor();
+  log('step signed in');
+
+  // ---- create a project ----
+  await page.getByRole('button', { name: 'New project' }).first().click();
+  await page.getByLabel('Project name').fill('Bolt tray');
+  await page.getByLabel('Description (optional)').fill('line 3, station B');
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.waitForURL(/\/projects\/\d+\/data$/);
+  const pid = Number(page.url().match(/projects\/(\d+)/)[1]);
+  await byText('No images yet').waitFor();
+  log('step project created', pid);
+
+  // ---- upload: the file picker, then drag-and-drop ----
+  await page.locator('#file-input').setInputFiles(cfg.picked);
+  const rows = page.locator('.upload-row');
+  await page.waitForFunction((n) => document.querySelectorAll('.upload-row').length >= Math.min(n, 6), cfg.picked.length);
+  const dropped = cfg.dropped.map((p) => ({ name: p.split('/').pop(), b64: readFileSync(p).toString('base64') }));
+  await page.evaluate((files) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name, { type: 'image/png' }));
+    }
+    const target = document.querySelector('#data-section');
+    for (const type of ['dragenter', 'dragover', 'drop'])
+      target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+  }, dropped);
+  await byText('Uploads finished').waitFor({ timeout: 30000 });
+  const summary = await page.locator('#upload-summary').innerText();
+  expect(/30 added · 1 already there · 1 refused · 32 files/.test(summary), 'upload summary: ' + summary);
+  // the refused files alone, with the reason
+  await page.locator('#only-errors').click();
+  const broken = page.locator('.upload-row[data-name="broken.png"]');
+  expect((await broken.getAttribute('data-state')) === 'error', 'broken.png is not marked as refused');
+  const reason = await broken.locator('.upload-err').innerText();
+  expect(/broken\.png/.test(reason), 'the refusal does not name the file: ' + reason);
+  expect((await rows.count()) > 0, 'no upload rows');
+  log('step uploaded', summary, '| refused:', reason);
+
+  // ---- the grid shows them, with thumbnails ----
+  await page.locator('#image-count').filter({ hasText: '30 images' }).waitFor();
+  await page.waitForFunction(() => [...document.querySelectorAll('#image-grid .tile img')].filter((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0).length >= 14);
+  const tiles = await page.locator('#image-grid .tile').count();
+  expect(tiles >= 14, 'only ' + tiles + ' tiles in the grid');
+  // a filter narrows the grid, clearing it brings everything back
+  await page.getByLabel('File name').fill('part_00');
+  await page.locator('#image-count').filter({ hasText: '10 images' }).waitFor();
+  await page.getByRole('button', { name: 'Clear filters' }).first().click();
+  await page.locator('#image-count').filter({ hasText: '30 images' }).waitFor();
+  // the preview opens by keyboard
+  await page.locator('#image-grid .tile').first().focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').getByText('120 × 90').waitFor();
+  await page.keyboard.press('Escape');
+  await page.locator('#upload-panel').getByRole('button', { name: 'Close' }).click();
+  await shot('data_en');
+  log('step grid', tiles, 'tiles rendered for 30 images');
+
+  // ---- labels: create one, import three ----
+  await page.getByRole('link', { name: 'Labels' }).click();
+  await byText('No labels yet').waitFor();
+  await page.getByRole('button', { name: 'New label' }).first().click();
+  await page.locator('#label-form input[name="label-name"]').fill('scratch');
+  await page.getByRole('button', { name: 'Create label' }).click();
+  await page.locator('.trow[data-label="scratch"]').waitFor();
+  await page.getByRole('button', { name: 'Import' }).click();
+  await page.locator('#import-text').fill('name,parent,aliases,description\nsurface,,,Defects on the visible surface\n' +
+    'dent,surface,bump|dint,Deeper than 0.2 mm\nok,,,No defect\nmissing part,,gap,A bolt or a washer is missing');
+  await page.getByRole('button', { name: 'Import labels' }).click();
+  await page.locator('#label-count').filter({ hasText: '5 labels' }).waitFor();
+  await page.locator('#label-search').fill('din'); // an alias of dent
+  await page.locator('#label-count').filter({ hasText: '1 of 5 labels' }).waitFor();
+  expect((await page.locator('.trow').first().getAttribute('data-label')) === 'dent', 'alias search did not find dent');
+  await page.locator('#label-search').fill('');
+  // edit: scratch goes under surface
+  await page.locator('.trow[data-label="scratch"] button').click();
+  await page.getByLabel('Parent').fill('surface');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.trow[data-label="scratch"]').getByText('surface').waitFor();
+  await shot('labels_en');
+  log('step labels created and imported');
+
+  // ---- 10,000 labels stay fast ----
+  let ts = Date.now();
+  await page.goto(`${cfg.url}/projects/${cfg.big_project}/labels`);
+  await page.locator('#label-count').filter({ hasText: '10,000 labels' }).waitFor({ timeout: 30000 });
+  result.labels_load_ms = Date.now() - ts;
+  const rendered = await page.locator('.trow').count();
+  expect(rendered < 100, `the label table rendered ${rendered} rows for 10,000 labels (not virtual)`);
+  // type-ahead measured in the page: from the keystroke's input event to the next painted
+  // frame with the answer in the table
+  const searchMs = [];
+  for (const q of ['part-0999', '42', 'alias-0777', 'part-09']) {
+    const r = await page.evaluate(async (q) => {
+      const el = document.querySelector('#label-search');
+      const t0 = performance.now();
+      el.value = q;
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+      await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+      const first = document.querySelector('.trow');
+      return { ms: performance.now() - t0, first: first && first.textContent };
+    }, q);
+    expect(r.first && r.first.includes(q), `searching ${q}: the first row is ${r.first}`);
+    searchMs.push(r.ms);
+  }
+  result.label_search_ms = Math.max(...searchMs);
+  await page.locator('#label-list').evaluate((el) => (el.scrollTop = 0));
+  await page.locator('#label-search').fill('');
+  await page.locator('#label-list').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.locator('.trow[data-label="part-09999"]').waitFor();
+  console.log(`figure labels: 10,000 loaded in ${result.labels_load_ms} ms, ${rendered} rows in the DOM, ` +
+    `type-ahead to result <= ${result.label_search_ms.toFixed(1)} ms`);
+
+  // ---- training: the wizard ----
+  await page.goto(`${cfg.url}/projects/${cfg.train_project}/training`);
+  await page.locator('#step-data').getByText('belt v1').waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.locator('[data-algorithm="compact"]').waitFor();
+  await byText('Let AutoCV choose').waitFor();
+  await page.locator('[data-algorithm="compact"]').click();
+  await shot('training_en');
+  await page.getByRole('button', { name: 'Next' }).click();
+  const epochs = page.locator('#step-params input[name="epochs"]');
+  await epochs.fill('0');
+  await page.locator('#step-params').getByText('must be at least 1').waitFor();
+  expect(await page.locator('#start-training').isDisabled(), 'start is enabled with epochs 0');
+  await epochs.fill('10');
+  await page.locator('#step-params input[name="batch"]').fill('16');
+  expect(!(await page.locator('#start-training').isDisabled()), 'start is disabled with valid parameters');
+  await page.locator('#estimate').filter({ hasText: 'about' }).waitFor();
+  await page.locator('#start-training').click();
+  await page.waitForURL(/\/jobs\/\d+$/);
+  result.job = Number(page.url().match(/jobs\/(\d+)/)[1]);
+  log('step training job started', result.job);
+
+  // ---- the board updates live ----
+  const seen = new Set();
+  const deadline = Date.now() + 120000;
+  for (;;) {
+    const st = await page.locator('.board').getAttribute('data-status');
+    const pts = Number(await page.locator('#chart-acc').getAttribute('data-points'));
+    seen.add(pts);
+    if (st === 'succeeded') break;
+    expect(!['failed', 'cancelled'].includes(st), 'the job ended ' + st);
+    expect(Date.now() < deadline, 'the job did not finish in 120 s');
+    await page.waitForTimeout(100);
+  }
+  await page.locator('#final-top1').waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('#chart-acc').dataset.points) === 10);
+  const epochText = await page.locator('#stat-epoch').innerText();
+  expect(/10 \/ 10/.test(epochText), 'the epoch tile says ' + epochText);
+  expect((await page.locator('#chart-loss canvas').count()) === 1, 'the loss chart has no canvas');
+  expect((await page.locator('.cm-cell').count()) === 100, 'the confusion matrix is not 10 x 10');
+  result.chart_states = [...seen].sort((a, b) => a - b);
+  log('step job succeeded; accuracy chart point counts seen while watching:', result.chart_states.join(' '));
+  expect(result.chart_states.length >= 2, 'the chart never changed while the job ran');
+  const log1 = await page.locator('#job-log').innerText();
+  expect(/training compact/.test(log1), 'the log lacks the trainer line');
+  await page.getByPlaceholder('Search the log').fill('trainable');
+  expect(/trainable parameters/.test(await page.locator('#job-log').innerText()), 'log search lost the line');
+  await page.getByPlaceholder('Search the log').fill('');
+  await shot('job_en', true);
+
+  // ---- publish, a second version, evaluate both, compare ----
+  await page.getByLabel('Model name').fill('fashion-belt');
+  await page.getByRole('button', { name: 'Publish', exact: true }).click();
+  await page.locator('#published').waitFor();
+  // a second candidate, published through the API as a retraining would be
+  const token = await page.evaluate(() => localStorage.getItem('autocv.token'));
+  const r2 = await page.request.post(`${cfg.url}/api/v1/jobs/${result.job}/publish`, {
+    headers: { Authorization: 'Bearer ' + token },
+    data: { model: 'fashion-belt', description: 'second candidate' },
+  });
+  expect(r2.status() === 201, 'publishing version 2 through the API: ' + r2.status());
+  await page.getByRole('link', { name: 'Open in the repository' }).click();
+  await page.waitForURL(/\/models\/fashion-belt$/);
+  await page.getByRole('heading', { name: 'Version 2' }).waitFor();
+  await page.locator('#lineage').getByText('belt v1').waitFor();
+  await page.locator('#lineage').getByText('compact').waitFor();
+  for (const v of [2, 1]) {
+    await page.getByRole('button', { name: new RegExp(`^v${v} `) }).click();
+    await page.getByRole('heading', { name: `Version ${v}` }).waitFor();
+    await page.getByRole('button', { name: 'Evaluate', exact: true }).click();
+    await page.locator('.report').getByText('Latency p50').waitFor({ timeout: 60000 });
+    log(`step version ${v} evaluated`);
+  }
+  await page.getByLabel('Compare version 1').check();
+  await page.getByLabel('Compare version 2').check();
+  await page.getByRole('button', { name: 'Compare' }).click();
+  const cmpRows = page.locator('section:has(#cmp-h) tbody tr');
+  await cmpRows.nth(1).waitFor();
+  const cmpText = await page.locator('section:has(#cmp-h) tbody').innerText();
+  expect(!/—/.test(cmpText.split('\n')[0]), 'the comparison lacks figures: ' + cmpText);
+  await shot('model_en', true);
+
+  // ---- deploy v1 in one click, switch to v2 ----
+  await page.getByRole('button', { name: /^v1 / }).click();
+  await page.getByRole('heading', { name: 'Version 1' }).waitFor();
+  await page.locator('#deploy-btn').click();
+  await page.waitForURL(/\/deployments\/\d+$/);
+  await page.getByText('Ready').first().waitFor();
+  await page.locator('#switch-version').selectOption('2');
+  await page.getByRole('button', { name: 'Switch', exact: true }).click();
+  await byText('Now serving version 2').waitFor();
+  log('step published, evaluated, compared, deployed v1, switched to v2');
+
+  // ---- try it ----
+  await page.locator('#try-input').setInputFiles(cfg.sample);
+  await page.locator('#predictions .pred-row').first().waitFor({ timeout: 20000 });
+  const preds = await page.locator('#predictions .pred-row').count();
+  expect(preds === 5, `${preds} predictions shown, expected the top 5`);
+  const top = await page.locator('#predictions .pred-top').innerText();
+  expect(/%/.test(top), 'the top prediction has no score: ' + top);
+  expect(/· v2/.test(await page.locator('#predictions').innerText()), 'the prediction did not come from version 2');
+  await shot('deployment_en');
+  log('step try-it prediction:', top.replace(/\s+/g, ' '));
+
+  await page.getByRole('link', { name: 'Projects' }).click();
+  await page.locator('#recent-jobs').getByText('Succeeded').first().waitFor();
+  await shot('home_en');
+
+  // ---- 简体中文 ----
+  await page.locator('#lang-select').selectOption('zh');
+  await page.getByRole('heading', { name: `您好，${cfg.username}` }).waitFor();
+  for (const word of ['项目', '模型', '部署', '最近的任务']) await page.getByText(word).first().waitFor();
+  expect((await page.locator('html').getAttribute('lang')) === 'zh-CN', 'html lang is not zh-CN');
+  await shot('home_zh');
+  await page.reload(); // remembered
+  await page.getByRole('heading', { name: `您好，${cfg.username}` }).waitFor();
+  await page.goto(`${cfg.url}/projects/${pid}/data`);
+  await page.locator('#image-count').filter({ hasText: '30 张图片' }).waitFor();
+  await page.getByText('清除筛选').count();
+  await page.waitForFunction(() => [...document.querySelectorAll('#image-grid .tile img')].filter((i) => i.complete && i.naturalWidth > 0).length >= 12);
+  await shot('data_zh');
+  await page.getByRole('link', { name: '标签' }).click();
+  await page.locator('#label-count').filter({ hasText: '5 个标签' }).waitFor();
+  await shot('labels_zh');
+  await page.goto(`${cfg.url}/projects/${cfg.train_project}/training`);
+  await page.getByRole('heading', { name: '训练模型' }).waitFor();
+  await page.getByRole('button', { name: '下一步' }).click();
+  await page.getByText('由 AutoCV 选择').first().waitFor();
+  await shot('training_zh');
+  await page.goto(`${cfg.url}/projects/${cfg.train_project}/jobs/${result.job}`);
+  await page.locator('#final-top1').waitFor();
+  await page.getByText('混淆矩阵').first().waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('#chart-acc').dataset.points) === 10);
+  await shot('job_zh', true);
+  await page.goto(`${cfg.url}/models/fashion-belt`);
+  await page.getByText('来源').first().waitFor();
+  await shot('model_zh', true);
+  await page.goto(`${cfg.url}/deployments`);
+  await page.getByRole('heading', { name: '部署' }).waitFor();
+  await page.locator('#deployment-table a').first().click();
+  await page.getByText('试一试').first().waitFor();
+  await page.locator('#try-input').setInputFiles(cfg.sample);
+  await page.locator('#predictions .pred-row').first().waitFor();
+  await shot('deployment_zh');
+  log('step Chinese screens');
+
+  // ---- sign out (the sign-in screen keeps the language) ----
+  await page.getByRole('button', { name: cfg.username }).click();
+  await page.getByRole('menuitem', { name: '退出登录' }).click();
+  await page.getByRole('heading', { name: '登录' }).waitFor();
+  await shot('login_zh');
+  const left = await page.evaluate(() => localStorage.getItem('autocv.token'));
+  expect(left === null, 'the token stayed in localStorage after signing out');
+  log('step signed out');
+
+  expect(pageErrors.length === 0, 'errors in the page:\n' + pageErrors.join('\n'));
+}
+
+try {
+  await run();
+  console.log('RESULT ' + JSON.stringify(result));
+  await browser.close();
+} catch (e) {
+  console.log('FAILED: ' + (e && e.stack ? e.stack : e));
+  if (pageErrors.length) console.log('page errors:\n' + pageErrors.join('\n'));
+  try {
+    await page.screenshot({ path: join(cfg.shots, 'failure.png') });
+    writeFileSync(join(cfg.shots, 'failure.html'), await page.content());
+    console.log('the page at the failure: ' + join(cfg.shots, 'failure.png'));
+  } catch {
+    /* the browser is gone */
+  }
+  await browser.close();
+  process.exit(1);
+}

@@ -1,0 +1,67 @@
+// English and Simplified Chinese. t('key', {name: value}) looks the key up in the current
+// language (falling back to English, then to the key itself) and fills {name} placeholders.
+// The choice is remembered per user in localStorage (autocv.lang.<username>), and the last
+// choice on this browser is what the sign-in screen shows.
+import en from './locales/en.js';
+import zh from './locales/zh.js';
+
+export const LANGS = [
+  { code: 'en', name: 'English' },
+  { code: 'zh', name: '简体中文' },
+];
+const DICTS = { en, zh };
+
+function stored(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function initial() {
+  const s = stored('autocv.lang');
+  if (s && DICTS[s]) return s;
+  return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+}
+
+export const lang = $state({ code: initial() });
+
+function apply(code) {
+  lang.code = code;
+  document.documentElement.lang = code === 'zh' ? 'zh-CN' : 'en';
+}
+apply(lang.code);
+
+export function setLang(code, username) {
+  if (!DICTS[code]) return;
+  apply(code);
+  try {
+    localStorage.setItem('autocv.lang', code);
+    if (username) localStorage.setItem('autocv.lang.' + username, code);
+  } catch {
+    /* not remembered */
+  }
+}
+
+// After sign-in: the language this user chose last time, if any.
+export function restoreLang(username) {
+  const s = stored('autocv.lang.' + username);
+  if (s && DICTS[s]) apply(s);
+}
+
+// A key with {n} has a singular form "<key>.one" where the language needs it (n === 1).
+export function t(key, params) {
+  const d = DICTS[lang.code];
+  if (params && Number(String(params.n).replace(/[^0-9.]/g, '')) === 1 && d[key + '.one'] !== undefined) key += '.one';
+  let s = d[key];
+  if (s === undefined) s = en[key];
+  if (s === undefined) return key;
+  if (params) s = s.replace(/\{(\w+)\}/g, (m, k) => (params[k] !== undefined ? String(params[k]) : m));
+  return s;
+}
+
+// The locale for Intl formatting.
+export function locale() {
+  return lang.code === 'zh' ? 'zh-CN' : 'en-US';
+}

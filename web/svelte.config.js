@@ -1,0 +1,2 @@
+// Svelte options (the defaults: runes mode is chosen per component by its syntax).
+export default {};
