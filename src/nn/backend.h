@@ -42,6 +42,18 @@ typedef struct acv_backend {
                                const float *save_mean, const float *save_rstd,
                                const float *running_var, int N, int C, int HW, float eps,
                                bool training);
+    /* Batch norm forward (as batchnorm_forward) that also writes act_out = act(out), act an
+     * acv_act with slope alpha, in the same pass. A training compile uses it for an
+     * activation that reads a batch norm. (optional) */
+    void (*batchnorm_act_forward)(void **cache, float *out, float *act_out, int act, float alpha,
+                                  float *save_mean, float *save_rstd, const float *in,
+                                  const float *gamma, const float *beta, float *running_mean,
+                                  float *running_var, int N, int C, int HW, float eps,
+                                  float momentum, bool training);
+    /* Pointwise activations (contracts as acv_ref_act_*; no per-node state). (optional) */
+    void (*act_forward)(float *out, const float *in, int64_t n, acv_act kind, float alpha);
+    void (*act_backward)(float *d_in, const float *d_out, const float *in, const float *out,
+                         int64_t n, acv_act kind, float alpha);
     void (*maxpool_forward)(void **cache, float *out, int32_t *argmax, const float *in,
                             const acv_pool_params *p);
     void (*maxpool_backward)(void **cache, float *d_in, const float *d_out, const int32_t *argmax,

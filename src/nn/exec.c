@@ -55,7 +55,7 @@ void acv__graph_release_exec(acv_graph *g)
         free(n->fold_w);
         free(n->fold_b);
         n->fold_w = n->fold_b = NULL;
-        n->fused_into = n->fold_bn = -1;
+        n->fused_into = n->fold_bn = n->fused_act = -1;
         n->post_act = 0;
         n->blk = 0;
         n->needs_plain = false;
@@ -129,6 +129,20 @@ static int plan_fusion(acv_graph *g)
     }
     free(uses);
     return 0;
+}
+
+/* Training on a backend with batchnorm_act_forward: an activation whose input is a batch
+ * norm is computed in the batch norm's pass (both outputs are still stored: backward reads
+ * them). One activation per batch norm. */
+static void plan_train_fusion(acv_graph *g)
+{
+    if (!g->be->batchnorm_act_forward) return;
+    for (int i = 0; i < g->n; i++) {
+        acv_node *nd = &g->nodes[i];
+        if (nd->op != ACV_OP_ACT) continue;
+        acv_node *src = &g->nodes[nd->in[0]];
+        if (src->op == ACV_OP_BATCHNORM && src->fused_act < 0) src->fused_act = i;
+    }
 }
 
 static bool blk_act_ok(int act)
@@ -236,6 +250,7 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
     if ((rc = set_batch_shapes(g, max_batch))) return rc;
     g->batch = max_batch;
     if (!training && (rc = plan_fusion(g))) return rc;
+    if (training) plan_train_fusion(g);
     plan_layouts(g, training || !g->be->blocked_channels ? 0 : g->be->blocked_channels());
 
     int n = g->n;
@@ -496,7 +511,11 @@ static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         int N = (int)xs->d[0], C = (int)xs->d[1];
         int HW = (int)(acv_shape_numel(xs) / ((int64_t)N * C));
         float *sm = nd->aux, *sr = nd->aux + align_up(C);
-        if (be->batchnorm_forward)
+        if (nd->fused_act >= 0) {
+            const acv_node *act = &g->nodes[nd->fused_act];
+            be->batchnorm_act_forward(&nd->cache, nd->out, act->out, act->a.act, act->a.alpha, sm, sr, IN(0), IN(1),
+                                      IN(2), IN(3), IN(4), N, C, HW, nd->a.eps, nd->a.momentum, training);
+        } else if (be->batchnorm_forward)
             be->batchnorm_forward(&nd->cache, nd->out, sm, sr, IN(0), IN(1), IN(2), IN(3), IN(4), N, C, HW,
                                   nd->a.eps, nd->a.momentum, training);
         else
@@ -504,10 +523,14 @@ static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
                                       nd->a.momentum, training);
         return 0;
     }
-    case ACV_OP_ACT:
-        if (nd->blk) acv_ref_act_forward(nd->out, RAW(0), layout_numel(nd), (acv_act)nd->a.act, nd->a.alpha);
-        else acv_ref_act_forward(nd->out, IN(0), numel, (acv_act)nd->a.act, nd->a.alpha);
+    case ACV_OP_ACT: {
+        if (g->nodes[nd->in[0]].fused_act == id) return 0; /* computed by its batch norm */
+        const float *x = nd->blk ? RAW(0) : IN(0);
+        int64_t len = nd->blk ? layout_numel(nd) : numel;
+        if (be->act_forward) be->act_forward(nd->out, x, len, (acv_act)nd->a.act, nd->a.alpha);
+        else acv_ref_act_forward(nd->out, x, len, (acv_act)nd->a.act, nd->a.alpha);
         return 0;
+    }
     case ACV_OP_MAXPOOL: case ACV_OP_AVGPOOL: {
         acv_pool_params p;
         pool_params(g, nd, &p);
@@ -652,7 +675,9 @@ static void backward_node(acv_graph *g, acv_id id)
         return;
     }
     case ACV_OP_ACT:
-        if (DIN(0)) acv_ref_act_backward(DIN(0), dout, IN(0), nd->out, numel, (acv_act)nd->a.act, nd->a.alpha);
+        if (!DIN(0)) return;
+        if (be->act_backward) be->act_backward(DIN(0), dout, IN(0), nd->out, numel, (acv_act)nd->a.act, nd->a.alpha);
+        else acv_ref_act_backward(DIN(0), dout, IN(0), nd->out, numel, (acv_act)nd->a.act, nd->a.alpha);
         return;
     case ACV_OP_MAXPOOL: case ACV_OP_AVGPOOL: {
         if (!DIN(0)) return;

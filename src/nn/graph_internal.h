@@ -55,6 +55,9 @@ typedef struct acv_node {
     int post_act;                 /* conv: 0, or 1 + the activation applied in its epilogue */
     float post_alpha;
     float *fold_w, *fold_b;       /* conv with fold_bn: folded weights and bias (owned) */
+    /* training fusion (set by a training compile) */
+    acv_id fused_act;             /* batchnorm: the activation reading it that its forward pass
+                                     also computes (backend's batchnorm_act_forward), or -1 */
     int blk;                      /* output layout: 0 plain NCHW, B blocked NCHW{B}c (inference) */
     bool needs_plain;             /* blocked output also converted to plain for its readers */
     float *plain;                 /* ... into here */

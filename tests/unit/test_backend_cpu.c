@@ -3,7 +3,9 @@
  * asymmetric and output padding, batch 1 and 8, 1x1/3x3/7x7 and ResNet-like sizes, in the
  * plain, blocked and automatic layouts; the "backward adds" contract (gradients pre-filled
  * with random values), NULL gradients, cache reuse across calls, batch-size, thread-count,
- * layout and op-kind changes; the backend lookup and the thread-count plumbing. */
+ * layout and op-kind changes; batch norm (training forward, alone and fused with each
+ * activation, backward, eval) and every activation forward and backward on odd and large
+ * shapes; the backend lookup and the thread-count plumbing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -345,6 +347,305 @@ static void test_conv_accumulates_twice(void **state)
     free(din2), free(dw2), free(db2), free(din0), free(dw0), free(db0);
 }
 
+/* ---- batch norm ------------------------------------------------------------------------ */
+
+#define BN_TOL 1e-5
+/* normwise, as CHECK_CLOSE, at the batch norm tolerance; cfg is the caller's label */
+#define CHECK_BN(got, want, n, what)                                                           \
+    do {                                                                                       \
+        double e_ = rel_err(got, want, n);                                                     \
+        if (!(e_ < BN_TOL)) fail_msg("%s: %s relative error %g", cfg, what, e_);               \
+    } while (0)
+
+
+typedef struct bn_case {
+    const char *name;
+    int N, C, HW;
+    float mean, std; /* of the input values */
+} bn_case;
+
+static const bn_case BN_CASES[] = {
+    {"odd 3x5x7x9", 3, 5, 7 * 9, 0.0f, 1.0f},
+    {"large 8x32x40x40", 8, 32, 40 * 40, 0.5f, 2.0f},
+    {"mean >> std 4x6x11x13", 4, 6, 11 * 13, 100.0f, 0.01f},
+    {"plane < 16 values 16x3x3x3", 16, 3, 9, -1.0f, 3.0f},
+    {"one value per channel", 1, 3, 1, 0.0f, 1.0f},
+    {"spatial 1x1 batch 7", 7, 4, 1, 2.0f, 1.0f},
+    {"empty batch", 0, 3, 5, 0.0f, 1.0f},
+};
+#define N_BN_CASES (int)(sizeof BN_CASES / sizeof BN_CASES[0])
+
+/* |got - want| <= rtol * |want| + atol for every element (NaN fails). */
+static void check_elem(const float *got, const float *want, int64_t n, double rtol, double atol,
+                       const char *what, const char *cfg)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= rtol * fabs(want[i]) + atol))
+            fail_msg("%s: %s[%lld]: got %.9g want %.9g", cfg, what, (long long)i, got[i], want[i]);
+    }
+}
+
+/* Batch norm inputs of one case and the reference's training forward and backward. */
+typedef struct bn_data {
+    const bn_case *bc;
+    bool affine;
+    int64_t n;
+    float *in, *gamma, *beta, *rm0, *rv0, *d_out, *din0, *dg0, *db0;
+    float *out, *sm, *sr, *rm, *rv; /* reference forward */
+    float *din, *dg, *db;           /* reference: initial gradients + backward */
+} bn_data;
+
+static void bn_data_init(bn_data *d, const bn_case *bc, bool affine, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    d->bc = bc;
+    d->affine = affine;
+    d->n = (int64_t)bc->N * bc->C * bc->HW;
+    int C = bc->C;
+    acv_rng r;
+    acv_rng_seed(&r, seed);
+    d->in = randv(&r, d->n);
+    for (int64_t i = 0; i < d->n; i++) d->in[i] = bc->mean + bc->std * d->in[i];
+    if (affine) {
+        d->gamma = randv(&r, C);
+        d->beta = randv(&r, C);
+    }
+    d->rm0 = randv(&r, C);
+    d->rv0 = randv(&r, C);
+    for (int c = 0; c < C; c++) d->rv0[c] = 0.5f + fabsf(d->rv0[c]);
+    d->d_out = randv(&r, d->n);
+    d->din0 = randv(&r, d->n);
+    d->dg0 = randv(&r, C);
+    d->db0 = randv(&r, C);
+    d->out = randv(&r, d->n);
+    d->sm = randv(&r, C);
+    d->sr = randv(&r, C);
+    d->rm = dup(d->rm0, C);
+    d->rv = dup(d->rv0, C);
+    acv_ref_batchnorm_forward(d->out, d->sm, d->sr, d->in, d->gamma, d->beta, d->rm, d->rv, bc->N, C, bc->HW,
+                              1e-5f, 0.1f, true);
+    d->din = dup(d->din0, d->n);
+    d->dg = dup(d->dg0, C);
+    d->db = dup(d->db0, C);
+    acv_ref_batchnorm_backward(d->din, d->dg, d->db, d->d_out, d->in, d->gamma, d->sm, d->sr, d->rv, bc->N, C,
+                               bc->HW, 1e-5f, true);
+}
+
+static void bn_data_free(bn_data *d)
+{
+    free(d->in), free(d->gamma), free(d->beta), free(d->rm0), free(d->rv0), free(d->d_out);
+    free(d->din0), free(d->dg0), free(d->db0), free(d->out), free(d->sm), free(d->sr);
+    free(d->rm), free(d->rv), free(d->din), free(d->dg), free(d->db);
+}
+
+/* The CPU backend's training forward (fused with act when act >= 0) into out/act_out and
+ * fresh statistics, checked against d's reference; returns out (caller frees). */
+static float *check_bn_forward(const bn_data *d, int act, const char *cfg)
+{
+    const acv_backend *be = acv_backend_cpu();
+    const bn_case *bc = d->bc;
+    int C = bc->C;
+    float *out = randv(&(acv_rng){0}, d->n), *act_out = act >= 0 ? randv(&(acv_rng){0}, d->n) : NULL;
+    float *sm = calloc((size_t)C, sizeof(float)), *sr = calloc((size_t)C, sizeof(float));
+    float *rm = dup(d->rm0, C), *rv = dup(d->rv0, C);
+    assert_true(sm && sr && out);
+    if (act < 0)
+        be->batchnorm_forward(NULL, out, sm, sr, d->in, d->gamma, d->beta, rm, rv, bc->N, C, bc->HW, 1e-5f, 0.1f,
+                              true);
+    else
+        be->batchnorm_act_forward(NULL, out, act_out, act, 0.1f, sm, sr, d->in, d->gamma, d->beta, rm, rv, bc->N,
+                                  C, bc->HW, 1e-5f, 0.1f, true);
+    CHECK_BN(out, d->out, d->n, "out");
+    /* the mean to a fraction of a standard deviation; rstd and variances relatively */
+    check_elem(sm, d->sm, C, BN_TOL, BN_TOL * bc->std, "save_mean", cfg);
+    check_elem(sr, d->sr, C, BN_TOL, 0.0, "save_rstd", cfg);
+    check_elem(rm, d->rm, C, BN_TOL, BN_TOL * bc->std, "running_mean", cfg);
+    check_elem(rv, d->rv, C, BN_TOL, 0.0, "running_var", cfg);
+    if (act >= 0) {
+        float *want = malloc(sizeof(float) * (size_t)(d->n > 0 ? d->n : 1));
+        assert_non_null(want);
+        acv_ref_act_forward(want, d->out, d->n, (acv_act)act, 0.1f);
+        CHECK_BN(act_out, want, d->n, "act_out");
+        free(want);
+    }
+    free(act_out), free(sm), free(sr), free(rm), free(rv);
+    return out;
+}
+
+static void check_bn_backward(const bn_data *d, const char *cfg)
+{
+    const acv_backend *be = acv_backend_cpu();
+    const bn_case *bc = d->bc;
+    int C = bc->C;
+    float *din = dup(d->din0, d->n), *dg = dup(d->dg0, C), *db = dup(d->db0, C);
+    be->batchnorm_backward(NULL, din, d->affine ? dg : NULL, d->affine ? db : NULL, d->d_out, d->in, d->gamma,
+                           d->sm, d->sr, d->rv, bc->N, C, bc->HW, 1e-5f, true);
+    CHECK_BN(din, d->din, d->n, "d_in");
+    if (d->affine) {
+        CHECK_BN(dg, d->dg, C, "d_gamma");
+        CHECK_BN(db, d->db, C, "d_beta");
+        /* each gradient alone */
+        memcpy(din, d->din0, sizeof(float) * (size_t)d->n);
+        memcpy(dg, d->dg0, sizeof(float) * (size_t)C);
+        memcpy(db, d->db0, sizeof(float) * (size_t)C);
+        be->batchnorm_backward(NULL, din, NULL, NULL, d->d_out, d->in, d->gamma, d->sm, d->sr, d->rv, bc->N, C,
+                               bc->HW, 1e-5f, true);
+        be->batchnorm_backward(NULL, NULL, dg, NULL, d->d_out, d->in, d->gamma, d->sm, d->sr, d->rv, bc->N, C,
+                               bc->HW, 1e-5f, true);
+        be->batchnorm_backward(NULL, NULL, NULL, db, d->d_out, d->in, d->gamma, d->sm, d->sr, d->rv, bc->N, C,
+                               bc->HW, 1e-5f, true);
+        CHECK_BN(din, d->din, d->n, "d_in alone");
+        CHECK_BN(dg, d->dg, C, "d_gamma alone");
+        CHECK_BN(db, d->db, C, "d_beta alone");
+    }
+    be->batchnorm_backward(NULL, NULL, NULL, NULL, d->d_out, d->in, d->gamma, d->sm, d->sr, d->rv, bc->N, C,
+                           bc->HW, 1e-5f, true); /* nothing to do */
+    free(din), free(dg), free(db);
+}
+
+/* Training forward (plain and fused with every activation) and backward against the
+ * reference, with and without affine parameters; results independent of the thread count. */
+static void test_batchnorm_cases(void **state)
+{
+    (void)state;
+    int saved = acv_get_threads();
+    for (int i = 0; i < N_BN_CASES; i++)
+        for (int affine = 0; affine < 2; affine++) {
+            const bn_case *bc = &BN_CASES[i];
+            char cfg[160];
+            snprintf(cfg, sizeof cfg, "batchnorm %s%s", bc->name, affine ? " affine" : "");
+            bn_data d;
+            bn_data_init(&d, bc, affine, 500 + (uint64_t)i);
+            acv_set_threads(2);
+            float *out2 = check_bn_forward(&d, -1, cfg);
+            for (int a = 0; a < ACV_ACT_COUNT; a++) free(check_bn_forward(&d, a, cfg));
+            check_bn_backward(&d, cfg);
+            acv_set_threads(1);
+            float *out1 = check_bn_forward(&d, -1, cfg);
+            if (d.n && memcmp(out1, out2, sizeof(float) * (size_t)d.n) != 0)
+                fail_msg("%s: 1 and 2 threads differ", cfg);
+            free(out1), free(out2);
+            bn_data_free(&d);
+        }
+    acv_set_threads(saved);
+}
+
+/* Eval mode (running statistics) gives the reference's result exactly. */
+static void test_batchnorm_eval(void **state)
+{
+    (void)state;
+    const acv_backend *be = acv_backend_cpu();
+    const bn_case *bc = &BN_CASES[0];
+    bn_data d;
+    bn_data_init(&d, bc, true, 9);
+    int C = bc->C;
+    float *want = dup(d.out, d.n), *got = dup(d.out, d.n), *act = dup(d.out, d.n), *wact = dup(d.out, d.n);
+    float *sm = dup(d.sm, C), *sr = dup(d.sr, C), *sm2 = dup(d.sm, C), *sr2 = dup(d.sr, C);
+    acv_ref_batchnorm_forward(want, sm, sr, d.in, d.gamma, d.beta, d.rm0, d.rv0, bc->N, C, bc->HW, 1e-5f, 0.1f,
+                              false);
+    acv_ref_act_forward(wact, want, d.n, ACV_ACT_SILU, 0.0f);
+    be->batchnorm_act_forward(NULL, got, act, ACV_ACT_SILU, 0.0f, sm2, sr2, d.in, d.gamma, d.beta, d.rm0, d.rv0,
+                              bc->N, C, bc->HW, 1e-5f, 0.1f, false);
+    assert_memory_equal(got, want, sizeof(float) * (size_t)d.n);
+    assert_memory_equal(sm2, sm, sizeof(float) * (size_t)C);
+    assert_memory_equal(sr2, sr, sizeof(float) * (size_t)C);
+    CHECK_CLOSE(act, wact, d.n, "eval act_out", "batchnorm eval");
+    float *din = dup(d.din0, d.n), *dg = dup(d.dg0, C), *db = dup(d.db0, C);
+    float *din2 = dup(d.din0, d.n), *dg2 = dup(d.dg0, C), *db2 = dup(d.db0, C);
+    acv_ref_batchnorm_backward(din, dg, db, d.d_out, d.in, d.gamma, sm, sr, d.rv0, bc->N, C, bc->HW, 1e-5f, false);
+    be->batchnorm_backward(NULL, din2, dg2, db2, d.d_out, d.in, d.gamma, sm, sr, d.rv0, bc->N, C, bc->HW, 1e-5f,
+                           false);
+    assert_memory_equal(din2, din, sizeof(float) * (size_t)d.n);
+    assert_memory_equal(dg2, dg, sizeof(float) * (size_t)C);
+    assert_memory_equal(db2, db, sizeof(float) * (size_t)C);
+    free(want), free(got), free(act), free(wact), free(sm), free(sr), free(sm2), free(sr2);
+    free(din), free(dg), free(db), free(din2), free(dg2), free(db2);
+    bn_data_free(&d);
+}
+
+/* ---- activations ------------------------------------------------------------------------ */
+
+static const char *const ACT_NAMES[ACV_ACT_COUNT] = {"relu", "relu6", "leaky_relu", "silu",
+                                                     "sigmoid", "hardswish", "hardsigmoid", "tanh"};
+
+/* Inputs over [-12, 12] with the kinks, the branch points of the fast exp and tanh, values
+ * far in both tails, infinities and NaN planted among them. */
+static float *act_inputs(int64_t n, uint64_t seed)
+{
+    static const float special[] = {0.0f, -0.0f, 6.0f, -3.0f, 3.0f, 0.625f, -0.625f, 0.62499994f, 1e-3f,
+                                    -1e-3f, 1e-30f, -2.4f, -87.3f, -87.4f, -100.0f, -200.0f, 100.0f, 88.0f,
+                                    INFINITY, -INFINITY, NAN};
+    int ns = (int)(sizeof special / sizeof special[0]);
+    acv_rng r;
+    acv_rng_seed(&r, seed);
+    float *x = randv(&r, n);
+    for (int64_t i = 0; i < n; i++) x[i] *= 4.0f;
+    for (int64_t i = 0; i < n; i += 37) x[i] = special[(i / 37) % ns];
+    return x;
+}
+
+/* Fast forward and backward of every activation against the reference: the piecewise
+ * linear ones bit for bit, the others within 1e-6 relative per element (the backward
+ * relative to |d_out| too, since the reference itself cancels where SiLU' crosses zero);
+ * NaN where the reference has NaN. Sizes: the serial path (3x5x7x9) and the parallel one. */
+static void test_act_cases(void **state)
+{
+    (void)state;
+    const acv_backend *be = acv_backend_cpu();
+    assert_non_null(be->act_forward);
+    assert_non_null(be->act_backward);
+    static const int64_t sizes[] = {3 * 5 * 7 * 9, 200003};
+    for (int si = 0; si < 2; si++)
+        for (int k = 0; k < ACV_ACT_COUNT; k++) {
+            int64_t n = sizes[si];
+            char cfg[96];
+            snprintf(cfg, sizeof cfg, "%s n=%lld", ACT_NAMES[k], (long long)n);
+            float *x = act_inputs(n, 40 + (uint64_t)k);
+            acv_rng r;
+            acv_rng_seed(&r, 3);
+            float *want = randv(&r, n), *got = randv(&r, n), *d_out = randv(&r, n), *g0 = randv(&r, n);
+            float *gw = dup(g0, n), *gg = dup(g0, n);
+            acv_ref_act_forward(want, x, n, (acv_act)k, 0.1f);
+            be->act_forward(got, x, n, (acv_act)k, 0.1f);
+            /* backward from the same forward output */
+            acv_ref_act_backward(gw, d_out, x, want, n, (acv_act)k, 0.1f);
+            be->act_backward(gg, d_out, x, want, n, (acv_act)k, 0.1f);
+            bool exact = k != ACV_ACT_SILU && k != ACV_ACT_SIGMOID && k != ACV_ACT_TANH;
+            for (int64_t i = 0; i < n; i++) {
+                bool fn = isnan(got[i]) != 0, wn = isnan(want[i]) != 0;
+                bool bn_ = isnan(gg[i]) != 0, bw = isnan(gw[i]) != 0;
+                if (fn != wn || bn_ != bw)
+                    fail_msg("%s: NaN mismatch at %lld (x = %g): fwd %g/%g bwd %g/%g", cfg, (long long)i, x[i],
+                             got[i], want[i], gg[i], gw[i]);
+                /* equal (infinities included), or close */
+                double tf = exact ? 0.0 : 1e-6 * fabs(want[i]) + 1e-30;
+                double tb = exact ? 0.0 : 1e-6 * (fabs(gw[i] - g0[i]) + fabs(d_out[i])) + 1e-6 * fabs(g0[i]);
+                if (!wn && got[i] != want[i] && !(fabs((double)got[i] - want[i]) <= tf))
+                    fail_msg("%s: forward at x = %.9g: got %.9g want %.9g", cfg, x[i], got[i], want[i]);
+                if (!bw && gg[i] != gw[i] && !(fabs((double)gg[i] - gw[i]) <= tb))
+                    fail_msg("%s: backward at x = %.9g: got %.9g want %.9g", cfg, x[i], gg[i], gw[i]);
+            }
+            be->act_backward(NULL, d_out, x, want, n, (acv_act)k, 0.1f); /* no gradient: nothing */
+            free(x), free(want), free(got), free(d_out), free(g0), free(gw), free(gg);
+        }
+}
+
+/* out may alias in, as for the reference. */
+static void test_act_in_place(void **state)
+{
+    (void)state;
+    const acv_backend *be = acv_backend_cpu();
+    int64_t n = 100000;
+    for (int k = 0; k < ACV_ACT_COUNT; k++) {
+        float *x = act_inputs(n, 7), *want = randv(&(acv_rng){0}, n);
+        acv_ref_act_forward(want, x, n, (acv_act)k, 0.2f);
+        be->act_forward(x, x, n, (acv_act)k, 0.2f);
+        CHECK_CLOSE(x, want, n, "in place", ACT_NAMES[k]);
+        free(x), free(want);
+    }
+}
+
 /* ---- lookup and threads ---------------------------------------------------------------- */
 
 static void test_lookup(void **state)
@@ -372,8 +673,14 @@ static void test_lookup(void **state)
     assert_null(ref->batchnorm_backward);
     assert_null(ref->maxpool_forward);
     assert_null(ref->maxpool_backward);
+    assert_null(ref->batchnorm_act_forward);
+    assert_null(ref->act_forward);
+    assert_null(ref->act_backward);
     assert_non_null(cpu->cache_free);
     assert_non_null(cpu->set_threads);
+    assert_non_null(cpu->batchnorm_forward);
+    assert_non_null(cpu->batchnorm_backward);
+    assert_non_null(cpu->batchnorm_act_forward);
 }
 
 static void *thread_conv(void *arg)
@@ -420,6 +727,10 @@ int main(void)
         cmocka_unit_test(test_convt_cases),
         cmocka_unit_test(test_cache_rebuilds),
         cmocka_unit_test(test_conv_accumulates_twice),
+        cmocka_unit_test(test_batchnorm_cases),
+        cmocka_unit_test(test_batchnorm_eval),
+        cmocka_unit_test(test_act_cases),
+        cmocka_unit_test(test_act_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -571,8 +571,9 @@ static void test_grad_net4(void **state) { (void)state; grad_check_net(4, acv_ba
 /* ---- ref vs CPU backend ----------------------------------------------------------------- */
 
 typedef struct run_result {
-    float *out, *grads, *dx, loss, *eval_out;
-    int64_t n_out, n_grads, n_dx;
+    float *out, *grads, *dx, loss, *eval_out, *buffers;
+    int64_t n_out, n_grads, n_dx, n_buffers;
+    int fused; /* batch norms computing their activation in their own pass */
 } run_result;
 
 /* One training forward/backward and one eval forward on backend be, from the same
@@ -593,6 +594,10 @@ static run_result run_on(net *m, int which, const acv_backend *be, const float *
     rr.eval_out = dup_floats(acv_graph_data(m->g, m->out), rr.n_out);
     assert_int_equal(acv_graph_forward(m->g, -1, true, 1), 0);
     assert_int_equal(acv_graph_backward(m->g, m->loss), 0);
+    rr.n_buffers = nb;
+    rr.buffers = dup_floats(acv_graph_buffers(m->g, &nb), nb); /* running statistics updated */
+    rr.fused = 0;
+    for (int i = 0; i < m->g->n; i++) rr.fused += m->g->nodes[i].fused_act >= 0;
     rr.out = dup_floats(acv_graph_data(m->g, m->out), rr.n_out);
     rr.loss = acv_graph_data(m->g, m->loss)[0];
     float *gr = acv_graph_grads(m->g, &rr.n_grads);
@@ -608,6 +613,7 @@ static void free_rr(run_result *r)
     free(r->grads);
     free(r->dx);
     free(r->eval_out);
+    free(r->buffers);
 }
 
 static void compare_backends(net *m, int which)
@@ -623,8 +629,18 @@ static void compare_backends(net *m, int which)
     double e3 = max_rel_diff(c.grads, a.grads, a.n_grads, 1e-3);
     double e4 = max_rel_diff(c.dx, a.dx, a.n_dx, 1e-3);
     double e5 = fabs((double)c.loss - a.loss) / fmax(fabs(a.loss), 1e-3);
-    if (e1 > 1e-4 || e2 > 1e-4 || e3 > 1e-4 || e4 > 1e-4 || e5 > 1e-4)
-        fail_msg("net %d: ref vs cpu: out %.3g eval %.3g grads %.3g dx %.3g loss %.3g", which, e1, e2, e3, e4, e5);
+    double e6 = max_rel_diff(c.buffers, a.buffers, a.n_buffers, 1e-3);
+    if (e1 > 1e-4 || e2 > 1e-4 || e3 > 1e-4 || e4 > 1e-4 || e5 > 1e-4 || e6 > 1e-5)
+        fail_msg("net %d: ref vs cpu: out %.3g eval %.3g grads %.3g dx %.3g loss %.3g buffers %.3g", which, e1, e2, e3,
+                 e4, e5, e6);
+    /* the CPU backend runs each batch norm -> activation pair in one pass; the reference never */
+    assert_int_equal(a.fused, 0);
+    int bn_act = 0;
+    for (int i = 0; i < m->g->n; i++) {
+        const acv_node *nd = &m->g->nodes[i];
+        bn_act += nd->op == ACV_OP_ACT && m->g->nodes[nd->in[0]].op == ACV_OP_BATCHNORM;
+    }
+    assert_int_equal(c.fused, bn_act);
     free_rr(&a);
     free_rr(&c);
     free(p);

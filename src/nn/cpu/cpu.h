@@ -46,6 +46,31 @@ void acv__cpu_convt2d_backward(void **cache, float *d_in, float *d_w, float *d_b
                                const float *d_out, const float *in, const float *w,
                                const acv_conv_params *p);
 
+/* Training-mode batch norm (cpu_norm.c; eval mode runs the reference kernel) and pointwise
+ * activations (cpu_act.c), same contracts as acv_ref_batchnorm_* and acv_ref_act_*. */
+void acv__cpu_batchnorm_forward(void **cache, float *out, float *save_mean, float *save_rstd,
+                                const float *in, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, int N, int C, int HW,
+                                float eps, float momentum, bool training);
+void acv__cpu_batchnorm_backward(void **cache, float *d_in, float *d_gamma, float *d_beta,
+                                 const float *d_out, const float *in, const float *gamma,
+                                 const float *save_mean, const float *save_rstd,
+                                 const float *running_var, int N, int C, int HW, float eps,
+                                 bool training);
+/* Batch norm forward that also writes act_out = act(out) (act an acv_act, alpha its
+ * slope) in the same pass when act_out is not NULL. */
+void acv__cpu_batchnorm_act_forward(void **cache, float *out, float *act_out, int act,
+                                    float alpha, float *save_mean, float *save_rstd, const float *in,
+                                    const float *gamma, const float *beta, float *running_mean,
+                                    float *running_var, int N, int C, int HW, float eps,
+                                    float momentum, bool training);
+void acv__cpu_act_forward(float *out, const float *in, int64_t n, acv_act kind, float alpha);
+void acv__cpu_act_backward(float *d_in, const float *d_out, const float *in, const float *out,
+                           int64_t n, acv_act kind, float alpha);
+/* acv__cpu_act_forward on the calling thread only (for use inside a parallel region). */
+void acv__cpu_act_forward_serial(float *out, const float *in, int64_t n, acv_act kind,
+                                 float alpha);
+
 /* Per-node cache kinds; every cache struct starts with an int kind. */
 enum { ACV__CPU_CACHE_CONV = 0x434f4e56 };
 
