@@ -25,8 +25,8 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def ort_modules():
-    for d in (os.path.join(ROOT, "bench", "node_modules"),):
+def ort_modules(build):
+    for d in (os.path.join(ROOT, "bench", "node_modules"), os.path.join(ROOT, build, "ort-node", "node_modules")):
         if os.path.isdir(os.path.join(d, "onnxruntime-node")):
             return d
     return None
@@ -77,7 +77,7 @@ def main():
     if not os.path.isdir(model640):
         sh([autocv, "train", "--task", "det", "--data", tiny, "--out", model640, "--imgsz", "640", "--epochs", "1",
             "--batch", "2", "--threads", str(a.threads)], stdout=subprocess.DEVNULL)
-    mods = ort_modules()
+    mods = ort_modules(a.build)
     res["latency"] = {}
     for side, d in ((320, model), (640, model640)):
         onnx = os.path.join(out, "det%d.onnx" % side)
