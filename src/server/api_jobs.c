@@ -42,6 +42,18 @@ static int set_project(acv_call *c, int64_t *project_id)
     return acv_annset_project(c->db, acv_call_id(c, "id"), project_id);
 }
 
+/* 201 with the new job and its Location. */
+static int reply_created_job(acv_call *c, int64_t id)
+{
+    json_t *out = NULL;
+    int rc = acv_jobs_get(c->db, id, &out);
+    if (rc) return rc;
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%lld", (long long)id);
+    acv_http_add_header(c->req, "Location", loc);
+    return acv_call_json(c, 201, out);
+}
+
 /* ---- algorithms ---------------------------------------------------------------------------- */
 
 static int custom_list(acv_call *c, int64_t project_id, json_t **out)
@@ -275,13 +287,7 @@ static int training_create(acv_call *c)
     rc = acv_db_end(c->db, rc);
     json_decref(spec);
     json_decref(clean);
-    json_t *out = NULL;
-    if (!rc) rc = acv_jobs_get(c->db, id, &out);
-    if (rc) return rc;
-    char loc[64];
-    snprintf(loc, sizeof loc, "/api/v1/jobs/%lld", (long long)id);
-    acv_http_add_header(c->req, "Location", loc);
-    return acv_call_json(c, 201, out);
+    return rc ? rc : reply_created_job(c, id);
 }
 
 static int jobs_list(acv_call *c)
@@ -506,13 +512,7 @@ static int preannotate(acv_call *c)
     json_decref(spec);
     json_decref(params);
     json_decref(mv);
-    json_t *out = NULL;
-    if (!rc) rc = acv_jobs_get(c->db, id, &out);
-    if (rc) return rc;
-    char loc[64];
-    snprintf(loc, sizeof loc, "/api/v1/jobs/%lld", (long long)id);
-    acv_http_add_header(c->req, "Location", loc);
-    return acv_call_json(c, 201, out);
+    return rc ? rc : reply_created_job(c, id);
 }
 
 /* How the set's model proposals fared: an item whose revision is still the one the job wrote

@@ -1,6 +1,7 @@
 /* The kinds of jobs (jobs_internal.h): training, evaluation on a dataset version, and
  * pre-annotation of an annotation set with a model. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,29 @@ static int preann_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool re
     return rc;
 }
 
+/* Writes doc into the item when nobody has touched it (status new, empty document, never
+ * saved by a person) and records the proposal with the revision written; *stored says
+ * whether it was. */
+static int store_proposal(acv_dbconn *c, int64_t set_id, int64_t image_id, int64_t job_id, int64_t mv,
+                          const json_t *doc, const json_t *prop, const char *now, bool *stored)
+{
+    *stored = false;
+    int rc = acv_db_exec(c,
+                         "UPDATE annotation_items SET doc_json = ?, revision = revision + 1, updated_at = ?"
+                         " WHERE set_id = ? AND image_id = ? AND status = 'new' AND annotated_by IS NULL"
+                         " AND json_array_length(doc_json, '$.tags') = 0"
+                         " AND json_array_length(doc_json, '$.shapes') = 0",
+                         "jsII", doc, now, set_id, image_id);
+    if (rc || acv_db_changes(c) == 0) return rc;
+    rc = acv_db_exec(c,
+                     "INSERT OR REPLACE INTO pre_annotations(set_id, image_id, job_id, model_version_id,"
+                     " revision, shapes_json, created_at) VALUES (?, ?, ?, ?,"
+                     " (SELECT revision FROM annotation_items WHERE set_id = ? AND image_id = ?), ?, ?)",
+                     "IIIIIIjs", set_id, image_id, job_id, mv, set_id, image_id, prop, now);
+    *stored = rc == 0;
+    return rc;
+}
+
 static int preann_finish(acv_jobs *j, acv_dbconn *c, const json_t *job, const json_t *results, json_t **result)
 {
     (void)results;
@@ -341,28 +365,14 @@ static int preann_finish(acv_jobs *j, acv_dbconn *c, const json_t *job, const js
                     continue;
                 }
                 json_t *doc = json_pack("{s:[], s:o}", "tags", "shapes", shapes);
-                rc = acv_db_exec(c,
-                                 "UPDATE annotation_items SET doc_json = ?, revision = revision + 1, updated_at = ?"
-                                 " WHERE set_id = ? AND image_id = ? AND status = 'new' AND annotated_by IS NULL"
-                                 " AND json_array_length(doc_json, '$.tags') = 0"
-                                 " AND json_array_length(doc_json, '$.shapes') = 0",
-                                 "jsII", doc, now, set_id, image_id);
-                json_decref(doc);
-                if (!rc && acv_db_changes(c) == 0) {
-                    json_decref(prop);
-                    skipped++;
-                    continue;
-                }
                 json_t *pj = json_pack("{s:[], s:o}", "tags", "shapes", prop);
-                if (!rc)
-                    rc = acv_db_exec(c,
-                                     "INSERT OR REPLACE INTO pre_annotations(set_id, image_id, job_id, model_version_id,"
-                                     " revision, shapes_json, created_at) VALUES (?, ?, ?, ?,"
-                                     " (SELECT revision FROM annotation_items WHERE set_id = ? AND image_id = ?), ?, ?)",
-                                     "IIIIIIjs", set_id, image_id, job_id, mv, set_id, image_id, pj, now);
+                bool stored = false;
+                rc = store_proposal(c, set_id, image_id, job_id, mv, doc, pj, now, &stored);
+                json_decref(doc);
                 json_decref(pj);
                 if (rc) break;
-                proposed++;
+                if (stored) proposed++;
+                else skipped++;
                 continue;
             }
             const char *label = json_string_value(json_object_get(p, "label"));
@@ -381,27 +391,14 @@ static int preann_finish(acv_jobs *j, acv_dbconn *c, const json_t *job, const js
             }
             /* only an item still untouched by people takes the proposal */
             json_t *doc = json_pack("{s:[s], s:[]}", "tags", label, "shapes");
-            rc = acv_db_exec(c,
-                             "UPDATE annotation_items SET doc_json = ?, revision = revision + 1, updated_at = ?"
-                             " WHERE set_id = ? AND image_id = ? AND status = 'new' AND annotated_by IS NULL"
-                             " AND json_array_length(doc_json, '$.tags') = 0"
-                             " AND json_array_length(doc_json, '$.shapes') = 0",
-                             "jsII", doc, now, set_id, image_id);
-            json_decref(doc);
-            if (rc) break;
-            if (acv_db_changes(c) == 0) {
-                skipped++;
-                continue;
-            }
             json_t *prop = json_pack("{s:[{s:s, s:f}], s:[]}", "tags", "label", label, "score", score, "shapes");
-            rc = acv_db_exec(c,
-                             "INSERT OR REPLACE INTO pre_annotations(set_id, image_id, job_id, model_version_id,"
-                             " revision, shapes_json, created_at) VALUES (?, ?, ?, ?,"
-                             " (SELECT revision FROM annotation_items WHERE set_id = ? AND image_id = ?), ?, ?)",
-                             "IIIIIIjs", set_id, image_id, job_id, mv, set_id, image_id, prop, now);
+            bool stored = false;
+            rc = store_proposal(c, set_id, image_id, job_id, mv, doc, prop, now, &stored);
+            json_decref(doc);
             json_decref(prop);
             if (rc) break;
-            proposed++;
+            if (stored) proposed++;
+            else skipped++;
         }
         rc = acv_db_end(c, rc);
     }

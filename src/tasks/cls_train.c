@@ -30,6 +30,7 @@
 #include "nn/safetensors.h"
 #include "nn/schedule.h"
 #include "nn/zoo.h"
+#include "tasks/train_util.h"
 #include "onnx/import.h"
 
 void acv_cls_train_opts_init(acv_cls_train_opts *o)
@@ -110,40 +111,6 @@ static int cfg_from_json(cfg_t *c, json_t *o, const char *path)
 }
 
 /* ---- progress output -------------------------------------------------------------------- */
-
-typedef struct out_t {
-    FILE *f;
-    bool json, tty;
-    acv_progress bar;
-} out_t;
-
-static void emit(out_t *o, json_t *ev)
-{
-    if (o->json) {
-        char *s = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(7));
-        if (s) {
-            fprintf(o->f, "%s\n", s);
-            fflush(o->f);
-            free(s);
-        }
-    }
-    json_decref(ev);
-}
-
-static void say(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(out_t *o, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (o->json) emit(o, json_pack("{s:s, s:s}", "event", "log", "message", msg));
-    else {
-        fprintf(o->f, "%s\n", msg);
-        fflush(o->f);
-    }
-}
 
 /* ---- data statistics -------------------------------------------------------------------------- */
 
@@ -320,75 +287,22 @@ typedef struct state_t {
 static int save_checkpoint(const char *path, acv_graph *g, acv_optim *opt, acv_ema *ema, const cfg_t *c,
                            const state_t *s)
 {
-    int64_t np, nb;
-    float *p = acv_graph_params(g, &np), *b = acv_graph_buffers(g, &nb);
-    size_t no = acv_optim_state_size(opt), ne = ema ? acv_ema_state_size(ema) : 0;
-    float *ob = malloc((no ? no : 1) * sizeof(float)), *eb = malloc((ne ? ne : 1) * sizeof(float));
-    if (!ob || !eb) {
-        free(ob);
-        free(eb);
-        return acv_error(ACV_ENOMEM, "out of memory writing the checkpoint");
-    }
-    acv_optim_state_get(opt, ob);
-    if (ema) acv_ema_state_get(ema, eb);
-    json_t *st = json_pack("{s:i, s:I, s:f, s:i, s:i, s:I, s:I, s:O, s:o}", "epoch", s->epoch, "step",
-                           (json_int_t)s->step, "best_top1", s->best_top1, "best_epoch", s->best_epoch,
-                           "bad_epochs", s->bad_epochs, "optim_steps", (json_int_t)acv_optim_steps(opt),
-                           "ema_updates", (json_int_t)(ema ? acv_ema_updates(ema) : 0), "history", s->history,
-                           "config", cfg_json(c));
-    char *sj = json_dumps(st, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_t *st = json_pack("{s:i, s:I, s:f, s:i, s:i, s:O, s:o}", "epoch", s->epoch, "step", (json_int_t)s->step,
+                           "best_top1", s->best_top1, "best_epoch", s->best_epoch, "bad_epochs", s->bad_epochs,
+                           "history", s->history, "config", cfg_json(c));
+    int rc = st ? acv_train_checkpoint_save(path, g, opt, ema, st) : acv_error(ACV_ENOMEM, "out of memory");
     json_decref(st);
-    const char *names[4] = {"params", "buffers", "optim", "ema"};
-    acv_shape shapes[4] = {{1, {np}}, {1, {nb}}, {1, {(int64_t)no}}, {1, {(int64_t)ne}}};
-    const float *datas[4] = {p, b, ob, eb};
-    const char *meta[] = {"autocv_checkpoint", sj ? sj : "{}", NULL};
-    int rc = acv_safetensors_save(path, 4, names, shapes, datas, meta);
-    free(sj);
-    free(ob);
-    free(eb);
     return rc;
-}
-
-static int read_flat(acv_safetensors *st, const char *name, float *dst, int64_t n, const char *path)
-{
-    const acv_safetensors_tensor *t = acv_safetensors_find(st, name);
-    if (!t || t->numel != n)
-        return acv_error(ACV_EFORMAT, "%s: '%s' does not match this model (%lld values expected)", path, name, (long long)n);
-    return n ? acv_safetensors_read_f32(st, name, dst, n) : 0;
 }
 
 /* Reads the configuration (and, when g is set, the state) from a checkpoint. */
 static int load_checkpoint(const char *path, cfg_t *c, acv_graph *g, acv_optim *opt, acv_ema *ema, state_t *s)
 {
-    acv_safetensors *st;
-    int rc = acv_safetensors_open(path, &st);
-    if (rc) return rc == ACV_ENOTFOUND ? acv_error(rc, "%s: no checkpoint to resume from", path) : rc;
-    const char *meta = acv_safetensors_meta(st, "autocv_checkpoint");
-    json_error_t jerr;
-    json_t *root = meta ? json_loads(meta, 0, &jerr) : NULL;
-    if (!root) rc = acv_error(ACV_EFORMAT, "%s: not an AutoCV checkpoint", path);
-    if (!rc && !g) rc = cfg_from_json(c, json_object_get(root, "config"), path);
-    if (!rc && g) {
-        int64_t np, nb;
-        float *p = acv_graph_params(g, &np), *b = acv_graph_buffers(g, &nb);
-        rc = read_flat(st, "params", p, np, path);
-        if (!rc) rc = read_flat(st, "buffers", b, nb, path);
-        size_t no = acv_optim_state_size(opt);
-        float *tmp = malloc((no ? no : 1) * sizeof(float));
-        if (!rc && !tmp) rc = acv_error(ACV_ENOMEM, "out of memory");
-        if (!rc) rc = read_flat(st, "optim", tmp, (int64_t)no, path);
-        if (!rc) acv_optim_state_set(opt, tmp);
-        free(tmp);
-        acv_optim_set_steps(opt, json_integer_value(json_object_get(root, "optim_steps")));
-        if (!rc && ema) {
-            size_t ne = acv_ema_state_size(ema);
-            float *e = malloc((ne ? ne : 1) * sizeof(float));
-            if (!e) rc = acv_error(ACV_ENOMEM, "out of memory");
-            if (!rc) rc = read_flat(st, "ema", e, (int64_t)ne, path);
-            if (!rc) acv_ema_state_set(ema, e);
-            free(e);
-            acv_ema_set_updates(ema, json_integer_value(json_object_get(root, "ema_updates")));
-        }
+    json_t *root;
+    int rc = acv_train_checkpoint_load(path, g, opt, ema, &root);
+    if (rc) return rc;
+    if (!g) rc = cfg_from_json(c, json_object_get(root, "config"), path);
+    if (g) {
         s->epoch = (int)json_integer_value(json_object_get(root, "epoch"));
         s->step = json_integer_value(json_object_get(root, "step"));
         s->best_top1 = json_number_value(json_object_get(root, "best_top1"));
@@ -401,7 +315,6 @@ static int load_checkpoint(const char *path, cfg_t *c, acv_graph *g, acv_optim *
         }
     }
     json_decref(root);
-    acv_safetensors_close(st);
     return rc;
 }
 
@@ -409,7 +322,7 @@ static int load_checkpoint(const char *path, cfg_t *c, acv_graph *g, acv_optim *
 
 /* Runs the graph (eval mode) over a loader; fills metrics and the mean loss. */
 static int run_eval(acv_graph *g, acv_id x, acv_id logits, acv_loader *ld, acv_cls_metrics *m, double *loss,
-                    out_t *o, const char *label)
+                    acv_train_out *o, const char *label)
 {
     acv_cls_metrics_reset(m);
     acv_loader_start_epoch(ld, 0);
@@ -434,21 +347,13 @@ static int run_eval(acv_graph *g, acv_id x, acv_id logits, acv_loader *ld, acv_c
     return 0;
 }
 
-/* Copies between the graph's weights and a saved set. */
-static void swap_weights(acv_graph *g, float *p2, float *b2)
-{
-    int64_t np, nb;
-    float *p = acv_graph_params(g, &np), *b = acv_graph_buffers(g, &nb);
-    for (int64_t i = 0; i < np; i++) { float t = p[i]; p[i] = p2[i]; p2[i] = t; }
-    for (int64_t i = 0; i < nb; i++) { float t = b[i]; b[i] = b2[i]; b2[i] = t; }
-}
 
 /* ---- the trainer ------------------------------------------------------------------------------------ */
 
 typedef struct run_t {
     const acv_cls_train_opts *o;
     cfg_t c;
-    out_t out;
+    acv_train_out out;
     acv_cls_dataset *train, *val;
     acv_loader *tl, *vl;
     acv_graph *g;
@@ -685,7 +590,7 @@ static int setup(run_t *r)
     r->s.best_top1 = -1;
     if (o->resume) {
         if ((rc = load_checkpoint(r->ckpt, &stored, r->g, r->opt, r->ema, &r->s))) return rc;
-        if (r->s.epoch >= r->c.epochs) say(&r->out, "the checkpoint has already finished all %d epochs", r->c.epochs);
+        if (r->s.epoch >= r->c.epochs) acv_train_say(&r->out, "the checkpoint has already finished all %d epochs", r->c.epochs);
     } else {
         if ((rc = acv_mkdirs(o->out))) return rc;
         unlink(r->ckpt);
@@ -704,7 +609,7 @@ static void use_eval_weights(run_t *r, bool on)
         memcpy(r->swap_p, acv_ema_params(r->ema), (size_t)np * sizeof(float));
         memcpy(r->swap_b, acv_ema_buffers(r->ema), (size_t)nb * sizeof(float));
     }
-    swap_weights(r->g, r->swap_p, r->swap_b);
+    acv_train_swap_weights(r->g, r->swap_p, r->swap_b);
 }
 
 static int train_epoch(run_t *r, int epoch, double *train_loss, double *ips)
@@ -770,7 +675,7 @@ static int train_epoch(run_t *r, int epoch, double *train_loss, double *ips)
         }
         if (r->out.json && (done % c->log_every == 0 || done == nb)) {
             double ipsw = wimgs / (now - tw > 1e-9 ? now - tw : 1e-9);
-            emit(&r->out, json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:f, s:f}", "event", "step", "epoch", epoch + 1,
+            acv_train_emit(&r->out, json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:f, s:f}", "event", "step", "epoch", epoch + 1,
                                     "step", done, "steps", nb, "global_step", (json_int_t)r->s.step, "loss",
                                     wloss / wsteps, "lr", (double)lr, "ips", ipsw, "eta_s",
                                     (now - t0) / done * (nb - done)));
@@ -794,7 +699,7 @@ static int run(run_t *r)
     int rc;
     char dur[32];
     if (r->s.epoch == 0)
-        say(&r->out, "%s %s on %s: %d train / %d val images, %d classes, %dx%dx%d, batch %d, %d epochs, %s lr %g, "
+        acv_train_say(&r->out, "%s %s on %s: %d train / %d val images, %d classes, %dx%dx%d, batch %d, %d epochs, %s lr %g, "
             "%lld trainable parameters, %.3f GFLOPs/image, %d threads",
             c->init[0] ? (c->freeze ? "fine-tuning the classifier of" : "fine-tuning") : "training",
             c->init[0] ? c->init : c->model, r->o->data, acv_cls_dataset_size(r->train),
@@ -802,7 +707,7 @@ static int run(run_t *r)
             c->imgsz, c->batch, c->epochs, c->optimizer, c->lr, (long long)acv_graph_num_params(r->g),
             acv_graph_gflops(r->g), acv_get_threads());
     else
-        say(&r->out, "resuming %s from the checkpoint after epoch %d of %d", c->model, r->s.epoch, c->epochs);
+        acv_train_say(&r->out, "resuming %s from the checkpoint after epoch %d of %d", c->model, r->s.epoch, c->epochs);
     for (int e = r->s.epoch; e < c->epochs; e++) {
         double te = acv_now(), tl = 0, ips = 0;
         if ((rc = train_epoch(r, e, &tl, &ips))) return rc;
@@ -850,14 +755,14 @@ static int run(run_t *r)
             json_object_set_new(ev, "event", json_string("epoch"));
             json_object_set_new(ev, "epochs", json_integer(c->epochs));
             json_object_set_new(ev, "best", json_boolean(improved));
-            emit(&r->out, ev);
+            acv_train_emit(&r->out, ev);
         } else {
             if (r->vl)
-                say(&r->out, "epoch %d/%d  loss %.4f  val_top1 %.4f  val_loss %.4f  lr %.4g  %.0f img/s  %s%s", e + 1,
+                acv_train_say(&r->out, "epoch %d/%d  loss %.4f  val_top1 %.4f  val_loss %.4f  lr %.4g  %.0f img/s  %s%s", e + 1,
                     c->epochs, tl, vtop1, vloss, lr_now, ips, acv_fmt_duration(acv_now() - te, dur, sizeof dur),
                     improved ? "  *best" : "");
             else
-                say(&r->out, "epoch %d/%d  loss %.4f  lr %.4g  %.0f img/s  %s", e + 1, c->epochs, tl, lr_now, ips,
+                acv_train_say(&r->out, "epoch %d/%d  loss %.4f  lr %.4g  %.0f img/s  %s", e + 1, c->epochs, tl, lr_now, ips,
                     acv_fmt_duration(acv_now() - te, dur, sizeof dur));
         }
         json_decref(rec);
@@ -879,24 +784,24 @@ static int run(run_t *r)
         }
         json_decref(mj);
         if (c->patience > 0 && r->s.bad_epochs >= c->patience) {
-            say(&r->out, "early stop: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",
+            acv_train_say(&r->out, "early stop: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",
                 c->patience, r->s.best_top1, r->s.best_epoch);
             break;
         }
     }
     long skipped = acv_loader_skipped(r->tl) + (r->vl ? acv_loader_skipped(r->vl) : 0);
-    if (skipped) say(&r->out, "skipped %ld unreadable images (first: %s)", skipped, acv_loader_first_error(r->tl)[0] ?
+    if (skipped) acv_train_say(&r->out, "skipped %ld unreadable images (first: %s)", skipped, acv_loader_first_error(r->tl)[0] ?
                      acv_loader_first_error(r->tl) : acv_loader_first_error(r->vl));
     double wall = acv_now() - r->t_start;
     if (r->out.json)
-        emit(&r->out, json_pack("{s:s, s:s, s:f, s:i, s:I, s:f}", "event", "done", "model", r->o->out, "best_val_top1",
+        acv_train_emit(&r->out, json_pack("{s:s, s:s, s:f, s:i, s:I, s:f}", "event", "done", "model", r->o->out, "best_val_top1",
                                 r->s.best_top1, "best_epoch", r->s.best_epoch, "skipped_images", (json_int_t)skipped,
                                 "wall_s", wall));
     else if (r->vl)
-        say(&r->out, "done in %s: best val_top1 %.4f at epoch %d; model written to %s",
+        acv_train_say(&r->out, "done in %s: best val_top1 %.4f at epoch %d; model written to %s",
             acv_fmt_duration(wall, dur, sizeof dur), r->s.best_top1, r->s.best_epoch, r->o->out);
     else
-        say(&r->out, "done in %s; model written to %s", acv_fmt_duration(wall, dur, sizeof dur), r->o->out);
+        acv_train_say(&r->out, "done in %s; model written to %s", acv_fmt_duration(wall, dur, sizeof dur), r->o->out);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "nn/safetensors.h"
 #include "nn/schedule.h"
 #include "tasks/det_task.h"
+#include "tasks/train_util.h"
 
 void acv_det_train_opts_init(acv_det_train_opts *o)
 {
@@ -78,42 +79,6 @@ static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
     return 0;
 }
 
-/* ---- progress output ------------------------------------------------------------------------ */
-
-typedef struct out_t {
-    FILE *f;
-    bool json, tty;
-    acv_progress bar;
-} out_t;
-
-static void emit(out_t *o, json_t *ev)
-{
-    if (o->json) {
-        char *s = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(7));
-        if (s) {
-            fprintf(o->f, "%s\n", s);
-            fflush(o->f);
-            free(s);
-        }
-    }
-    json_decref(ev);
-}
-
-static void say(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(out_t *o, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (o->json) emit(o, json_pack("{s:s, s:s}", "event", "log", "message", msg));
-    else {
-        fprintf(o->f, "%s\n", msg);
-        fflush(o->f);
-    }
-}
-
 /* ---- the run ---------------------------------------------------------------------------------- */
 
 typedef struct state_t {
@@ -127,7 +92,7 @@ typedef struct state_t {
 typedef struct run_t {
     const acv_det_train_opts *o;
     cfg_t c;
-    out_t out;
+    acv_train_out out;
     acv_det_dataset *train, *val;
     acv_det_loader *tl, *vl;
     acv_graph *g;
@@ -146,76 +111,25 @@ typedef struct run_t {
 
 static int save_checkpoint(run_t *r)
 {
-    int64_t np, nb;
-    float *p = acv_graph_params(r->g, &np), *b = acv_graph_buffers(r->g, &nb);
-    size_t no = acv_optim_state_size(r->opt), ne = r->ema ? acv_ema_state_size(r->ema) : 0;
-    float *ob = malloc((no ? no : 1) * sizeof(float)), *eb = malloc((ne ? ne : 1) * sizeof(float));
-    if (!ob || !eb) {
-        free(ob);
-        free(eb);
-        return acv_error(ACV_ENOMEM, "out of memory writing the checkpoint");
-    }
-    acv_optim_state_get(r->opt, ob);
-    if (r->ema) acv_ema_state_get(r->ema, eb);
-    json_t *st = json_pack("{s:s, s:i, s:I, s:f, s:i, s:i, s:I, s:I, s:O, s:o}", "task", "det", "epoch", r->s.epoch,
-                           "step", (json_int_t)r->s.step, "best", r->s.best, "best_epoch", r->s.best_epoch,
-                           "bad_epochs", r->s.bad_epochs, "optim_steps", (json_int_t)acv_optim_steps(r->opt),
-                           "ema_updates", (json_int_t)(r->ema ? acv_ema_updates(r->ema) : 0), "history",
-                           r->s.history, "config", cfg_json(&r->c));
-    char *sj = json_dumps(st, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_t *st = json_pack("{s:s, s:i, s:I, s:f, s:i, s:i, s:O, s:o}", "task", "det", "epoch", r->s.epoch, "step",
+                           (json_int_t)r->s.step, "best", r->s.best, "best_epoch", r->s.best_epoch, "bad_epochs",
+                           r->s.bad_epochs, "history", r->s.history, "config", cfg_json(&r->c));
+    int rc = st ? acv_train_checkpoint_save(r->ckpt, r->g, r->opt, r->ema, st) : acv_error(ACV_ENOMEM, "out of memory");
     json_decref(st);
-    const char *names[4] = {"params", "buffers", "optim", "ema"};
-    acv_shape shapes[4] = {{1, {np}}, {1, {nb}}, {1, {(int64_t)no}}, {1, {(int64_t)ne}}};
-    const float *datas[4] = {p, b, ob, eb};
-    const char *meta[] = {"autocv_checkpoint", sj ? sj : "{}", NULL};
-    int rc = acv_safetensors_save(r->ckpt, 4, names, shapes, datas, meta);
-    free(sj);
-    free(ob);
-    free(eb);
     return rc;
 }
 
-static int read_flat(acv_safetensors *st, const char *name, float *dst, int64_t n, const char *path)
-{
-    const acv_safetensors_tensor *t = acv_safetensors_find(st, name);
-    if (!t || t->numel != n)
-        return acv_error(ACV_EFORMAT, "%s: '%s' does not match this model (%lld values expected)", path, name, (long long)n);
-    return n ? acv_safetensors_read_f32(st, name, dst, n) : 0;
-}
-
-/* Reads the configuration (g == NULL) or the whole state from the checkpoint. */
+/* Reads the configuration (state false) or restores the whole state from the checkpoint. */
 static int load_checkpoint(run_t *r, cfg_t *c, bool state)
 {
-    acv_safetensors *st;
-    int rc = acv_safetensors_open(r->ckpt, &st);
-    if (rc) return rc == ACV_ENOTFOUND ? acv_error(rc, "%s: no checkpoint to resume from", r->ckpt) : rc;
-    const char *meta = acv_safetensors_meta(st, "autocv_checkpoint");
-    json_error_t jerr;
-    json_t *root = meta ? json_loads(meta, 0, &jerr) : NULL;
+    json_t *root;
+    int rc = state ? acv_train_checkpoint_load(r->ckpt, r->g, r->opt, r->ema, &root)
+                   : acv_train_checkpoint_load(r->ckpt, NULL, NULL, NULL, &root);
+    if (rc) return rc;
     const char *task = json_string_value(json_object_get(root, "task"));
-    if (!root || !task || strcmp(task, "det")) rc = acv_error(ACV_EFORMAT, "%s: not a detection checkpoint", r->ckpt);
+    if (!task || strcmp(task, "det")) rc = acv_error(ACV_EFORMAT, "%s: not a detection checkpoint", r->ckpt);
     if (!rc && !state) rc = cfg_from_json(c, json_object_get(root, "config"), r->ckpt);
     if (!rc && state) {
-        int64_t np, nb;
-        float *p = acv_graph_params(r->g, &np), *b = acv_graph_buffers(r->g, &nb);
-        rc = read_flat(st, "params", p, np, r->ckpt);
-        if (!rc) rc = read_flat(st, "buffers", b, nb, r->ckpt);
-        size_t no = acv_optim_state_size(r->opt);
-        float *tmp = malloc((no ? no : 1) * sizeof(float));
-        if (!rc && !tmp) rc = acv_error(ACV_ENOMEM, "out of memory");
-        if (!rc) rc = read_flat(st, "optim", tmp, (int64_t)no, r->ckpt);
-        if (!rc) acv_optim_state_set(r->opt, tmp);
-        free(tmp);
-        acv_optim_set_steps(r->opt, json_integer_value(json_object_get(root, "optim_steps")));
-        if (!rc && r->ema) {
-            size_t ne = acv_ema_state_size(r->ema);
-            float *e = malloc((ne ? ne : 1) * sizeof(float));
-            if (!e) rc = acv_error(ACV_ENOMEM, "out of memory");
-            if (!rc) rc = read_flat(st, "ema", e, (int64_t)ne, r->ckpt);
-            if (!rc) acv_ema_state_set(r->ema, e);
-            free(e);
-            acv_ema_set_updates(r->ema, json_integer_value(json_object_get(root, "ema_updates")));
-        }
         r->s.epoch = (int)json_integer_value(json_object_get(root, "epoch"));
         r->s.step = json_integer_value(json_object_get(root, "step"));
         r->s.best = json_number_value(json_object_get(root, "best"));
@@ -228,7 +142,6 @@ static int load_checkpoint(run_t *r, cfg_t *c, bool state)
         }
     }
     json_decref(root);
-    acv_safetensors_close(st);
     return rc;
 }
 
@@ -260,13 +173,6 @@ static int save_model(run_t *r, json_t *metrics)
     return rc;
 }
 
-static void swap_weights(acv_graph *g, float *p2, float *b2)
-{
-    int64_t np, nb;
-    float *p = acv_graph_params(g, &np), *b = acv_graph_buffers(g, &nb);
-    for (int64_t i = 0; i < np; i++) { float t = p[i]; p[i] = p2[i]; p2[i] = t; }
-    for (int64_t i = 0; i < nb; i++) { float t = b[i]; b[i] = b2[i]; b2[i] = t; }
-}
 
 /* Puts the EMA weights into the graph (on) or back (off). */
 static void use_eval_weights(run_t *r, bool on)
@@ -279,7 +185,7 @@ static void use_eval_weights(run_t *r, bool on)
         memcpy(r->swap_p, acv_ema_params(r->ema), (size_t)np * sizeof(float));
         memcpy(r->swap_b, acv_ema_buffers(r->ema), (size_t)nb * sizeof(float));
     }
-    swap_weights(r->g, r->swap_p, r->swap_b);
+    acv_train_swap_weights(r->g, r->swap_p, r->swap_b);
 }
 
 /* Validation: mAP on the val loader (letterboxed; boxes mapped back to the original pixels). */
@@ -388,7 +294,7 @@ static int train_epoch(run_t *r, int epoch, double parts_out[4], double *ips)
             acv_progress_update(&r->out.bar, done, extra);
         }
         if (r->out.json && (done % r->o->log_every == 0 || done == nb)) {
-            emit(&r->out, json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "event", "step",
+            acv_train_emit(&r->out, json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "event", "step",
                                     "epoch", epoch + 1, "step", done, "steps", nb, "global_step", (json_int_t)r->s.step,
                                     "loss", w[3] / wsteps, "box_loss", w[0] / wsteps, "cls_loss", w[1] / wsteps,
                                     "dfl_loss", w[2] / wsteps, "lr", (double)lr, "ips",
@@ -492,12 +398,12 @@ static int setup(run_t *r)
     acv_det_open_opts dopt = {.format = NULL, .skip_bad = o->skip_bad};
     int rc = acv_det_dataset_open(o->data, "train", &dopt, &r->train);
     if (rc) return rc;
-    if (r->train->bad_labels) say(&r->out, "skipped %lld bad labels (first: %s)", (long long)r->train->bad_labels,
+    if (r->train->bad_labels) acv_train_say(&r->out, "skipped %lld bad labels (first: %s)", (long long)r->train->bad_labels,
                                   r->train->first_bad);
     rc = acv_det_dataset_open(o->data, "val", &dopt, &r->val);
     if (rc == ACV_ENOTFOUND) {
         /* no val split: validate on the training images (said, so nobody mistakes the figure) */
-        say(&r->out, "%s has no val split: validating on the training images", o->data);
+        acv_train_say(&r->out, "%s has no val split: validating on the training images", o->data);
         rc = acv_det_dataset_open(o->data, "train", &dopt, &r->val);
     }
     if (rc) return rc;
@@ -508,7 +414,7 @@ static int setup(run_t *r)
         cfg_t stored;
         if ((rc = load_checkpoint(r, &stored, false))) return rc;
         r->c = stored;
-        say(&r->out, "resuming from %s", r->ckpt);
+        acv_train_say(&r->out, "resuming from %s", r->ckpt);
     } else if ((rc = resolve(r))) {
         return rc;
     }
@@ -601,13 +507,13 @@ int acv_det_train(const acv_det_train_opts *o)
     }
     const cfg_t *c = &r.c;
     if (o->json)
-        emit(&r.out, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:f, s:i, s:i}", "event", "start", "task",
+        acv_train_emit(&r.out, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:f, s:i, s:i}", "event", "start", "task",
                                "det", "model", c->model, "classes", r.train->k, "train_images", r.train->n,
                                "val_images", r.val->n, "imgsz", c->imgsz, "batch", c->batch, "params",
                                (json_int_t)acv_graph_num_params(r.g), "lr", c->lr, "epochs", c->epochs, "threads",
                                acv_get_threads()));
     else
-        say(&r.out, "training %s on %s: %d classes, %d train / %d val images, %dx%d, batch %d, %d epochs, %d threads",
+        acv_train_say(&r.out, "training %s on %s: %d classes, %d train / %d val images, %dx%d, batch %d, %d epochs, %d threads",
             c->model, o->data, r.train->k, r.train->n, r.val->n, c->imgsz, c->imgsz, c->batch, c->epochs,
             acv_get_threads());
     char dur[32];
@@ -616,7 +522,7 @@ int acv_det_train(const acv_det_train_opts *o)
             acv_det_aug_opts a = c->aug;
             a.mosaic = 0;
             if ((rc = acv_det_loader_set_aug(r.tl, &a))) break;
-            say(&r.out, "mosaic off for the last %d epochs", c->close_mosaic);
+            acv_train_say(&r.out, "mosaic off for the last %d epochs", c->close_mosaic);
         } else if (e > c->epochs - c->close_mosaic && c->close_mosaic > 0 && e == r.s.epoch) {
             acv_det_aug_opts a = c->aug;
             a.mosaic = 0;
@@ -658,13 +564,13 @@ int acv_det_train(const acv_det_train_opts *o)
             json_object_set_new(ev, "event", json_string("epoch"));
             json_object_set_new(ev, "epochs", json_integer(c->epochs));
             json_object_set_new(ev, "best", json_boolean(improved));
-            emit(&r.out, ev);
+            acv_train_emit(&r.out, ev);
         } else {
-            say(&r.out, "epoch %d/%d  loss %.3f (box %.3f cls %.3f dfl %.3f)  %s%.1f img/s  %s%s", e + 1, c->epochs,
+            acv_train_say(&r.out, "epoch %d/%d  loss %.3f (box %.3f cls %.3f dfl %.3f)  %s%.1f img/s  %s%s", e + 1, c->epochs,
                 parts[3], parts[0], parts[1], parts[2], "", ips, acv_fmt_duration(acv_now() - te, dur, sizeof dur),
                 improved ? "  *best" : "");
             if (mj)
-                say(&r.out, "  val AP50 %.4f  AP50-95 %.4f  count exact %.3f  count MAE %.3f",
+                acv_train_say(&r.out, "  val AP50 %.4f  AP50-95 %.4f  count exact %.3f  count MAE %.3f",
                     json_number_value(json_object_get(mj, "map50")), json_number_value(json_object_get(mj, "map50_95")),
                     json_number_value(json_object_get(mj, "count_exact")),
                     json_number_value(json_object_get(mj, "count_mae")));
@@ -687,7 +593,7 @@ int acv_det_train(const acv_det_train_opts *o)
         }
         json_decref(mj);
         if (!rc && c->patience > 0 && r.s.bad_epochs >= c->patience) {
-            say(&r.out, "early stop: validation AP has not improved for %d validations (best %.4f at epoch %d)",
+            acv_train_say(&r.out, "early stop: validation AP has not improved for %d validations (best %.4f at epoch %d)",
                 c->patience, r.s.best, r.s.best_epoch);
             break;
         }
@@ -695,13 +601,13 @@ int acv_det_train(const acv_det_train_opts *o)
     if (!rc) {
         long skipped = acv_det_loader_skipped(r.tl) + acv_det_loader_skipped(r.vl);
         double wall = acv_now() - r.t_start;
-        if (skipped) say(&r.out, "skipped %ld unreadable images", skipped);
+        if (skipped) acv_train_say(&r.out, "skipped %ld unreadable images", skipped);
         if (o->json)
-            emit(&r.out, json_pack("{s:s, s:s, s:f, s:i, s:I, s:f}", "event", "done", "model", o->out,
+            acv_train_emit(&r.out, json_pack("{s:s, s:s, s:f, s:i, s:I, s:f}", "event", "done", "model", o->out,
                                    "best_val_map50_95", r.s.best, "best_epoch", r.s.best_epoch, "skipped_images",
                                    (json_int_t)skipped, "wall_s", wall));
         else
-            say(&r.out, "done in %s: best val AP50-95 %.4f at epoch %d; model written to %s",
+            acv_train_say(&r.out, "done in %s: best val AP50-95 %.4f at epoch %d; model written to %s",
                 acv_fmt_duration(wall, dur, sizeof dur), r.s.best, r.s.best_epoch, o->out);
     }
     acv_graph_profile_print(stderr);

@@ -1,0 +1,37 @@
+/* What every trainer shares: progress output (a progress bar on a terminal, JSON lines
+ * otherwise), the training-state checkpoint (weights, optimizer, EMA and the trainer's own JSON
+ * record in one safetensors file), and swapping the EMA weights in for evaluation. */
+#ifndef ACV_TASKS_TRAIN_UTIL_H
+#define ACV_TASKS_TRAIN_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "autocv/graph.h"
+#include "base/progress.h"
+#include "nn/optim.h"
+
+typedef struct acv_train_out {
+    FILE *f;
+    bool json, tty;
+    acv_progress bar;
+} acv_train_out;
+
+/* Prints ev as one JSON line in JSON mode (nothing otherwise); ev is stolen. */
+void acv_train_emit(acv_train_out *o, json_t *ev);
+/* A log line: {"event":"log","message"} in JSON mode, plain text otherwise. */
+void acv_train_say(acv_train_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes the training state of g (parameters, buffers), opt and ema (may be NULL) to path with
+ * record (borrowed: the trainer's configuration and progress) as its "autocv_checkpoint"
+ * metadata; "optim_steps" and "ema_updates" are added to the stored record. */
+int acv_train_checkpoint_save(const char *path, acv_graph *g, acv_optim *opt, acv_ema *ema, const json_t *record);
+/* Reads the record (*record, new reference). With g set, also restores g, opt and ema (may be
+ * NULL) from the file; every array must match in size (ACV_EFORMAT naming it otherwise). */
+int acv_train_checkpoint_load(const char *path, acv_graph *g, acv_optim *opt, acv_ema *ema, json_t **record);
+
+/* Exchanges g's parameters and buffers with p2 / b2 (same sizes). */
+void acv_train_swap_weights(acv_graph *g, float *p2, float *b2);
+
+#endif
