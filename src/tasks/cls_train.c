@@ -599,18 +599,7 @@ static int setup(run_t *r)
 }
 
 /* Puts the weights to evaluate/save into the graph (the EMA when on); undo with the same call. */
-static void use_eval_weights(run_t *r, bool on)
-{
-    if (!r->ema) return;
-    int64_t np, nb;
-    acv_graph_params(r->g, &np);
-    acv_graph_buffers(r->g, &nb);
-    if (on) {
-        memcpy(r->swap_p, acv_ema_params(r->ema), (size_t)np * sizeof(float));
-        memcpy(r->swap_b, acv_ema_buffers(r->ema), (size_t)nb * sizeof(float));
-    }
-    acv_train_swap_weights(r->g, r->swap_p, r->swap_b);
-}
+static void use_eval_weights(run_t *r, bool on) { acv_train_use_ema(r->g, r->ema, r->swap_p, r->swap_b, on); }
 
 static int train_epoch(run_t *r, int epoch, double *train_loss, double *ips)
 {

@@ -174,19 +174,8 @@ static int save_model(run_t *r, json_t *metrics)
 }
 
 
-/* Puts the EMA weights into the graph (on) or back (off). */
-static void use_eval_weights(run_t *r, bool on)
-{
-    if (!r->ema) return;
-    int64_t np, nb;
-    acv_graph_params(r->g, &np);
-    acv_graph_buffers(r->g, &nb);
-    if (on) {
-        memcpy(r->swap_p, acv_ema_params(r->ema), (size_t)np * sizeof(float));
-        memcpy(r->swap_b, acv_ema_buffers(r->ema), (size_t)nb * sizeof(float));
-    }
-    acv_train_swap_weights(r->g, r->swap_p, r->swap_b);
-}
+/* Puts the weights to evaluate/save into the graph (the EMA when on); undo with the same call. */
+static void use_eval_weights(run_t *r, bool on) { acv_train_use_ema(r->g, r->ema, r->swap_p, r->swap_b, on); }
 
 /* Validation: mAP on the val loader (letterboxed; boxes mapped back to the original pixels). */
 static int validate(run_t *r, json_t **out)

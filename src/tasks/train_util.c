@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "autocv/error.h"
 #include "nn/safetensors.h"
@@ -110,10 +111,15 @@ int acv_train_checkpoint_load(const char *path, acv_graph *g, acv_optim *opt, ac
     return rc;
 }
 
-void acv_train_swap_weights(acv_graph *g, float *p2, float *b2)
+void acv_train_use_ema(acv_graph *g, const acv_ema *ema, float *swap_p, float *swap_b, bool on)
 {
+    if (!ema) return;
     int64_t np, nb;
     float *p = acv_graph_params(g, &np), *b = acv_graph_buffers(g, &nb);
-    for (int64_t i = 0; i < np; i++) { float t = p[i]; p[i] = p2[i]; p2[i] = t; }
-    for (int64_t i = 0; i < nb; i++) { float t = b[i]; b[i] = b2[i]; b2[i] = t; }
+    if (on) {
+        memcpy(swap_p, acv_ema_params(ema), (size_t)np * sizeof(float));
+        memcpy(swap_b, acv_ema_buffers(ema), (size_t)nb * sizeof(float));
+    }
+    for (int64_t i = 0; i < np; i++) { float t = p[i]; p[i] = swap_p[i]; swap_p[i] = t; }
+    for (int64_t i = 0; i < nb; i++) { float t = b[i]; b[i] = swap_b[i]; swap_b[i] = t; }
 }

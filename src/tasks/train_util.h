@@ -31,7 +31,8 @@ int acv_train_checkpoint_save(const char *path, acv_graph *g, acv_optim *opt, ac
  * NULL) from the file; every array must match in size (ACV_EFORMAT naming it otherwise). */
 int acv_train_checkpoint_load(const char *path, acv_graph *g, acv_optim *opt, acv_ema *ema, json_t **record);
 
-/* Exchanges g's parameters and buffers with p2 / b2 (same sizes). */
-void acv_train_swap_weights(acv_graph *g, float *p2, float *b2);
+/* Evaluation with the EMA weights: on puts ema's weights into g, keeping g's own in swap_p /
+ * swap_b (as large as g's parameters and buffers); off puts them back. No-op when ema is NULL. */
+void acv_train_use_ema(acv_graph *g, const acv_ema *ema, float *swap_p, float *swap_b, bool on);
 
 #endif
