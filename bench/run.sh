@@ -9,7 +9,8 @@
 #   BENCH_MAX_SECONDS=420  no new round starts after this many seconds (round 1 always runs)
 #   PY=/usr/bin/python3    Debian's interpreter, the one with python3-torch
 # Output: the engine table on stdout, $BUILD/bench/results.json, raw outputs in $BUILD/bench/raw/;
-# then the server table (bench/server_bench.py) and $BUILD/bench/server.json, then the detection
+# then the server table (bench/server_bench.py) and $BUILD/bench/server.json, the predict-over-HTTP
+# table (bench/serve_predict.py) and $BUILD/bench/serve_predict.json, then the detection
 # table (bench/det_bench.py --quick) and $BUILD/bench/det/det.json.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -182,6 +183,12 @@ rc=$?
 note "server: uploads, annotation saves, label search, idle memory"
 "$PY" bench/server_bench.py --build "$BUILD" --out "$OUT/server.json" 2> "$RAW/server.err" ||
     { note "server bench failed: $(tail -n 3 "$RAW/server.err")"; [ "$rc" -eq 0 ] && rc=1; }
+
+# ---- predict over HTTP against the model alone (one deployed ResNet-18; about 1 min) --------
+note "server: predict over HTTP, overhead against autocv bench"
+"$PY" bench/serve_predict.py --build "$BUILD" --jpeg 224x224 --seconds 5 --bench-seconds 3 --rounds 5 \
+    --clients 4 --out "$OUT/serve_predict.json" 2> "$RAW/serve_predict.err" ||
+    { note "predict bench failed: $(tail -n 3 "$RAW/serve_predict.err")"; [ "$rc" -eq 0 ] && rc=1; }
 
 # ---- detection: training throughput, latency at 320 and 640 against ONNX Runtime (~3 min) --
 # (the full accuracy benchmark, 1,000 images trained to the end, is bench/det_bench.py without --quick)

@@ -14,7 +14,7 @@ int acv_cmd_serve(int argc, char **argv)
     acv_server_config cfg;
     acv_server_config_init(&cfg);
     const char *data = cfg.data_dir, *listen = cfg.listen;
-    int max_upload_mb = 1024, max_json_mb = 16, ttl_hours = 12, max_jobs = 1, job_threads = 0;
+    int max_upload_mb = 1024, max_json_mb = 16, ttl_hours = 12, max_jobs = 1, job_threads = 0, threads = 0;
     bool metrics_public = false, quiet = false;
     acv_argdef defs[] = {
         {"--data", ACV_ARG_STR, &data, "DIR", "data directory: database, blobs, uploads (default ./autocv-data)"},
@@ -26,9 +26,11 @@ int acv_cmd_serve(int argc, char **argv)
         {"--no-access-log", ACV_ARG_FLAG, &quiet, NULL, "do not log one line per request"},
         {"--max-jobs", ACV_ARG_INT, &max_jobs, "N", "background jobs (training, evaluation) run at once (default 1)"},
         {"--job-threads", ACV_ARG_INT, &job_threads, "N", "compute threads of each job (default: all cores)"},
+        {"--threads", ACV_ARG_INT, &threads, "N",
+         "compute threads of each deployment, split among its replicas (default: all cores)"},
     };
     int rc = acv_args_parse("serve", "[--data DIR] [--listen HOST:PORT] [--max-upload-mb N] [--metrics-public] "
-                            "[--token-ttl-hours N] [--max-jobs N] [--job-threads N]",
+                            "[--token-ttl-hours N] [--max-jobs N] [--job-threads N] [--threads N]",
                             argc, argv, defs, (int)(sizeof defs / sizeof defs[0]), NULL, NULL);
     if (rc) return rc > 0 ? 0 : 2;
     if (max_upload_mb < 1 || max_upload_mb > 1024 * 1024)
@@ -38,6 +40,8 @@ int acv_cmd_serve(int argc, char **argv)
         return acv_cli_fail("serve", "--token-ttl-hours %d is not in 1..8760", ttl_hours);
     if (max_jobs < 1 || max_jobs > 16) return acv_cli_fail("serve", "--max-jobs %d is not in 1..16", max_jobs);
     if (job_threads < 0 || job_threads > 1024) return acv_cli_fail("serve", "--job-threads %d is not in 0..1024", job_threads);
+    if (threads < 0 || threads > 1024) return acv_cli_fail("serve", "--threads %d is not in 0..1024", threads);
+    cfg.threads = threads;
     cfg.data_dir = data;
     cfg.listen = listen;
     cfg.max_jobs = max_jobs;

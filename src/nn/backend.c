@@ -34,9 +34,15 @@ void acv_set_threads(int n)
     openblas_set_num_threads(n);
 }
 
-/* The count set by acv_set_threads, or OpenMP's default before any call. */
+static _Thread_local int t_threads; /* this thread's own count (0: the process's) */
+
+void acv_set_thread_threads(int n) { t_threads = n > 0 ? n : 0; }
+
+/* This thread's count (acv_set_thread_threads), else the count set by acv_set_threads, or
+ * OpenMP's default before any call. */
 int acv_get_threads(void)
 {
+    if (t_threads > 0) return t_threads;
     int n = atomic_load(&g_threads);
     return n > 0 ? n : omp_get_max_threads();
 }

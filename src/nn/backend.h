@@ -68,6 +68,9 @@ const acv_backend *acv_backend_cpu(void);
 const acv_backend *acv_backend_by_name(const char *name);
 /* Sets the thread count for OpenMP, OpenBLAS and oneDNN (0 = all cores). */
 void acv_set_threads(int n);
+/* Gives the calling thread its own compute thread count for the kernels it runs (a server
+ * thread serving one replica of several); 0 returns it to the process's count. */
+void acv_set_thread_threads(int n);
 int acv_get_threads(void);
 
 #endif

@@ -81,16 +81,22 @@ static int deployment_predict(acv_call *c)
         topk = (int)k;
     }
     const acv_http_file *f = predict_image(c);
-    if (!f || !f->path || !f->size)
+    if (!f || (!f->path && !f->data) || !f->size)
         return acv_error(ACV_EFORMAT, "no image: send it as the body (image/jpeg, image/png, image/bmp) or in a "
                                       "multipart/form-data part named 'image'");
-    uint8_t *buf;
-    size_t len;
-    int rc = acv_file_read(f->path, MAX_IMAGE_BYTES, &buf, &len);
-    if (rc == ACV_ERANGE) return acv_call_error(c, 413, "the image is larger than %u MiB", MAX_IMAGE_BYTES >> 20);
-    if (rc) return rc;
+    /* small images arrive in memory (body_in_memory below), larger ones in a temporary file */
+    uint8_t *buf = NULL;
+    const uint8_t *img = f->data;
+    size_t len = (size_t)f->size;
+    int rc = 0;
+    if (!img) {
+        rc = acv_file_read(f->path, MAX_IMAGE_BYTES, &buf, &len);
+        if (rc == ACV_ERANGE) return acv_call_error(c, 413, "the image is larger than %u MiB", MAX_IMAGE_BYTES >> 20);
+        if (rc) return rc;
+        img = buf;
+    }
     json_t *res;
-    rc = acv_deploy_predict(acv_server_deploy(c->srv), acv_call_id(c, "id"), buf, len, topk, t0, &res);
+    rc = acv_deploy_predict(acv_server_deploy(c->srv), acv_call_id(c, "id"), img, len, topk, t0, &res);
     free(buf);
     return rc ? rc : acv_call_json(c, 200, res);
 }
@@ -186,7 +192,8 @@ static const acv_route ROUTES[] = {
                     "preprocessed as in evaluation. Scores are softmax probabilities, as `autocv predict` prints "
                     "them. An image that cannot be decoded is 400 (422 when unsupported or too large) with the "
                     "decoder's reason. Requests run concurrently on the deployment's replicas.",
-     .body_types = IMAGE_TYPES, .resp_schema = "#Prediction", .resp_desc = "the top classes and the time taken"},
+     .body_types = IMAGE_TYPES, .body_in_memory = 4u << 20, .resp_schema = "#Prediction",
+     .resp_desc = "the top classes and the time taken"},
     {.method = "GET", .pattern = "/v2/health/live", .handler = v2_live, .perm = ACV_PERM_PUBLIC,
      .tag = "kserve", .summary = "KServe v2: server liveness", .resp_desc = "{\"live\":true}"},
     {.method = "GET", .pattern = "/v2/health/ready", .handler = v2_ready, .perm = ACV_PERM_PUBLIC,

@@ -14,6 +14,7 @@
 #include "autocv/error.h"
 #include "base/log.h"
 #include "base/timeutil.h"
+#include "nn/backend.h"
 #include "onnx/import.h"
 #include "platform/audit.h"
 #include "platform/jsonarg.h"
@@ -35,6 +36,7 @@ typedef struct dver {
     acv_det_runner *drun;   /* det: the replicas as detectors (each owns rep[i]) */
     bool det;
     int nrep;
+    int threads;            /* compute threads of each replica (the deployment's, split among them) */
     int *idle, nidle;       /* stack of idle replica indices (mu) */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* signalled when a replica becomes idle */
@@ -78,6 +80,12 @@ static void ver_free(dver *v)
     pthread_mutex_destroy(&v->mu);
     pthread_cond_destroy(&v->cv);
     free(v);
+}
+
+static int max_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
 /* Loads replica i of v from dir and runs it once, so that the first request does not pay for
@@ -150,6 +158,9 @@ static int ver_load(acv_deploy_pool *p, int64_t mv_id, int64_t version, const ch
     v->mv_id = mv_id;
     v->version = version;
     v->model = strdup(model);
+    int total = acv_server_config_of(p->srv)->threads;
+    if (total <= 0) total = max_threads();
+    v->threads = total / nrep > 1 ? total / nrep : 1;
     v->rep = calloc((size_t)nrep, sizeof *v->rep);
     v->idle = calloc((size_t)nrep, sizeof *v->idle);
     v->drun = calloc((size_t)nrep, sizeof *v->drun);
@@ -157,7 +168,9 @@ static int ver_load(acv_deploy_pool *p, int64_t mv_id, int64_t version, const ch
     char what[300];
     snprintf(what, sizeof what, "model '%s' version %lld (%s)", model, (long long)version, rel_dir);
     double t0 = acv_now();
+    acv_set_thread_threads(v->threads); /* the first runs prepare the kernels for this count */
     for (int i = 0; !rc && i < nrep; i++) rc = ver_load_replica(v, i, dir, what);
+    acv_set_thread_threads(0);
     if (!rc && task && v->nrep && strcmp(task, v->rep[0]->task))
         rc = acv_error(ACV_EINVAL, "%s: the repository records a %s model, but its directory holds a %s model", what,
                        task, v->rep[0]->task);
@@ -173,13 +186,15 @@ static int ver_load(acv_deploy_pool *p, int64_t mv_id, int64_t version, const ch
     return 0;
 }
 
-/* Takes an idle replica of v, waiting while all are busy. */
+/* Takes an idle replica of v, waiting while all are busy; the calling thread then computes
+ * with the replica's share of the deployment's threads (the kernels were prepared for it). */
 static int ver_take(dver *v)
 {
     pthread_mutex_lock(&v->mu);
     while (v->nidle == 0) pthread_cond_wait(&v->cv, &v->mu);
     int i = v->idle[--v->nidle];
     pthread_mutex_unlock(&v->mu);
+    acv_set_thread_threads(v->threads);
     return i;
 }
 
@@ -409,11 +424,6 @@ static int check_name(const char *name)
     return 0;
 }
 
-static int max_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
-}
 
 int acv_deploy_create(acv_deploy_pool *p, acv_dbconn *c, const acv_principal *who, const json_t *body, json_t **out)
 {

@@ -50,6 +50,7 @@ void acv_http_set_log_user(acv_http_req *r, const char *user)
 {
     snprintf(r->log_user, sizeof r->log_user, "%s", user ? user : "-");
 }
+void acv_http_keep_in_memory(acv_http_req *r, uint64_t max_bytes) { r->mem_budget = max_bytes; }
 void acv_http_limit_body(acv_http_req *r, uint64_t max_bytes)
 {
     if (max_bytes < r->limit) r->limit = max_bytes;
@@ -111,7 +112,7 @@ static int tmp_open(acv_http_req *r, upfile *u)
     return 0;
 }
 
-static int tmp_write(upfile *u, const char *data, size_t n)
+static int fd_write(upfile *u, const uint8_t *data, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(u->fd, data, n);
@@ -119,15 +120,54 @@ static int tmp_write(upfile *u, const char *data, size_t n)
         if (w <= 0) return acv_error(ACV_EIO, "writing the upload to disk: %s", strerror(errno));
         data += w;
         n -= (size_t)w;
-        u->pub.size += (uint64_t)w;
     }
     return 0;
+}
+
+/* Starts a file part or the raw body: in memory while the request's budget allows, else a file. */
+static int up_open(acv_http_req *r, upfile *u)
+{
+    if (r->mem_budget == 0) return tmp_open(r, u);
+    u->mcap = 4096;
+    u->mem = malloc(u->mcap);
+    return u->mem ? 0 : acv_error(ACV_ENOMEM, "out of memory");
+}
+
+static int up_write(acv_http_req *r, upfile *u, const char *data, size_t n)
+{
+    if (u->mem) {
+        if (r->mem_used + n <= r->mem_budget) {
+            if (u->pub.size + n > u->mcap) {
+                size_t nc = u->mcap;
+                while (nc < u->pub.size + n) nc *= 2;
+                uint8_t *nm = realloc(u->mem, nc);
+                if (!nm) return acv_error(ACV_ENOMEM, "out of memory");
+                u->mem = nm;
+                u->mcap = nc;
+            }
+            memcpy(u->mem + u->pub.size, data, n);
+            u->pub.size += n;
+            r->mem_used += n;
+            return 0;
+        }
+        /* over the budget: this part moves to a temporary file */
+        int rc = tmp_open(r, u);
+        if (!rc) rc = fd_write(u, u->mem, (size_t)u->pub.size);
+        if (rc) return rc;
+        r->mem_used -= u->pub.size;
+        free(u->mem);
+        u->mem = NULL;
+    }
+    int rc = fd_write(u, (const uint8_t *)data, n);
+    if (!rc) u->pub.size += (uint64_t)n;
+    return rc;
 }
 
 static void upfile_close(upfile *u)
 {
     if (u->fd >= 0) close(u->fd);
     u->fd = -1;
+    if (u->mem) u->pub.data = u->mem;
 }
 
 static void upfile_free(upfile *u)
@@ -138,7 +178,10 @@ static void upfile_free(upfile *u)
     free(u->field);
     free(u->filename);
     free(u->ctype);
+    free(u->mem);
     u->path = NULL;
+    u->mem = NULL;
+    u->pub.data = NULL;
 }
 
 /* ---- request lifecycle --------------------------------------------------------------------- */
@@ -247,7 +290,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             u->filename = strdup(filename);
             u->ctype = strdup(content_type ? content_type : "application/octet-stream");
             r->nfiles++;
-            if (!u->field || !u->filename || !u->ctype || tmp_open(r, u)) {
+            if (!u->field || !u->filename || !u->ctype || up_open(r, u)) {
                 r->body_error = 500;
                 snprintf(r->body_msg, sizeof r->body_msg, "%s", acv_errmsg());
                 return MHD_NO;
@@ -257,7 +300,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             u->pub.content_type = u->ctype;
             r->cur = r->nfiles - 1;
         }
-        if (size && tmp_write(&r->files[r->cur], data, size)) {
+        if (size && up_write(r, &r->files[r->cur], data, size)) {
             r->body_error = 500;
             snprintf(r->body_msg, sizeof r->body_msg, "%s", acv_errmsg());
             return MHD_NO;
@@ -323,7 +366,7 @@ static void body_setup(acv_http_req *r)
         r->raw.pub.field = "";
         r->raw.pub.filename = "";
         r->raw.pub.content_type = r->ctype ? r->ctype : "application/octet-stream";
-        if (tmp_open(r, &r->raw)) acv_http_respond_rc(r, ACV_EIO);
+        if (up_open(r, &r->raw)) acv_http_respond_rc(r, ACV_EIO);
     }
 }
 
@@ -375,7 +418,7 @@ static bool body_chunk(acv_http_req *r, const char *data, size_t n)
         }
         break;
     case ACV_HTTP_BODY_RAW:
-        if (tmp_write(&r->raw, data, n)) {
+        if (up_write(r, &r->raw, data, n)) {
             acv_http_respond_rc(r, ACV_EIO);
             body_drop(r);
         }

@@ -73,7 +73,8 @@ typedef struct acv_http_file {
     const char *field;        /* form field name ("file"); "" for a raw body */
     const char *filename;     /* as the client sent it (untrusted), "" when none */
     const char *content_type; /* as the client sent it, "application/octet-stream" when none */
-    const char *path;         /* the temporary file (NULL once taken) */
+    const char *path;         /* the temporary file (NULL once taken, or while kept in memory) */
+    const uint8_t *data;      /* the bytes when kept in memory (acv_http_keep_in_memory), else NULL */
     uint64_t size;
 } acv_http_file;
 
@@ -113,6 +114,10 @@ void acv_http_set_udata(acv_http_req *req, void *p);
 void *acv_http_udata(const acv_http_req *req);
 /* Who to name in the access log line. */
 void acv_http_set_log_user(acv_http_req *req, const char *user);
+/* Lets begin() keep this request's file parts and raw body in memory while they total at most
+ * max_bytes (a route that only reads them, e.g. predict: no temporary file is written). Past
+ * that they go to temporary files as usual. Call before the first byte of the body. */
+void acv_http_keep_in_memory(acv_http_req *req, uint64_t max_bytes);
 /* Lets begin() lower the body limits for this request (e.g. a route that takes no uploads). */
 void acv_http_limit_body(acv_http_req *req, uint64_t max_bytes);
 

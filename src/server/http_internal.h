@@ -24,6 +24,8 @@ typedef struct upfile {
     acv_http_file pub;
     char *field, *filename, *ctype, *path;
     int fd;
+    uint8_t *mem;  /* the bytes while kept in memory (no file yet) */
+    size_t mcap;
 } upfile;
 
 typedef struct formfield {
@@ -48,6 +50,7 @@ struct acv_http_req {
     uint64_t declared;  /* Content-Length, or UINT64_MAX when unknown (chunked) */
     uint64_t received;
     uint64_t limit;
+    uint64_t mem_budget, mem_used; /* bytes of file parts kept in memory (acv_http_keep_in_memory) */
     bool discard;       /* drop the rest of the body (a response is pending) */
     char *jbuf;
     size_t jlen, jcap;

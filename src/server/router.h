@@ -46,6 +46,8 @@ typedef struct acv_route {
     const char *description; /* optional, longer */
     const acv_route_param *query; /* {NULL}-terminated, or NULL */
     const char *body_types;  /* accepted request content types, comma-separated; NULL: no body */
+    unsigned body_in_memory; /* file parts and raw bodies up to this many bytes in all stay in memory
+                                (acv_http_file.data) instead of temporary files; 0: files */
     const char *body_schema; /* JSON Schema text, or "#Name" for a registered schema */
     int status;              /* success status (0 = 200) */
     const char *resp_schema; /* JSON Schema text, "#Name", or NULL */

@@ -225,6 +225,7 @@ static int on_begin(void *ud, acv_http_req *req)
         /* CSV is parsed into memory like JSON (label imports): the JSON limit holds for it. */
         else if (!strncasecmp(ct, "text/csv", 8) || !strncasecmp(ct, "application/csv", 15))
             acv_http_limit_body(req, c->srv->cfg.max_json_bytes);
+        if (rt->body_in_memory) acv_http_keep_in_memory(req, rt->body_in_memory);
     }
     return 0;
 }

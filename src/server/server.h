@@ -31,6 +31,7 @@ typedef struct acv_server_config {
     const char *admin_password;/* the first admin's password (NULL: a random one, printed once) */
     int max_jobs;              /* background jobs (training, evaluation) run at once (1) */
     int job_threads;           /* compute threads of each job (0: all cores) */
+    int threads;               /* compute threads of each deployment, shared by its replicas (0: all cores) */
     const char *exe;           /* the autocv binary jobs run (NULL: this program, /proc/self/exe) */
 } acv_server_config;
 

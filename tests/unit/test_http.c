@@ -100,6 +100,7 @@ static int begin(void *ud, acv_http_req *req)
 {
     if (!strcmp(acv_http_path(req), "/deny")) return acv_http_respond_error(req, 401, "denied before the body");
     if (!strcmp(acv_http_path(req), "/small")) acv_http_limit_body(req, 1000);
+    if (!strcmp(acv_http_path(req), "/mem")) acv_http_keep_in_memory(req, 100 * 1024);
     return 0;
 }
 
@@ -136,16 +137,26 @@ static int handle(void *ud, acv_http_req *req)
         const acv_http_file *f = acv_http_file_at(req, i);
         uint8_t *data = NULL;
         size_t len = 0;
-        acv_file_read(f->path, 1 << 24, &data, &len);
-        json_array_append_new(files, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s#}", "field", f->field, "filename",
-                                               f->filename, "type", f->content_type, "size", (json_int_t)f->size, "read",
-                                               (json_int_t)len, "in_tmp", !strncmp(f->path, g_tmp, strlen(g_tmp)),
-                                               "head", (const char *)data, len < 8 ? (int)len : 8));
+        if (f->data) { /* kept in memory: no file */
+            len = (size_t)f->size;
+            data = malloc(len + 1);
+            memcpy(data, f->data, len);
+        } else {
+            acv_file_read(f->path, 1 << 24, &data, &len);
+        }
+        json_array_append_new(files, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:s#}", "field", f->field,
+                                               "filename", f->filename, "type", f->content_type, "size",
+                                               (json_int_t)f->size, "read", (json_int_t)len, "in_tmp",
+                                               f->path && !strncmp(f->path, g_tmp, strlen(g_tmp)), "in_mem",
+                                               f->data && !f->path, "head", (const char *)data,
+                                               len < 8 ? (int)len : 8));
         free(data);
     }
     json_object_set_new(o, "files", files);
     const acv_http_file *raw = acv_http_raw(req);
     if (raw) json_object_set_new(o, "raw", json_integer((json_int_t)raw->size));
+    if (raw) json_object_set_new(o, "raw_in_mem", json_boolean(raw->data && !raw->path));
+    if (raw && raw->data) json_object_set_new(o, "raw_head", json_stringn((const char *)raw->data, raw->size < 8 ? raw->size : 8));
     if (!strcmp(p, "/take") && raw) {
         free(g_taken);
         g_taken = acv_http_take_file(req, raw);
@@ -310,6 +321,58 @@ static void test_multipart_streams_to_temp_files(void **state)
     assert_int_equal(tmp_files(), 0);
 }
 
+/* A route that keeps bodies in memory: parts within its budget have data and no file; a part
+ * that would exceed it moves to a temporary file with its bytes intact. */
+static void test_bodies_in_memory(void **state)
+{
+    size_t big = 200 * 1024;
+    const char *B = "MeMbOuNdArY";
+    char *body = malloc(big + 4096);
+    size_t n = (size_t)sprintf(body,
+                               "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"small.txt\"\r\n"
+                               "Content-Type: text/plain\r\n\r\nsmall file\r\n"
+                               "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n"
+                               "Content-Type: application/octet-stream\r\n\r\n",
+                               B, B);
+    for (size_t i = 0; i < big; i++) body[n++] = (char)('a' + i % 26);
+    n += (size_t)sprintf(body + n, "\r\n--%s--\r\n", B);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /mem HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=%s\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             B, n);
+    char *r = roundtrip(head, body, n);
+    assert_int_equal(status_of(r), 200);
+    json_t *j = body_json(r);
+    assert_non_null(j);
+    json_t *f0 = json_array_get(json_object_get(j, "files"), 0), *f1 = json_array_get(json_object_get(j, "files"), 1);
+    assert_true(json_is_true(json_object_get(f0, "in_mem")));
+    assert_int_equal(json_integer_value(json_object_get(f0, "size")), 10);
+    assert_string_equal(json_string_value(json_object_get(f0, "head")), "small fi");
+    assert_true(json_is_false(json_object_get(f1, "in_mem")));
+    assert_true(json_is_true(json_object_get(f1, "in_tmp")));
+    assert_int_equal(json_integer_value(json_object_get(f1, "read")), (json_int_t)big);
+    assert_string_equal(json_string_value(json_object_get(f1, "head")), "abcdefgh");
+    json_decref(j);
+    free(r);
+    /* a raw body within the budget: in memory, never a file */
+    snprintf(head, sizeof head,
+             "POST /mem HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n"
+             "Connection: close\r\n\r\n");
+    memset(body, 'q', 5000);
+    r = roundtrip(head, body, 5000);
+    assert_int_equal(status_of(r), 200);
+    j = body_json(r);
+    assert_int_equal(json_integer_value(json_object_get(j, "raw")), 5000);
+    assert_true(json_is_true(json_object_get(j, "raw_in_mem")));
+    assert_string_equal(json_string_value(json_object_get(j, "raw_head")), "qqqqqqqq");
+    json_decref(j);
+    free(r);
+    free(body);
+    for (int i = 0; i < 100 && tmp_files(); i++) usleep(10000);
+    assert_int_equal(tmp_files(), 0);
+}
+
 static void test_raw_body_and_take(void **state)
 {
     char body[5000];
@@ -416,6 +479,7 @@ int main(void)
     const struct CMUnitTest http[] = {
         cmocka_unit_test(test_query_headers_json),
         cmocka_unit_test(test_multipart_streams_to_temp_files),
+        cmocka_unit_test(test_bodies_in_memory),
         cmocka_unit_test(test_raw_body_and_take),
         cmocka_unit_test(test_body_limits),
         cmocka_unit_test(test_early_answer_and_errors),
