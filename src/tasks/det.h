@@ -108,6 +108,11 @@ typedef struct acv_det_loss_opts {
     bool scale_by_batch;     /* multiply the total by the batch size (YOLOv8): true */
     bool center_fallback;    /* a box containing no anchor centre takes the finest level's
                                 anchor nearest to its centre (YOLOv8 leaves it unassigned): true */
+    float min_target;        /* a box's target scores are its anchors' normalised metrics times
+                                max(best IoU, min_target) (YOLOv8: times the best IoU, i.e. 0):
+                                a box much smaller than the untrained predictions (a 5-pixel
+                                defect under a 100-pixel guess) otherwise gets targets near 0,
+                                so neither its class nor its box is ever learned: 0.25 */
 } acv_det_loss_opts;
 
 /* YOLOv8's values, as listed above. */

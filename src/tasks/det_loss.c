@@ -48,6 +48,7 @@ void acv_det_loss_opts_init(acv_det_loss_opts *o)
     o->w_dfl = 1.5f;
     o->scale_by_batch = true;
     o->center_fallback = true;
+    o->min_target = 0.25f;
 }
 
 void acv_det_loss_free(acv_det_loss *L)
@@ -82,6 +83,10 @@ int acv_det_loss_new(const acv_det_net *net, int max_batch, const acv_det_loss_o
     if (L->o.topk < 1) {
         acv_det_loss_free(L);
         return acv_error(ACV_EINVAL, "detection loss: topk %d must be >= 1", L->o.topk);
+    }
+    if (!(L->o.min_target >= 0 && L->o.min_target <= 1)) {
+        acv_det_loss_free(L);
+        return acv_error(ACV_EINVAL, "detection loss: min_target %g must be in [0, 1]", (double)L->o.min_target);
     }
     L->K = net->n_classes;
     L->R = net->reg_max;
@@ -345,7 +350,12 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
     }
     for (int a = 0; a < A; a++) {
         int j = gt[a];
-        if (j >= 0) score[a] = (float)((double)met[a] * best[2 * j + 1] / (best[2 * j] + NORM_EPS));
+        if (j < 0) continue;
+        double bm = best[2 * j], bo = best[2 * j + 1];
+        if (L->o.min_target > 0) /* the exact ratio: the best anchor's is 1 however small its metric */
+            score[a] = (float)((bm > 0 ? met[a] / bm : 1.0) * fmax(bo, L->o.min_target));
+        else /* YOLOv8's: a metric far below NORM_EPS (IoU^6 of a tiny box) gives 0 */
+            score[a] = (float)((double)met[a] * bo / (bm + NORM_EPS));
     }
 }
 

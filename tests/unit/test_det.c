@@ -210,9 +210,10 @@ static void test_assign_single_anchor(void **state)
     assert_int_equal(t->gt[0], 0);
     assert_int_equal(t->cls[0], 2);
     assert_true(t->box[0] == 1 && t->box[1] == 1 && t->box[2] == 7 && t->box[3] == 7);
-    /* the only candidate is kept even at metric 0; its score is its own IoU (metric * best
-     * IoU / best metric), here 0 */
-    assert_true(fabs(t->score[0] - t->iou[0]) < 1e-6);
+    /* the only candidate is kept even at metric 0; as the box's best anchor its score is
+     * max(its IoU, min_target) = 0.25 (YOLOv8's would be its IoU, 0) */
+    assert_true(t->iou[0] < 1e-6f);
+    assert_true(fabs(t->score[0] - 0.25) < 1e-6);
     /* a better prediction: bins 0 and 1 equally likely, distances 0.5 strides, the box
      * (0,0)-(8,8): IoU 36/64 with the same centre and aspect */
     for (int s = 0; s < 4; s++) {
@@ -377,7 +378,7 @@ static void test_assign_brute_force(void **state)
                     bm = fmax(bm, met[want * A + a2]);
                     bo = fmax(bo, ov[want * A + a2]);
                 }
-                double ws = met[want * A + a] * bo / (bm + 1e-9);
+                double ws = (bm > 0 ? met[want * A + a] / bm : 1.0) * fmax(bo, 0.25); /* min_target 0.25 */
                 if (t->gt[a] == want && fabs(t->score[a] - ws) > 1e-5 * fmax(1, ws)) mism++;
             }
         }
@@ -387,6 +388,37 @@ static void test_assign_brute_force(void **state)
         free(sel);
         free(pts);
         free(st);
+        fx_free(&f);
+    }
+}
+
+/* A 4x4 box under the untrained predictions (every side 7.5 strides: 120-pixel boxes): its
+ * IoU is about 0.001 and its metric IoU^6 about 1e-18, far below YOLOv8's normalisation
+ * epsilon, so YOLOv8's targets (min_target 0) are 0 and the box is never learned; min_target
+ * lifts the best anchor's to 0.25. */
+static void test_assign_min_target(void **state)
+{
+    (void)state;
+    for (int floor = 0; floor < 2; floor++) {
+        acv_det_loss_opts o;
+        acv_det_loss_opts_init(&o);
+        if (!floor) o.min_target = 0;
+        fixture f = fx_new(2, 1, &o);
+        memset(f.out, 0, (size_t)f.C * f.A * sizeof(float)); /* uniform DFL: sides 7.5 strides */
+        acv_box g[1] = {box(10, 10, 14, 14, 1)};             /* holds anchor centre (12, 12) */
+        const acv_box *gs[1] = {g};
+        int ng[1] = {1};
+        assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
+        const acv_det_targets *t = acv_det_loss_targets(f.L);
+        float best = 0, iou = 0;
+        for (int a = 0; a < f.A; a++)
+            if (t->gt[a] == 0 && t->score[a] > best) {
+                best = t->score[a];
+                iou = t->iou[a];
+            }
+        assert_true(iou > 0 && iou < 0.01f);
+        if (floor) assert_float_equal(best, 0.25f, 1e-5f);
+        else assert_true(best < 1e-6f);
         fx_free(&f);
     }
 }
@@ -904,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_dfl_hand),
         cmocka_unit_test(test_assign_single_anchor),
         cmocka_unit_test(test_assign_center_fallback),
+        cmocka_unit_test(test_assign_min_target),
         cmocka_unit_test(test_assign_topk),
         cmocka_unit_test(test_assign_brute_force),
         cmocka_unit_test(test_assign_overlap_by_iou),
