@@ -500,8 +500,8 @@ static int preannotate(acv_call *c)
     }
     json_t *spec = json_pack("{s:I, s:O, s:O, s:f}", "set_id", (json_int_t)set_id, "model_version_id",
                              json_object_get(mv, "id"), "model_dir", json_object_get(mv, "dir"), "score_threshold", thr);
-    json_t *params = json_pack("{s:s, s:O, s:f}", "model", model, "version", json_object_get(mv, "version"),
-                               "score_threshold", thr);
+    json_t *params = json_pack("{s:s, s:O, s:f, s:I}", "model", model, "version", json_object_get(mv, "version"),
+                               "score_threshold", thr, "set_id", (json_int_t)set_id);
     int64_t id = 0;
     rc = acv_db_begin(c->db);
     if (!rc) rc = acv_jobs_submit(acv_server_jobs(c->srv), c->db, &c->user, c->project_id, "pre_annotate", 0, model,

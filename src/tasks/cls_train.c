@@ -321,8 +321,58 @@ static int load_checkpoint(const char *path, cfg_t *c, acv_graph *g, acv_optim *
 /* ---- evaluation on the training graph ------------------------------------------------------------ */
 
 /* Runs the graph (eval mode) over a loader; fills metrics and the mean loss. */
+/* A few validation images watched through training: spread evenly over the split (an
+ * ImageFolder split is sorted by class, so they cover the classes), their prediction after
+ * each epoch shown by the platform's training board. */
+#define N_SAMPLES 8
+typedef struct samples_t {
+    int n;
+    int idx[N_SAMPLES], pred[N_SAMPLES], found[N_SAMPLES];
+    float score[N_SAMPLES];
+} samples_t;
+
+static void samples_pick(samples_t *s, int size)
+{
+    memset(s, 0, sizeof *s);
+    s->n = size < N_SAMPLES ? size : N_SAMPLES;
+    for (int k = 0; k < s->n; k++) s->idx[k] = (int)((int64_t)k * size / s->n);
+}
+
+/* Records the predictions of the watched images found in a batch of logits z (n x k). */
+static void samples_add(samples_t *s, const float *z, const int *index, int n, int k)
+{
+    for (int j = 0; j < n; j++)
+        for (int q = 0; q < s->n; q++) {
+            if (index[j] != s->idx[q]) continue;
+            const float *row = z + (size_t)j * k;
+            int best = 0;
+            for (int c = 1; c < k; c++) best = row[c] > row[best] ? c : best;
+            double se = 0;
+            for (int c = 0; c < k; c++) se += exp((double)(row[c] - row[best]));
+            s->pred[q] = best;
+            s->score[q] = (float)(1.0 / se);
+            s->found[q] = 1;
+        }
+}
+
+/* [{"path","label","pred","score","correct"}] for the epoch event. */
+static json_t *samples_json(const samples_t *s, const acv_cls_dataset *ds)
+{
+    json_t *a = json_array();
+    for (int q = 0; q < s->n; q++) {
+        if (!s->found[q]) continue;
+        int y = acv_cls_dataset_label(ds, s->idx[q]);
+        const char *path = acv_cls_dataset_path(ds, s->idx[q]);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:b}", "path", path ? path : "", "label",
+                                           acv_cls_dataset_class_name(ds, y), "pred",
+                                           acv_cls_dataset_class_name(ds, s->pred[q]), "score", (double)s->score[q],
+                                           "correct", s->pred[q] == y));
+    }
+    return a;
+}
+
 static int run_eval(acv_graph *g, acv_id x, acv_id logits, acv_loader *ld, acv_cls_metrics *m, double *loss,
-                    acv_train_out *o, const char *label)
+                    acv_train_out *o, const char *label, samples_t *sm)
 {
     acv_cls_metrics_reset(m);
     acv_loader_start_epoch(ld, 0);
@@ -339,6 +389,7 @@ static int run_eval(acv_graph *g, acv_id x, acv_id logits, acv_loader *ld, acv_c
         lsum += acv_cls_ce_sum(z, b.labels, b.n, b.k);
         cnt += b.n;
         if ((rc = acv_cls_metrics_add(m, z, b.labels, b.n))) return rc;
+        if (sm) samples_add(sm, z, b.index, b.n, b.k);
         if (o && o->tty) acv_progress_update(&o->bar, ++done, NULL);
     }
     if (o && o->tty) acv_progress_clear(&o->bar);
@@ -702,9 +753,11 @@ static int run(run_t *r)
         if ((rc = train_epoch(r, e, &tl, &ips))) return rc;
         double vtop1 = -1, vloss = 0;
         json_t *mj = NULL;
+        samples_t sm = {0};
         use_eval_weights(r, true);
         if (r->vl) {
-            rc = run_eval(r->g, r->x, r->logits, r->vl, r->metrics, &vloss, &r->out, "validating");
+            samples_pick(&sm, acv_cls_dataset_size(r->val));
+            rc = run_eval(r->g, r->x, r->logits, r->vl, r->metrics, &vloss, &r->out, "validating", &sm);
             if (!rc) {
                 const char *const *names = NULL;
                 int k = acv_cls_dataset_num_classes(r->train);
@@ -744,6 +797,7 @@ static int run(run_t *r)
             json_object_set_new(ev, "event", json_string("epoch"));
             json_object_set_new(ev, "epochs", json_integer(c->epochs));
             json_object_set_new(ev, "best", json_boolean(improved));
+            if (r->vl) json_object_set_new(ev, "samples", samples_json(&sm, r->val));
             acv_train_emit(&r->out, ev);
         } else {
             if (r->vl)

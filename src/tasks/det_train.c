@@ -106,6 +106,7 @@ typedef struct run_t {
     char *ckpt;
     float *swap_p, *swap_b;
     acv_det_metrics *metrics;
+    json_t *samples;       /* the watched validation images' detections of the last validation */
     double t_start, t_loss, t_wait;
 } run_t;
 
@@ -178,8 +179,37 @@ static int save_model(run_t *r, json_t *metrics)
 static void use_eval_weights(run_t *r, bool on) { acv_train_use_ema(r->g, r->ema, r->swap_p, r->swap_b, on); }
 
 /* Validation: mAP on the val loader (letterboxed; boxes mapped back to the original pixels). */
+/* A few validation images watched through training (spread over the split): their
+ * detections after each epoch, shown by the platform's training board. */
+#define N_SAMPLES 6
+#define SAMPLE_SCORE 0.5f /* the counting threshold */
+#define SAMPLE_MAX_BOXES 100
+
+static bool is_sample(int index, int n)
+{
+    int k = n < N_SAMPLES ? n : N_SAMPLES;
+    for (int q = 0; q < k; q++)
+        if ((int)((int64_t)q * n / k) == index) return true;
+    return false;
+}
+
+static json_t *sample_json(const run_t *r, const acv_det_image *im, const acv_box *dets, int nd)
+{
+    json_t *boxes = json_array();
+    for (int i = 0; i < nd && json_array_size(boxes) < SAMPLE_MAX_BOXES; i++) {
+        if (dets[i].score < SAMPLE_SCORE) continue;
+        json_array_append_new(boxes, json_pack("{s:s, s:f, s:[f, f, f, f]}", "label", r->val->names[dets[i].cls],
+                                               "score", (double)dets[i].score, "box", (double)dets[i].x1,
+                                               (double)dets[i].y1, (double)dets[i].x2, (double)dets[i].y2));
+    }
+    return json_pack("{s:s, s:i, s:i, s:i, s:o}", "path", im->path ? im->path : "", "width", im->w, "height", im->h,
+                     "gt", im->n, "boxes", boxes);
+}
+
 static int validate(run_t *r, json_t **out)
 {
+    json_decref(r->samples);
+    r->samples = json_array();
     acv_det_metrics_reset(r->metrics);
     acv_det_loader_epoch(r->vl, 0);
     acv_det_decode_opts dopts;
@@ -206,6 +236,8 @@ static int validate(run_t *r, json_t **out)
                                          it->orig_h);
             const acv_det_image *im = &r->val->images[it->index];
             if (!rc) rc = acv_det_metrics_add_image(r->metrics, im->boxes, im->n, dets, nd);
+            if (!rc && r->samples && is_sample(it->index, r->val->n))
+                json_array_append_new(r->samples, sample_json(r, im, dets, nd));
         }
         if (rc) break;
         if (r->out.tty) acv_progress_update(&r->out.bar, ++done, NULL);
@@ -313,6 +345,7 @@ static void run_free(run_t *r)
     acv_optim_free(r->opt);
     acv_ema_free(r->ema);
     acv_det_metrics_free(r->metrics);
+    json_decref(r->samples);
     json_decref(r->s.history);
     free(r->grad);
     free(r->points);
@@ -553,6 +586,7 @@ int acv_det_train(const acv_det_train_opts *o)
             json_object_set_new(ev, "event", json_string("epoch"));
             json_object_set_new(ev, "epochs", json_integer(c->epochs));
             json_object_set_new(ev, "best", json_boolean(improved));
+            if (r.samples && json_array_size(r.samples)) json_object_set(ev, "samples", r.samples);
             acv_train_emit(&r.out, ev);
         } else {
             acv_train_say(&r.out, "epoch %d/%d  loss %.3f (box %.3f cls %.3f dfl %.3f)  %s%.1f img/s  %s%s", e + 1, c->epochs,

@@ -3,80 +3,44 @@
 //   node tests/e2e/flow.mjs CONFIG.json
 // Prints one "step ..." line per step and the figures it measured, then "RESULT {json}";
 // exits non-zero on the first failure (with a screenshot of the page at that moment).
-import { createRequire } from 'node:module';
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { loadConfig, log, expect, localePart, launch, openPage, a11y as checkA11y, screenshot, main } from './lib.mjs';
 
-const require = createRequire(new URL('../../web/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
-
-const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-mkdirSync(cfg.shots, { recursive: true });
+const cfg = loadConfig();
 const result = {};
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-const expect = (cond, msg) => cond || fail(msg);
 
-// ---- the two dictionaries have the same keys ----
-function keys(file) {
-  return new Set([...readFileSync(join(cfg.locales, file), 'utf8').matchAll(/^\s*'([^']+)':/gm)].map((m) => m[1]));
+// ---- the two dictionaries have the same keys (locales/en.js, zh.js and every locales/parts/*.js) ----
+async function dicts() {
+  const en = {}, zh = {};
+  Object.assign(en, (await import(pathToFileURL(join(cfg.locales, 'en.js')).href)).default);
+  Object.assign(zh, (await import(pathToFileURL(join(cfg.locales, 'zh.js')).href)).default);
+  const parts = join(cfg.locales, 'parts');
+  for (const f of existsSync(parts) ? readdirSync(parts).filter((f) => f.endsWith('.js')).sort() : []) {
+    const m = await localePart(cfg.locales, f);
+    Object.assign(en, m.en);
+    Object.assign(zh, m.zh);
+  }
+  return [new Set(Object.keys(en)), new Set(Object.keys(zh))];
 }
-const en = keys('en.js');
-const zh = keys('zh.js');
+const [en, zh] = await dicts();
 const missing = [...en].filter((k) => !zh.has(k)).concat([...zh].filter((k) => !en.has(k)));
-expect(missing.length === 0, 'en.js and zh.js differ in keys: ' + missing.join(', '));
+expect(missing.length === 0, 'the English and Chinese dictionaries differ in keys: ' + missing.join(', '));
 expect(en.size > 300, 'the English dictionary looks empty');
 log('step dictionaries', en.size, 'keys in both languages');
 
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run'],
-});
-const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
-const page = await context.newPage();
-page.setDefaultTimeout(15000);
+const browser = await launch(cfg);
 const pageErrors = [];
-page.on('pageerror', (e) => pageErrors.push(String(e)));
-page.on('console', (m) => {
-  if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push('console: ' + m.text());
-});
+const page = await openPage(browser, pageErrors);
 
+// The accessibility check; the file inputs are opened by their labelled buttons.
+const A11Y = { skip: ['file-input', 'try-input'] };
+const a11y = (screen) => checkA11y(page, screen, A11Y);
 // A screenshot of the screen as a person sees it: notices closed, scrolled to the top (or
 // the whole page for the long ones).
-async function shot(name, fullPage = false) {
-  await a11y(name);
-  await page.evaluate(() => {
-    document.activeElement && document.activeElement.blur && document.activeElement.blur();
-    window.scrollTo(0, 0);
-  });
-  await page.waitForTimeout(250); // let transitions settle
-  await page.screenshot({ path: join(cfg.shots, `ui_${name}.png`), fullPage, style: '.toasts { display: none; }' });
-}
+const shot = (name, fullPage = false) => screenshot(page, cfg.shots, name, { fullPage, a11y: A11Y });
 const byText = (text) => page.getByText(text, { exact: false }).first();
-
-// Every visible control has an accessible name (a label, aria-label or text) and is
-// reachable by keyboard (no positive tabindex, not taken out of the tab order).
-async function a11y(screen) {
-  const bad = await page.evaluate(() => {
-    const out = [];
-    const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
-    for (const el of document.querySelectorAll('button, a[href], input, select, textarea, [role="button"]')) {
-      if (!visible(el) || el.type === 'hidden') continue;
-      if (el.id === 'file-input' || el.id === 'try-input') continue; // opened by their labelled buttons
-      const name = (el.getAttribute('aria-label') || '').trim() || (el.labels && [...el.labels].map((l) => l.textContent).join(' ').trim()) ||
-        (el.getAttribute('aria-labelledby') ? 'by-id' : '') || (el.tagName !== 'INPUT' && el.textContent.trim()) || (el.getAttribute('title') || '').trim();
-      if (!name) out.push(el.outerHTML.slice(0, 120));
-      if (el.tabIndex > 0 || el.getAttribute('tabindex') === '-1') out.push('not in the tab order: ' + el.outerHTML.slice(0, 120));
-    }
-    return out;
-  });
-  expect(bad.length === 0, `${screen}: controls without an accessible name or keyboard access:\n` + bad.join('\n'));
-}
 
 async function run() {
   // ---- sign in ----
@@ -172,6 +136,76 @@ async function run() {
   await shot('labels_en');
   log('step labels created and imported');
 
+  // ---- annotate: a classification set of 10 images; four tagged in the workspace (type-ahead by
+  // keyboard, one picked by mouse) and submitted ----
+  await page.getByRole('link', { name: 'Annotation' }).click();
+  await byText('No annotation sets yet').waitFor();
+  await page.getByRole('button', { name: 'New annotation set' }).first().click();
+  const setDlg = page.getByRole('dialog');
+  await setDlg.getByLabel('Name', { exact: true }).fill('Bolt check');
+  await setDlg.locator('[data-task="cls"] input').check();
+  await setDlg.getByLabel('By upload date and file name').check();
+  await setDlg.getByLabel('File name pattern').fill('part_00?.png');
+  await setDlg.getByRole('button', { name: 'Create set' }).click();
+  await page.locator('.set-detail[data-set="Bolt check"]').waitFor();
+  expect((await page.locator('#set-total').innerText()).includes('10'), 'the set does not hold the 10 matching images');
+  await page.locator('#open-workspace').click();
+  await page.waitForURL(/\/annotate\/\d+/);
+  const wsCanvas = page.locator('#ws-canvas');
+  await wsCanvas.waitFor();
+  const tagged = [];
+  const tags = ['ok', 'scratch', 'dent', 'ok'];
+  for (let i = 0; i < tags.length; i++) {
+    await page.waitForURL(/item=\d+/);
+    const item = Number(new URL(page.url()).searchParams.get('item'));
+    await wsCanvas.focus();
+    await page.keyboard.press('c');
+    await page.locator('#class-picker').waitFor();
+    await page.keyboard.type(tags[i], { delay: 15 });
+    const opt = page.locator('#class-picker-opt-0').filter({ hasText: tags[i] });
+    await opt.waitFor();
+    if (i === 1) await opt.click(); // by mouse
+    else await page.keyboard.press('Enter');
+    await page.locator(`#ws-tags li[data-tag="${tags[i]}"]`).waitFor();
+    await page.waitForFunction(() => document.querySelector('#save-state')?.dataset.state === 'saved', null, { timeout: 15000 });
+    if (i === 0) await a11y('workspace');
+    await wsCanvas.focus();
+    await page.keyboard.press('Control+Enter'); // submit; the next image opens
+    await page.waitForFunction((it) => new URL(location.href).searchParams.get('item') !== String(it), item);
+    tagged.push(item);
+  }
+  result.tagged = tagged;
+  log('step four images tagged in the workspace and submitted');
+
+  // ---- review: one sent back with a comment, by keyboard; the rest accepted ----
+  await page.goto(`${cfg.url}/projects/${pid}/review`);
+  await page.locator('#review-item').waitFor();
+  const rejected = Number(await page.locator('#review-item').getAttribute('data-image'));
+  await page.keyboard.press('r');
+  await page.keyboard.type('The label is unclear: look at the thread again');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((id) => document.querySelector('#review-item')?.dataset.image !== String(id), rejected);
+  for (let i = 0; i < 3; i++) {
+    const before = await page.locator('#review-item').getAttribute('data-image');
+    await page.keyboard.press('a');
+    if (i < 2) await page.waitForFunction((b) => document.querySelector('#review-item')?.dataset.image !== b, before);
+  }
+  await byText('The queue is empty').waitFor();
+  result.rejected = rejected;
+  log('step reviewed: one sent back with a comment, three accepted');
+
+  // ---- a dataset version of the accepted images, split by the sliders ----
+  await page.getByRole('link', { name: 'Dataset versions' }).click();
+  await page.locator('#new-version').first().click();
+  await page.locator('#nv-name').fill('bolt check v1');
+  await page.locator('#split-train').fill('60');
+  await page.locator('#nv-create').click();
+  await page.locator('#ver-detail-h', { hasText: 'bolt check v1' }).waitFor();
+  await page.locator('#class-split-table tbody tr').first().waitFor();
+  const verRows = await page.locator('#class-split-table tbody tr').count();
+  expect(verRows >= 2, `the class x split table shows ${verRows} classes for ok, scratch, dent`);
+  log('step dataset version created from the accepted images:', verRows, 'classes');
+
   // ---- 10,000 labels stay fast ----
   let ts = Date.now();
   await page.goto(`${cfg.url}/projects/${cfg.big_project}/labels`);
@@ -243,6 +277,12 @@ async function run() {
   expect(/10 \/ 10/.test(epochText), 'the epoch tile says ' + epochText);
   expect((await page.locator('#chart-loss canvas').count()) === 1, 'the loss chart has no canvas');
   expect((await page.locator('.cm-cell').count()) === 100, 'the confusion matrix is not 10 x 10');
+  // the validation images watched through training, after the last epoch, with thumbnails
+  await page.locator('#job-samples[data-epoch="10"]').waitFor();
+  const nSamples = await page.locator('#job-samples li.sample').count();
+  expect(nSamples === 8, `${nSamples} validation predictions shown, not 8`);
+  await page.locator('#job-samples li.sample img').nth(7).waitFor();
+  result.samples_right = await page.locator('#job-samples li.sample[data-correct="true"]').count();
   result.chart_states = [...seen].sort((a, b) => a - b);
   log('step job succeeded; accuracy chart point counts seen while watching:', result.chart_states.join(' '));
   expect(result.chart_states.length >= 2, 'the chart never changed while the job ran');
@@ -357,24 +397,6 @@ async function run() {
   const left = await page.evaluate(() => localStorage.getItem('autocv.token'));
   expect(left === null, 'the token stayed in localStorage after signing out');
   log('step signed out');
-
-  expect(pageErrors.length === 0, 'errors in the page:\n' + pageErrors.join('\n'));
 }
 
-try {
-  await run();
-  console.log('RESULT ' + JSON.stringify(result));
-  await browser.close();
-} catch (e) {
-  console.log('FAILED: ' + (e && e.stack ? e.stack : e));
-  if (pageErrors.length) console.log('page errors:\n' + pageErrors.join('\n'));
-  try {
-    await page.screenshot({ path: join(cfg.shots, 'failure.png') });
-    writeFileSync(join(cfg.shots, 'failure.html'), await page.content());
-    console.log('the page at the failure: ' + join(cfg.shots, 'failure.png'));
-  } catch {
-    /* the browser is gone */
-  }
-  await browser.close();
-  process.exit(1);
-}
+await main(run, { browser, page: () => page, errors: pageErrors, shots: cfg.shots, report: () => ({ RESULT: result }) });

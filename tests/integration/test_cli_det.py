@@ -91,6 +91,22 @@ class TestCliDet(unittest.TestCase):
         self.assertTrue(all(e["train_loss"] > 0 for e in epochs))
         self.assertLess(epochs[-1]["train_loss"], epochs[0]["train_loss"])
         self.assertIn("val_map50", epochs[9])
+        # the watched validation images (the training board draws them): the same ones each
+        # validated epoch, their boxes at the counting threshold inside the image, and by the end
+        # the model finds about as many as are marked
+        watched = [e["samples"] for e in epochs if "samples" in e]
+        self.assertTrue(watched)
+        for s in watched:
+            self.assertEqual([x["path"] for x in s], [x["path"] for x in watched[0]])
+            for x in s:
+                for b in x["boxes"]:
+                    self.assertIn(b["label"], CLASSES)
+                    self.assertGreaterEqual(b["score"], 0.5)
+                    self.assertTrue(0 <= b["box"][0] < b["box"][2] <= x["width"] and
+                                    0 <= b["box"][1] < b["box"][3] <= x["height"], b)
+        last = watched[-1]
+        self.assertLessEqual(abs(sum(len(x["boxes"]) for x in last) - sum(x["gt"] for x in last)),
+                             max(2, sum(x["gt"] for x in last) // 3), last)
         with open(os.path.join(self.model, "model.json")) as f:
             mj = json.load(f)
         self.assertEqual((mj["task"], mj["classes"]), ("det", CLASSES))

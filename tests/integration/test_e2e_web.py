@@ -3,7 +3,9 @@ person would otherwise spend an afternoon on through the API (a reviewed Fashion
 version, 10,000 labels in a project), then drives Debian's chromium with playwright-core
 (tests/e2e/flow.mjs) through the screens as a person would click them: sign in, create a
 project, upload images (file picker and drag-and-drop, one broken file), see them in the grid,
-create and import labels, search 10,000 labels, train with the wizard and watch the live
+create and import labels, create an annotation set, tag four images in the workspace and
+submit them, review (one sent back with a comment, three accepted), create a dataset version
+with the split sliders, search 10,000 labels, train with the wizard and watch the live
 board, publish, deploy, try the deployment with an image, switch to 简体中文, sign out.
 
 Afterwards the server's state is checked through the API: what the browser did must be there.
@@ -12,19 +14,12 @@ product tour in docs/web.md)."""
 import json
 import os
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 import unittest
 
-from helpers import ROOT, png_bytes
+from e2e_common import BrowserTest
+from helpers import png_bytes
 from platform_data import fmnist, import_reviewed_version
-from server import Server
-
-CHROMIUM = os.environ.get("AUTOCV_CHROMIUM", "/usr/bin/chromium")
-NODE = shutil.which("node") or "/usr/bin/node"
-FLOW = os.path.join(ROOT, "tests", "e2e", "flow.mjs")
 
 
 def fixture_images(folder, n, seed=7):
@@ -58,20 +53,9 @@ def fixture_images(folder, n, seed=7):
     return paths
 
 
-class TestWebUI(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(["--job-threads", "1"]).start()
-        cls.tmp = tempfile.mkdtemp(prefix="autocv-e2e-")
-        cls.admin = cls.srv.admin_token()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def req(self, method, path, body=None, **kw):
-        return self.srv.request(method, path, self.admin, json_body=body, **kw)
+class TestWebUI(BrowserTest, unittest.TestCase):
+    SERVER_ARGS = ("--job-threads", "1")
+    TMP_PREFIX = "autocv-e2e-"
 
     def test_static_files(self):
         """The UI is served from the binary: index.html for the browser's routes, hashed assets
@@ -110,11 +94,7 @@ class TestWebUI(unittest.TestCase):
         self.assertFalse([p for p in paths if not p.startswith(("/api/", "/v2/", "/healthz", "/metrics"))])
 
     def test_flow_in_chromium(self):
-        for what, path in (("chromium", CHROMIUM), ("node", NODE)):
-            if not os.path.exists(path):
-                self.fail("%s not found at %s: run `make deps`" % (what, path))
-        if not os.path.isdir(os.path.join(ROOT, "web", "node_modules", "playwright-core")):
-            self.fail("web/node_modules/playwright-core is missing: run `make deps`")
+        self.require_browser()
         t0 = time.time()
         # What the API prepares: a project with a reviewed dataset version to train on, and
         # a project with 10,000 labels (the table must stay fast).
@@ -141,37 +121,17 @@ class TestWebUI(unittest.TestCase):
         with open(sample, "wb") as f:
             f.write(fmnist("test", 1, offset=3)[0][1])
 
-        shots = os.environ.get("AUTOCV_E2E_SCREENSHOTS") or os.path.join(self.tmp, "shots")
-        shots = os.path.join(ROOT, shots) if not os.path.isabs(shots) else shots
-        config = {
-            "url": "http://127.0.0.1:%d" % self.srv.port,
-            "username": "admin",
-            "password": self.srv.admin_password,
-            "chromium": CHROMIUM,
-            "shots": shots,
+        shots = self.shots_dir()
+        config = self.config(shots, {
             "picked": images[:20] + [broken],
             "dropped": images[20:] + [images[3]],
             "sample": sample,
             "train_project": train_pid,
             "dataset_version": version["id"],
             "big_project": big_pid,
-            "locales": os.path.join(ROOT, "web", "src", "lib", "locales"),
-        }
-        print("\nprepared through the API in %.1f s" % (time.time() - t0))
-        cfg_path = os.path.join(self.tmp, "config.json")
-        with open(cfg_path, "w") as f:
-            json.dump(config, f)
-        try:
-            p = subprocess.run([NODE, FLOW, cfg_path], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=240)
-            out = p.stdout.decode(errors="replace")
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace")
-            self.fail("the browser flow did not finish in 240 s:\n" + out[-6000:] + "\n" + self.srv.log_text()[-3000:])
-        print("\n" + out[-4000:])
-        self.assertEqual(p.returncode, 0, "the browser flow failed:\n" + out[-8000:] +
-                         "\n--- server log ---\n" + self.srv.log_text()[-3000:])
-        result = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
+        })
+        out = self.run_browser("flow.mjs", config, 240, show=4000, prepared_since=t0)
+        result = self.tagged(out, "RESULT")
 
         # The server holds what the browser did.
         projects = {p["name"]: p for p in self.req("GET", "/api/v1/projects").json()["items"]}
@@ -185,6 +145,19 @@ class TestWebUI(unittest.TestCase):
         self.assertEqual(set(labels), {"scratch", "surface", "dent", "ok", "missing part"})
         self.assertEqual((labels["scratch"]["parent"], labels["dent"]["parent"]), ("surface", "surface"))
         self.assertEqual(labels["dent"]["aliases"], ["bump", "dint"])
+        # annotated, reviewed and versioned in the browser
+        sets = self.req("GET", "/api/v1/projects/%d/annotation-sets" % pid).json()["items"]
+        self.assertEqual([(x["name"], x["task"]) for x in sets], [("Bolt check", "cls")])
+        sid = sets[0]["id"]
+        want = dict(zip(result["tagged"], ["ok", "scratch", "dent", "ok"]))
+        for image, tag in want.items():
+            it = self.req("GET", "/api/v1/annotation-sets/%d/items/%d?lock=false" % (sid, image)).json()
+            self.assertEqual([t if isinstance(t, str) else t["label"] for t in it["tags"]], [tag], it)
+            self.assertEqual(it["status"], "rejected" if image == result["rejected"] else "accepted", it)
+            if image == result["rejected"]:
+                self.assertIn("look at the thread again", json.dumps(it))
+        vers = self.req("GET", "/api/v1/projects/%d/dataset-versions" % pid).json()["items"]
+        self.assertEqual([(v["name"], v["image_count"]) for v in vers], [("bolt check v1", 3)])
         job = self.req("GET", "/api/v1/jobs/%d" % result["job"]).json()
         self.assertEqual((job["status"], job["algorithm"], job["params"]), ("succeeded", "compact", {"epochs": 10, "batch": 16}))
         for v in (1, 2):
@@ -194,10 +167,8 @@ class TestWebUI(unittest.TestCase):
         deps = self.req("GET", "/api/v1/deployments").json()["items"]
         self.assertEqual([(d["model"], d["version"], d["status"]) for d in deps], [("fashion-belt", 2, "ready")])
         self.assertGreaterEqual(deps[0]["stats"]["requests"], 1)  # the browser's try-it request
-        for name in ("login", "home", "data", "labels", "training", "job", "model", "deployment"):
-            for lang in ("en", "zh"):
-                path = os.path.join(shots, "ui_%s_%s.png" % (name, lang))
-                self.assertTrue(os.path.getsize(path) > 5000, path)
+        self.assert_shots(shots, ["%s_%s" % (name, lang) for name in ("login", "home", "data", "labels", "training", "job",
+                                                                       "model", "deployment") for lang in ("en", "zh")])
 
 
 if __name__ == "__main__":

@@ -111,6 +111,16 @@ class TestJobs(unittest.TestCase):
         self.assertTrue(steps and all(d["loss"] > 0 and d["ips"] > 0 for d in steps), steps[:2])
         self.assertEqual([d["epoch"] for d in epochs], [1, 2])
         self.assertTrue(all(0 <= d["val_top1"] <= 1 for d in epochs))
+        # validation images watched through training (the board shows them): the same ones each
+        # epoch, named by their image id, spread over the classes, and as right as the accuracy says
+        for d in epochs:
+            self.assertEqual(len(d["samples"]), 8, d["samples"])
+            self.assertEqual([x["path"] for x in d["samples"]], [x["path"] for x in epochs[0]["samples"]])
+            for x in d["samples"]:
+                self.assertRegex(os.path.basename(x["path"]), r"^\d+\.\w+$")
+                self.assertEqual(x["correct"], x["pred"] == x["label"])
+                self.assertTrue(0 < x["score"] <= 1)
+        self.assertGreater(len({x["label"] for x in epochs[0]["samples"]}), 1)
         # replay after an event id
         tail = sse_events(self.srv, self.admin, "/api/v1/jobs/%d/events" % job["id"],
                           headers={"Last-Event-ID": str(ids[-3])})

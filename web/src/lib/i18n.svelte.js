@@ -2,8 +2,17 @@
 // language (falling back to English, then to the key itself) and fills {name} placeholders.
 // The choice is remembered per user in localStorage (autocv.lang.<username>), and the last
 // choice on this browser is what the sign-in screen shows.
-import en from './locales/en.js';
-import zh from './locales/zh.js';
+// Keys live in locales/en.js and locales/zh.js, and per screen in locales/parts/*.js (each
+// exporting `en` and `zh` objects with the same keys; the end-to-end test checks all of them).
+import enMain from './locales/en.js';
+import zhMain from './locales/zh.js';
+
+const en = { ...enMain };
+const zh = { ...zhMain };
+for (const part of Object.values(import.meta.glob('./locales/parts/*.js', { eager: true }))) {
+  Object.assign(en, part.en);
+  Object.assign(zh, part.zh);
+}
 
 export const LANGS = [
   { code: 'en', name: 'English' },

@@ -8,6 +8,7 @@ export default {
   'nav.models': 'Models',
   'nav.deployments': 'Deployments',
   'nav.language': 'Language',
+  'nav.admin': 'Administration',
   'nav.signout': 'Sign out',
   'nav.breadcrumb': 'Breadcrumb',
 
@@ -128,6 +129,13 @@ export default {
 
   'job.epochOf': 'epoch {epoch} of {epochs}',
   'job.bestAcc': 'best accuracy {acc}',
+  'job.samples.title': 'Predictions on validation images',
+  'job.samples.epoch': 'after epoch {n}: {right} of {all} right',
+  'job.samples.right': 'right',
+  'job.samples.wrong': 'wrong: it is {label}',
+  'job.samples.epochDet': 'after epoch {n}: what the model finds (score 0.5 and above)',
+  'job.samples.found': '{found} found, {gt} marked',
+  'job.samples.image': 'validation image {n}',
   'job.title': 'Job #{id}',
   'job.by': 'started by {who}, {when}',
   'job.version': 'dataset version #{id}',
@@ -216,7 +224,11 @@ export default {
   'project.sections': 'Project sections',
   'project.tab.data': 'Data',
   'project.tab.labels': 'Labels',
+  'project.tab.annotation': 'Annotation',
+  'project.tab.review': 'Review',
+  'project.tab.versions': 'Dataset versions',
   'project.tab.training': 'Training',
+  'project.tab.members': 'Members',
 
   'data.count': '{n} images',
   'data.count.one': '1 image',

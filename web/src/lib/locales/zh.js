@@ -7,6 +7,7 @@ export default {
   'nav.models': '模型',
   'nav.deployments': '部署',
   'nav.language': '语言',
+  'nav.admin': '系统管理',
   'nav.signout': '退出登录',
   'nav.breadcrumb': '位置',
 
@@ -127,6 +128,13 @@ export default {
 
   'job.epochOf': '第 {epoch}/{epochs} 轮',
   'job.bestAcc': '最佳准确率 {acc}',
+  'job.samples.title': '验证图片上的预测',
+  'job.samples.epoch': '第 {n} 轮之后：{all} 张中 {right} 张正确',
+  'job.samples.right': '正确',
+  'job.samples.wrong': '错误：应为 {label}',
+  'job.samples.epochDet': '第 {n} 轮之后：模型找到的目标（得分 0.5 及以上）',
+  'job.samples.found': '找到 {found} 个，标注 {gt} 个',
+  'job.samples.image': '验证图片 {n}',
   'job.title': '任务 #{id}',
   'job.by': '由 {who} 于 {when} 启动',
   'job.version': '数据集版本 #{id}',
@@ -215,7 +223,11 @@ export default {
   'project.sections': '项目分区',
   'project.tab.data': '数据',
   'project.tab.labels': '标签',
+  'project.tab.annotation': '标注',
+  'project.tab.review': '审核',
+  'project.tab.versions': '数据集版本',
   'project.tab.training': '训练',
+  'project.tab.members': '成员',
 
   'data.count': '{n} 张图片',
   'data.count.one': '1 张图片',
