@@ -45,3 +45,13 @@ export function match(pattern, path) {
 export function query(name) {
   return new URLSearchParams(route.search).get(name);
 }
+
+// Sets a query parameter of the current address in place (no new history entry, no scroll),
+// so that a reload or a shared link shows the same choice.
+export function replaceQuery(name, value) {
+  if (query(name) === String(value)) return;
+  const url = new URL(location.href);
+  url.searchParams.set(name, String(value));
+  history.replaceState(history.state, '', url.pathname + url.search);
+  route.search = url.search;
+}
