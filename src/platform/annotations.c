@@ -900,6 +900,35 @@ int acv_annitem_submit(acv_dbconn *c, const acv_principal *who, bool manager, in
     return rc;
 }
 
+int acv_annitem_lock(acv_dbconn *c, const acv_principal *who, bool manager, int64_t set_id, int64_t image_id,
+                     json_t **out, json_t **conflict)
+{
+    *out = *conflict = NULL;
+    int64_t now_s = acv_db_now();
+    char now[ACV_DB_TIME_LEN];
+    time_text(now_s, now);
+    item_state st = {0};
+    int rc = acv_db_begin(c);
+    if (rc) return rc;
+    rc = state_load(c, set_id, image_id, now, &st);
+    if (!rc) rc = editable(&st, manager, image_id);
+    if (!rc) rc = lock_check(&st, who, image_id, conflict);
+    if (!rc) rc = take_lock(c, who, set_id, image_id, now_s);
+    json_decref(st.doc);
+    rc = acv_db_end(c, rc);
+    if (!rc)
+        rc = acv_db_query_row(c, out,
+                              "SELECT a.locked_by, u.username AS locker, a.lock_expires_at FROM annotation_items a "
+                              "JOIN users u ON u.id = a.locked_by WHERE a.set_id = ? AND a.image_id = ?",
+                              "II", set_id, image_id);
+    if (!rc && !*out) rc = acv_error(ACV_EIO, "the lock of image %lld was not recorded", (long long)image_id);
+    if (!rc) {
+        json_decref(*conflict);
+        *conflict = NULL;
+    }
+    return rc;
+}
+
 int acv_annitem_unlock(acv_dbconn *c, const acv_principal *who, bool manager, int64_t set_id, int64_t image_id,
                        json_t **conflict)
 {

@@ -114,6 +114,11 @@ int acv_annitem_save(acv_dbconn *c, const acv_principal *who, bool manager, int6
  * item needs a tag first (ACV_EINVAL). */
 int acv_annitem_submit(acv_dbconn *c, const acv_principal *who, bool manager, int64_t set_id, int64_t image_id,
                        const json_t *in, json_t **out, json_t **conflict);
+/* Takes or renews who's lock on the item for the set's lock_seconds: *out gets {"locked_by",
+ * "locker", "lock_expires_at"}. ACV_EEXIST (with *conflict: locked_by, lock_expires_at) while
+ * someone else holds a live lock; ACV_EEXIST when the status does not allow who to edit. */
+int acv_annitem_lock(acv_dbconn *c, const acv_principal *who, bool manager, int64_t set_id, int64_t image_id,
+                     json_t **out, json_t **conflict);
 /* Releases who's lock on the item (managers: anyone's). */
 int acv_annitem_unlock(acv_dbconn *c, const acv_principal *who, bool manager, int64_t set_id, int64_t image_id,
                        json_t **conflict);

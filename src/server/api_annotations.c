@@ -219,6 +219,17 @@ static int item_submit(acv_call *c)
     return rc ? reply_error(c, rc, conflict) : acv_call_json(c, 200, item);
 }
 
+static int item_lock(acv_call *c)
+{
+    int64_t set_id = acv_call_id(c, "id"), image_id = acv_call_id(c, "image_id");
+    json_t *out = NULL, *conflict = NULL;
+    bool refused;
+    int rc = check_task_owner(c, set_id, image_id, &refused);
+    if (rc || refused) return rc;
+    rc = acv_annitem_lock(c->db, &c->user, is_manager(c), set_id, image_id, &out, &conflict);
+    return rc ? reply_error(c, rc, conflict) : acv_call_json(c, 200, out);
+}
+
 static int item_unlock(acv_call *c)
 {
     json_t *conflict = NULL;
@@ -448,6 +459,14 @@ static const acv_route ROUTES[] = {
                     "Saving sets the status in_progress and takes the lock.",
      .body_types = "application/json", .body_schema = "#AnnotationDoc", .resp_schema = "#AnnotationItem",
      .resp_desc = "the saved item (revision N+1)"},
+    {SET_ROUTE("POST", "/api/v1/annotation-sets/{id}/items/{image_id}/lock", item_lock, EDITORS),
+     .summary = "Take or renew the edit lock of an image",
+     .description = "For the set's lock_seconds from now (an open editor renews it while its user works). 409 with "
+                    "{\"error\":{...,\"locked_by\",\"lock_expires_at\"}} while another user holds a live lock, or "
+                    "when the image is submitted (or accepted, for annotators).",
+     .resp_schema = "{\"type\":\"object\",\"properties\":{\"locked_by\":{\"type\":\"integer\"},\"locker\":{"
+                    "\"type\":\"string\"},\"lock_expires_at\":{\"type\":\"string\"}}}",
+     .resp_desc = "the lock"},
     {SET_ROUTE("DELETE", "/api/v1/annotation-sets/{id}/items/{image_id}/lock", item_unlock, EDITORS),
      .summary = "Release the edit lock of an image", .description = "One's own lock; owners and engineers release "
                                                                      "anyone's.",

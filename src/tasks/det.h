@@ -113,6 +113,10 @@ typedef struct acv_det_loss_opts {
                                 a box much smaller than the untrained predictions (a 5-pixel
                                 defect under a 100-pixel guess) otherwise gets targets near 0,
                                 so neither its class nor its box is ever learned: 0.25 */
+    bool keep_one;           /* a box whose candidates all went to boxes their predictions
+                                overlap more (a small defect inside a part) takes its best one
+                                back from a box holding several (YOLOv8 leaves it without any
+                                anchor, so it is never learned): true */
 } acv_det_loss_opts;
 
 /* YOLOv8's values, as listed above. */

@@ -33,6 +33,9 @@ struct acv_det_loss {
     /* scratch */
     float *pbox;             /* (A, 4) decoded predictions of one image, pixels */
     double *gt_best;         /* (2 * gt_cap): per box, best metric and best IoU of its anchors */
+    int *gt_first;           /* (2 * gt_cap): per box, its best candidate anchor (-1: none) and
+                                how many anchors it finally holds */
+    double *gt_first_m;      /* (2 * gt_cap): that candidate's metric and IoU */
     int *topk_idx;           /* (topk) */
     double *topk_m, *topk_o;
     int gt_cap;
@@ -49,6 +52,7 @@ void acv_det_loss_opts_init(acv_det_loss_opts *o)
     o->scale_by_batch = true;
     o->center_fallback = true;
     o->min_target = 0.25f;
+    o->keep_one = true;
 }
 
 void acv_det_loss_free(acv_det_loss *L)
@@ -64,6 +68,8 @@ void acv_det_loss_free(acv_det_loss *L)
     free(L->box);
     free(L->pbox);
     free(L->gt_best);
+    free(L->gt_first);
+    free(L->gt_first_m);
     free(L->topk_idx);
     free(L->topk_m);
     free(L->topk_o);
@@ -264,6 +270,20 @@ static void topk_offer(acv_det_loss *L, int *cnt, int a, double m, double ov)
 /* A cell coordinate clamped to 0..n-1 (before the conversion to int can overflow). */
 static int cell_clamp(double v, int n) { return v < 0 ? 0 : v > n - 1 ? n - 1 : (int)v; }
 
+/* Anchor a of image b now predicts box j (g) with metric m and IoU ov. */
+static void take_anchor(acv_det_loss *L, int b, int a, int j, const acv_box *g, double m, double ov)
+{
+    size_t i = (size_t)b * L->A + a;
+    L->gt[i] = j;
+    L->cls[i] = g->cls;
+    L->iou[i] = (float)ov;
+    L->metric[i] = (float)m;
+    L->box[4 * i] = g->x1;
+    L->box[4 * i + 1] = g->y1;
+    L->box[4 * i + 2] = g->x2;
+    L->box[4 * i + 3] = g->y2;
+}
+
 /* Assigns image b's boxes (already checked) given its output o (C, A). */
 static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *gts, int n_gt)
 {
@@ -323,19 +343,33 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
             if (!(ov > 0)) ov = 0;
             topk_offer(L, &cnt, a, pow(sigmoid(lg[a]), L->o.alpha) * pow(ov, L->o.beta), ov);
         }
+        L->gt_first[2 * j] = cnt > 0 ? L->topk_idx[0] : -1;
+        L->gt_first_m[2 * j] = cnt > 0 ? L->topk_m[0] : 0;
+        L->gt_first_m[2 * j + 1] = cnt > 0 ? L->topk_o[0] : 0;
         /* an anchor several boxes keep goes to the one its prediction overlaps most (ties:
          * the earlier box) */
         for (int i = 0; i < cnt; i++) {
             int a = L->topk_idx[i];
             if (gt[a] >= 0 && !(L->topk_o[i] > iou[a])) continue;
-            gt[a] = j;
-            cls[a] = g->cls;
-            iou[a] = (float)L->topk_o[i];
-            met[a] = (float)L->topk_m[i];
-            box[4 * a] = g->x1;
-            box[4 * a + 1] = g->y1;
-            box[4 * a + 2] = g->x2;
-            box[4 * a + 3] = g->y2;
+            take_anchor(L, b, a, j, g, L->topk_m[i], L->topk_o[i]);
+        }
+    }
+    if (L->o.keep_one) {
+        /* A box that lost every candidate to larger boxes around it (a defect on a part: its
+         * one anchor also lies inside the part, whose untrained prediction overlaps the part
+         * more) takes back its best candidate from a box that holds others, so that it is
+         * learned at all; once its anchor predicts its small box, the IoU rule keeps it. */
+        for (int j = 0; j < n_gt; j++) L->gt_first[2 * j + 1] = 0;
+        for (int a = 0; a < A; a++)
+            if (gt[a] >= 0) L->gt_first[2 * gt[a] + 1]++;
+        for (int j = 0; j < n_gt; j++) {
+            int a = gt_usable(&gts[j]) ? L->gt_first[2 * j] : -1;
+            if (a < 0 || L->gt_first[2 * j + 1] > 0) continue;
+            int k = gt[a];
+            if (k >= 0 && L->gt_first[2 * k + 1] < 2) continue;
+            if (k >= 0) L->gt_first[2 * k + 1]--;
+            L->gt_first[2 * j + 1]++;
+            take_anchor(L, b, a, j, &gts[j], L->gt_first_m[2 * j], L->gt_first_m[2 * j + 1]);
         }
     }
     /* per box: best metric and best IoU over the anchors it finally holds; then the
@@ -381,6 +415,12 @@ int acv_det_assign(acv_det_loss *L, const float *out, int n, const acv_box *cons
         double *nb = realloc(L->gt_best, (size_t)most * 2 * sizeof(double));
         if (!nb) return acv_error(ACV_ENOMEM, "out of memory for %d boxes", most);
         L->gt_best = nb;
+        int *nf = realloc(L->gt_first, (size_t)most * 2 * sizeof(int));
+        if (!nf) return acv_error(ACV_ENOMEM, "out of memory for %d boxes", most);
+        L->gt_first = nf;
+        double *nm = realloc(L->gt_first_m, (size_t)most * 2 * sizeof(double));
+        if (!nm) return acv_error(ACV_ENOMEM, "out of memory for %d boxes", most);
+        L->gt_first_m = nm;
         L->gt_cap = most;
     }
     for (int b = 0; b < n; b++) assign_image(L, b, out + (size_t)b * L->C * L->A, gts[b], n_gt[b]);

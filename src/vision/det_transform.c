@@ -273,11 +273,15 @@ static void warp_bilinear(const acv_image *src, const double inv[6], acv_image *
     }
 }
 
-/* YOLO box_candidates against the unclipped reference area. */
-static int box_ok(const acv_box *b, float ref_area, const acv_det_aug_opts *o)
+/* YOLO box_candidates against the unclipped reference area; a side under min_side only fails
+ * when the border cut it (uw, uh: the sides before clipping), so that thin objects wholly in
+ * the picture (a 1-pixel scratch) stay labelled while slivers left at the border go. */
+static int box_ok(const acv_box *b, float ref_area, float uw, float uh, const acv_det_aug_opts *o)
 {
     float w = b->x2 - b->x1, h = b->y2 - b->y1;
-    if (!(w >= o->min_side && h >= o->min_side && w > 0.0f && h > 0.0f)) return 0;
+    if (!(w > 0.0f && h > 0.0f)) return 0;
+    if (w < o->min_side && w < 0.999f * uw) return 0;
+    if (h < o->min_side && h < 0.999f * uh) return 0;
     if (w * h < o->min_area_frac * ref_area) return 0;
     float ar = w > h ? w / h : h / w;
     return ar < o->max_aspect;
@@ -328,7 +332,7 @@ int acv_det_warp_affine(acv_det_sample *s, const float m[6], int out_w, int out_
         b.y1 = (float)fmin(fmax(ly, 0.0), out_h);
         b.y2 = (float)fmin(fmax(hy, 0.0), out_h);
         float ref = s->area0[i] * adet;
-        if (!box_ok(&b, ref, o)) continue;
+        if (!box_ok(&b, ref, (float)(hx - lx), (float)(hy - ly), o)) continue;
         s->boxes[k] = b;
         s->area0[k] = ref;
         k++;

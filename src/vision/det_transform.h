@@ -11,8 +11,9 @@
  * the S x S output, or - without mosaic - a centred letterbox to S x S followed by the same
  * random affine; then HSV jitter and flips. After a warp each box becomes the bounding box of
  * its four transformed corners, clipped to the output, and is dropped unless it passes the
- * candidate filter (YOLO's box_candidates): both sides >= min_side pixels, at least
- * min_area_frac of the area it would have had unclipped, and an aspect ratio below
+ * candidate filter (YOLO's box_candidates): both sides >= min_side pixels unless the side
+ * lies wholly inside the output (a thin scratch is kept; a sliver cut by the border is not),
+ * at least min_area_frac of the area it would have had unclipped, and an aspect ratio below
  * max_aspect.
  *
  * Every random choice comes from the acv_rng passed in. */
@@ -37,7 +38,7 @@ typedef struct acv_det_aug_opts {
     float fliplr;        /* probability of a horizontal flip; 0.5 */
     float flipud;        /* probability of a vertical flip; 0 */
     float hsv_h, hsv_s, hsv_v; /* HSV gains (YOLO); 0.015, 0.7, 0.4 */
-    float min_side;      /* candidate filter, pixels; 2 */
+    float min_side;      /* candidate filter, pixels, for sides the border cut; 2 */
     float min_area_frac; /* candidate filter; 0.1 */
     float max_aspect;    /* candidate filter, max(w/h, h/w); 100 */
 } acv_det_aug_opts;

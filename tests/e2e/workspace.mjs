@@ -314,7 +314,14 @@ async function run() {
     await page.keyboard.press('Control+Shift+V');
     await waitShapes(2);
     await saved();
-    log('step segmentation: polygon, brush, eraser, vertex edits, lock / hide / reorder, the previous image copied');
+    // the copied mask, selected by a click on its pixels, stretched by its right-hand handle
+    // (the stroke ends at x 650 with the 12-pixel brush: its box ends at 662, middle y 360)
+    await page.keyboard.press('v');
+    await page.mouse.click(...v.toPage(550, 360));
+    await page.waitForTimeout(50);
+    await drag(v.toPage(662, 360), v.toPage(742, 360), 6);
+    await saved();
+    log('step segmentation: polygon, brush, eraser, vertex edits, lock / hide / reorder, the previous image copied, its mask resized');
   }
 
   // ---- OCR: a text line and its text ----
@@ -329,6 +336,48 @@ async function run() {
     await page.keyboard.press('Enter');
     await saved();
     log('step OCR: text line drawn and typed');
+  }
+
+  // ---- the edit lock: renewed while working, lapsing when idle, someone else's shown ----
+  {
+    const lockItem = `/api/v1/annotation-sets/${cfg.lock_set}/items/${cfg.lock_item}`;
+    const ls = cfg.lock_seconds;
+    v = await openItem(cfg.lock_set, cfg.lock_item, 640, 480);
+    await pickClass('den', 'dent');
+    await page.keyboard.press('b');
+    await drag(v.toPage(100, 100), v.toPage(200, 180));
+    await saved(); // saving takes my lock
+    let d = await api('GET', lockItem + '?lock=false');
+    expect(d.locker === cfg.username, 'saving did not take the lock: ' + d.locker);
+    const first = d.lock_expires_at;
+    // working (a key now and then) for longer than the lock lasts: it is renewed
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Shift');
+      await page.waitForTimeout((ls * 1000) / 4);
+    }
+    d = await api('GET', lockItem + '?lock=false');
+    expect(d.locker === cfg.username && d.lock_expires_at > first, `the lock was not renewed while working: ${d.locker} ${first} -> ${d.lock_expires_at}`);
+    // idle: it lapses, and someone else takes the image
+    await page.waitForTimeout(ls * 1000 + 1500);
+    d = await api('GET', lockItem + '?lock=false');
+    expect(d.locker === null, 'the lock of an idle editor did not lapse: ' + d.locker);
+    const other = await apiLogin(cfg.url, cfg.other_user, cfg.other_password);
+    const r = await fetch(cfg.url + lockItem + '/lock', { method: 'POST', headers: { Authorization: 'Bearer ' + other } });
+    expect(r.status === 200, 'the other annotator could not take the lapsed lock: ' + r.status);
+    // back at work: the image turns read-only and says who has it
+    await canvas.focus();
+    await page.keyboard.press('Shift');
+    await page.locator('#readonly-banner').filter({ hasText: cfg.other_user }).waitFor({ timeout: 10000 });
+    // once their lock runs out, working here takes the image back (their version reloaded)
+    await page.waitForTimeout(ls * 1000 + 1200);
+    for (let i = 0; i < 20 && (await page.locator('#readonly-banner').count()); i++) {
+      await page.keyboard.press('Shift');
+      await page.waitForTimeout(500);
+    }
+    expect((await page.locator('#readonly-banner').count()) === 0, 'the image stayed read-only after the other lock ran out');
+    d = await api('GET', lockItem + '?lock=false');
+    expect(d.locker === cfg.username, 'the lock was not taken back: ' + d.locker);
+    log('step edit lock: renewed while working, lapsed when idle, taken by another (read-only), taken back');
   }
 
   // ---- classification: a tag by type-ahead, submitted ----

@@ -25,6 +25,7 @@ EXPECTED = {
     ("GET", "/api/v1/annotation-sets/{id}/items"): ("project", PROJECT_ROLES),
     ("GET", "/api/v1/annotation-sets/{id}/items/{image_id}"): ("project", PROJECT_ROLES),
     ("PUT", "/api/v1/annotation-sets/{id}/items/{image_id}"): ("project", EDITORS),
+    ("POST", "/api/v1/annotation-sets/{id}/items/{image_id}/lock"): ("project", EDITORS),
     ("DELETE", "/api/v1/annotation-sets/{id}/items/{image_id}/lock"): ("project", EDITORS),
     ("POST", "/api/v1/annotation-sets/{id}/items/{image_id}/submit"): ("project", EDITORS),
     ("POST", "/api/v1/annotation-sets/{id}/items/{image_id}/review"): ("project", REVIEWERS),

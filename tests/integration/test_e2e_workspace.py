@@ -127,6 +127,14 @@ class TestWorkspaceUI(BrowserTest, unittest.TestCase):
         oset = self.ok(self.req("POST", "/api/v1/projects/%d/annotation-sets" % pid,
                                 {"name": "Serial numbers", "task": "ocr", "image_ids": [ocr_img["id"]]}), 201)
 
+        # the edit lock: a set whose locks last 4 s, and a second annotator
+        lock_img = self.upload(pid, "lock_0.jpg", plate(640, 480, 40))
+        lset = self.ok(self.req("POST", "/api/v1/projects/%d/annotation-sets" % pid,
+                                {"name": "Quick locks", "task": "det", "lock_seconds": 4, "image_ids": [lock_img["id"]]}), 201)
+        other = self.ok(self.req("POST", "/api/v1/users", {"username": "ann2", "password": "second-annotator-pw",
+                                                            "roles": ["annotator"]}), 201)
+        self.ok(self.req("PUT", "/api/v1/projects/%d/members/%d" % (pid, other["id"]), {"role": "annotator"}), 201)
+
         # performance: 1,000 boxes on a 4000 x 3000 image (40 columns x 25 rows of parts)
         boxes = []
         for r in range(25):
@@ -147,6 +155,8 @@ class TestWorkspaceUI(BrowserTest, unittest.TestCase):
             "seg_set": sset["id"], "seg_items": [i["id"] for i in seg_imgs], "seg_size": [800, 600],
             "ocr_set": oset["id"], "ocr_item": ocr_img["id"],
             "cls_set": cset["id"], "cls_items": [i["id"] for i in cls_imgs],
+            "lock_set": lset["id"], "lock_item": lock_img["id"], "lock_seconds": 4,
+            "other_user": "ann2", "other_password": "second-annotator-pw",
             "perf_set": pset["id"], "perf_item": big["id"], "perf_size": [4000, 3000], "perf_boxes": boxes,
         })
         out = self.run_browser("workspace.mjs", config, 150, what="the workspace flow", show=5000, prepared_since=t0)
@@ -199,11 +209,26 @@ class TestWorkspaceUI(BrowserTest, unittest.TestCase):
         self.assertTrue(800 < len(mask) < 9000, len(mask))
         g = self.item(sset["id"], seg_imgs[1]["id"])  # the previous image's shapes, copied
         self.assertEqual([(s["type"], s["label"]) for s in g["shapes"]], [("mask", "dent"), ("polygon", "scratch")])
-        self.assertEqual(decode_rle(g["shapes"][0]["rle"]["counts"], 600, 800), mask)
+        # ... and its mask stretched by 80 pixels to the right: same rows, wider, the left
+        # edge where it was, the pixel count grown in proportion
+        stretched = decode_rle(g["shapes"][0]["rle"]["counts"], 600, 800)
+        x0, x1 = min(x for x, _ in mask), max(x for x, _ in mask)
+        sx0, sx1 = min(x for x, _ in stretched), max(x for x, _ in stretched)
+        self.assertEqual((min(y for _, y in stretched), max(y for _, y in stretched)),
+                         (min(y for _, y in mask), max(y for _, y in mask)))
+        self.assertLessEqual(abs(sx0 - x0), 1, (x0, x1, sx0, sx1))
+        self.assertLessEqual(abs(sx1 - (x1 + 80)), 3, (x0, x1, sx0, sx1))
+        want = len(mask) * (sx1 - sx0 + 1) / (x1 - x0 + 1)
+        self.assertLess(abs(len(stretched) - want), 0.05 * want, (len(stretched), want))
+        self.assertIn((550 + round((550 - x0) * 80 / (x1 - x0 + 1)), 360), stretched)
         o = self.item(oset["id"], ocr_img["id"])
         self.assertEqual([(s["type"], s["label"], s["text"]) for s in o["shapes"]], [("text", "ok", "SN 0042-A")])
         for (x, y), (ex, ey) in zip(o["shapes"][0]["points"], [(100, 400), (400, 400), (400, 450), (100, 450)]):
             self.assertLessEqual(abs(x - ex) + abs(y - ey), 3, o["shapes"][0]["points"])
+        # the lock set: the box drawn (the lock itself was followed in the browser; it has
+        # lapsed by now)
+        q = self.item(lset["id"], lock_img["id"])
+        self.assertEqual([s["label"] for s in q["shapes"]], ["dent"])
         # the big tray: still 1,000 boxes, exactly one moved by the drag
         e = self.item(pset["id"], big["id"])
         self.assertEqual(len(e["shapes"]), 1000)

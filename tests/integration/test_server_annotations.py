@@ -432,6 +432,24 @@ class TestAnnotations(unittest.TestCase):
         # A manager releases anyone's lock.
         self.assertEqual(self.req("DELETE", qi + "/lock", "eng").status, 204)
         self.assertIsNone(self.ok(self.req("GET", qi, "vie"))["locker"])
+        # POST .../lock takes or renews it (an open editor keeps it while its user works);
+        # someone else's live lock is a 409 that names them; a lapsed one can be taken.
+        lk = self.ok(self.req("POST", qi + "/lock", "ann1"))
+        self.assertEqual(lk["locker"], "ann1")
+        self.assertEqual(self.ok(self.req("GET", qi + "?lock=false", "vie"))["lock_expires_at"], lk["lock_expires_at"])
+        r = self.req("POST", qi + "/lock", "ann2")
+        self.assertEqual(r.status, 409)
+        self.assertEqual(r.json()["error"]["locked_by"]["username"], "ann1")
+        time.sleep(1.1)
+        again = self.ok(self.req("POST", qi + "/lock", "ann1"))  # renewed: a later expiry
+        self.assertGreater(again["lock_expires_at"], lk["lock_expires_at"])
+        time.sleep(2.2)
+        self.assertEqual(self.ok(self.req("POST", qi + "/lock", "ann2"))["locker"], "ann2")
+        self.assertEqual(self.req("POST", self.item(quick, 999999) + "/lock", "ann2").status, 404)
+        self.ok(self.req("POST", qi + "/submit", "ann2"))
+        r = self.req("POST", qi + "/lock", "ann2")  # submitted: nothing to edit until reviewed
+        self.assertEqual(r.status, 409)
+        self.assertIn("submitted", r.json()["error"]["message"])
 
     # ---- bad input --------------------------------------------------------------------------------
     def test_bad_input_stores_nothing(self):

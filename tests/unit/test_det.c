@@ -362,19 +362,32 @@ static void test_assign_brute_force(void **state)
                 cnt--;
             }
         }
+        /* owners: shared anchors to the highest IoU; then a box left with none takes back its
+         * best candidate (highest metric, the first on ties) from a box holding several */
+        int *own = malloc((size_t)A * sizeof(int)), held[8] = {0};
+        for (int a = 0; a < A; a++) {
+            own[a] = -1;
+            for (int j = 0; j < n; j++)
+                if (sel[j * A + a] && (own[a] < 0 || ov[j * A + a] > ov[own[a] * A + a])) own[a] = j;
+            if (own[a] >= 0) held[own[a]]++;
+        }
+        for (int j = 0; j < n; j++) {
+            int first = -1;
+            for (int a = 0; a < A; a++)
+                if (sel[j * A + a] && (first < 0 || met[j * A + a] > met[j * A + first])) first = a;
+            if (first < 0 || held[j] > 0 || (own[first] >= 0 && held[own[first]] < 2)) continue;
+            if (own[first] >= 0) held[own[first]]--;
+            own[first] = j;
+            held[j]++;
+        }
         int mism = 0;
         for (int a = 0; a < A; a++) {
-            int want = -1;
-            for (int j = 0; j < n; j++)
-                if (sel[j * A + a] && (want < 0 || ov[j * A + a] > ov[want * A + a])) want = j;
+            int want = own[a];
             if (t->gt[a] != want) mism++;
             if (want >= 0) {
                 double bm = 0, bo = 0;
                 for (int a2 = 0; a2 < A; a2++) {
-                    int w2 = -1;
-                    for (int j = 0; j < n; j++)
-                        if (sel[j * A + a2] && (w2 < 0 || ov[j * A + a2] > ov[w2 * A + a2])) w2 = j;
-                    if (w2 != want) continue;
+                    if (own[a2] != want) continue;
                     bm = fmax(bm, met[want * A + a2]);
                     bo = fmax(bo, ov[want * A + a2]);
                 }
@@ -382,6 +395,7 @@ static void test_assign_brute_force(void **state)
                 if (t->gt[a] == want && fabs(t->score[a] - ws) > 1e-5 * fmax(1, ws)) mism++;
             }
         }
+        free(own);
         assert_int_equal(mism, 0);
         free(met);
         free(ov);
@@ -449,6 +463,51 @@ static void test_assign_overlap_by_iou(void **state)
         assert_true(fabsf(t->score[9] - t->iou[9]) < 1e-5f); /* the best of B's anchors */
         /* anchor 12 (centre (36,12)) is inside A only */
         assert_int_equal(t->gt[12], iA);
+        fx_free(&f);
+    }
+}
+
+/* A 4x4 defect on a 32x32 part (anchor centres every 8 px at stride 8: the defect holds only
+ * (20, 20), which the part also holds). The anchor at (20, 20) predicts the part's box exactly,
+ * so the IoU rule gives it to the part and the defect has no anchor: never learned (YOLOv8).
+ * keep_one gives it back to the defect; the part keeps its others. */
+static void test_assign_keep_one(void **state)
+{
+    (void)state;
+    for (int keep = 0; keep < 2; keep++) {
+        acv_det_loss_opts o;
+        acv_det_loss_opts_init(&o);
+        o.keep_one = keep;
+        fixture f = fx_new(2, 1, &o);
+        memset(f.out, 0, (size_t)f.C * f.A * sizeof(float)); /* others: uniform DFL, 120-px boxes */
+        float *pts, *st;
+        int strides[3] = {8, 16, 32};
+        assert_int_equal(acv_det_anchors(64, 64, strides, 3, &pts, &st), f.A);
+        int in20 = -1;
+        for (int a = 0; a < f.A; a++)
+            if (st[a] == 8 && pts[2 * a] == 20 && pts[2 * a + 1] == 20) in20 = a;
+        assert_true(in20 >= 0);
+        int d[4] = {2, 2, 2, 2};
+        set_hard_dist(f.out, f.A, in20, d); /* (4, 4)-(36, 36) */
+        acv_box g[2] = {box(4, 4, 36, 36, 0), box(18, 18, 22, 22, 1)};
+        const acv_box *gs[1] = {g};
+        int ng[1] = {2};
+        assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
+        const acv_det_targets *t = acv_det_loss_targets(f.L);
+        int part = 0, defect = 0;
+        for (int a = 0; a < f.A; a++) {
+            part += t->gt[a] == 0;
+            defect += t->gt[a] == 1;
+        }
+        assert_true(part >= 2);
+        assert_int_equal(defect, keep ? 1 : 0);
+        assert_int_equal(t->gt[in20], keep ? 1 : 0);
+        if (keep) {
+            assert_int_equal(t->cls[in20], 1);
+            assert_float_equal(t->score[in20], 0.25f, 1e-5f); /* its IoU 1/64: min_target */
+        }
+        free(pts);
+        free(st);
         fx_free(&f);
     }
 }
@@ -940,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_assign_topk),
         cmocka_unit_test(test_assign_brute_force),
         cmocka_unit_test(test_assign_overlap_by_iou),
+        cmocka_unit_test(test_assign_keep_one),
         cmocka_unit_test(test_loss_gradients),
         cmocka_unit_test(test_loss_empty_image),
         cmocka_unit_test(test_decode),

@@ -259,6 +259,28 @@ static void test_warp_translate_and_filter(void **state)
     acv_image_free(&orig);
 }
 
+/* A thin object wholly inside the picture (a 1-pixel scratch, halved by the warp) stays
+ * labelled; the same sliver made by the border cutting a larger box goes (min_side 2). */
+static void test_warp_keeps_thin_inside(void **state)
+{
+    (void)state;
+    acv_image im;
+    blank(&im, 64, 64, BG);
+    acv_box b[2] = {rect(&im, 20, 30, 40, 31, 1), rect(&im, 10, 2, 30, 12, 2)};
+    acv_det_sample s;
+    assert_int_equal(acv_det_sample_init(&s, im, b, 2), 0);
+    /* halve about the origin, then shift up by 5: box 0 becomes 10 x 0.5 at y 10..10.5 (in
+     * the picture); box 1 becomes y -4..1, cut to 1 row (20 % of its area: only min_side
+     * drops it) */
+    const float m[6] = {0.5f, 0, 0, 0, 0.5f, -5};
+    assert_int_equal(acv_det_warp_affine(&s, m, 64, 64, NULL), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.boxes[0].cls, 1);
+    assert_float_equal(s.boxes[0].x2 - s.boxes[0].x1, 10, 1e-5);
+    assert_float_equal(s.boxes[0].y2 - s.boxes[0].y1, 0.5, 1e-5);
+    acv_det_sample_free(&s);
+}
+
 static void test_warp_rotate90(void **state)
 {
     (void)state;
@@ -527,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_flip_exact),
         cmocka_unit_test(test_mosaic_placement),
         cmocka_unit_test(test_warp_translate_and_filter),
+        cmocka_unit_test(test_warp_keeps_thin_inside),
         cmocka_unit_test(test_warp_rotate90),
         cmocka_unit_test(test_random_affine_zero_ranges),
         cmocka_unit_test(test_hsv),

@@ -401,6 +401,43 @@ export function unionRect(a, b) {
   return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
 }
 
+// ---- masks --------------------------------------------------------------------------------
+
+// A mask's pixels {x, y, w, h, bits} scaled into rect (image units; rounded to whole pixels,
+// at least one, cut to a W x H image) by nearest neighbour: each new pixel takes the old
+// pixel under its centre. null when nothing is set in the result.
+export function resampleCrop(crop, rect, W, H) {
+  let x0 = Math.round(rect.x);
+  let y0 = Math.round(rect.y);
+  let x1 = Math.max(x0 + 1, Math.round(rect.x + rect.w));
+  let y1 = Math.max(y0 + 1, Math.round(rect.y + rect.h));
+  const fx = crop.w / (x1 - x0);
+  const fy = crop.h / (y1 - y0);
+  // the part inside the image
+  const cx0 = Math.max(0, x0);
+  const cy0 = Math.max(0, y0);
+  const cx1 = Math.min(W, x1);
+  const cy1 = Math.min(H, y1);
+  if (cx1 <= cx0 || cy1 <= cy0) return null;
+  const w = cx1 - cx0;
+  const h = cy1 - cy0;
+  const bits = new Uint8Array(w * h);
+  const col = new Int32Array(w);
+  for (let i = 0; i < w; i++) col[i] = Math.min(crop.w - 1, Math.floor((cx0 + i - x0 + 0.5) * fx));
+  let any = false;
+  for (let j = 0; j < h; j++) {
+    const row = Math.min(crop.h - 1, Math.floor((cy0 + j - y0 + 0.5) * fy)) * crop.w;
+    for (let i = 0; i < w; i++) {
+      const v = crop.bits[row + col[i]];
+      if (v) {
+        bits[j * w + i] = 1;
+        any = true;
+      }
+    }
+  }
+  return any ? { x: cx0, y: cy0, w, h, bits } : null;
+}
+
 // ---- pasting -----------------------------------------------------------------------------
 
 // A shape fitted into a W x H image (copied from another image or pasted): boxes and points

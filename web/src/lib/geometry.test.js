@@ -8,7 +8,7 @@ import {
   signedArea, polygonArea, pointInPolygon, segmentDistance, nearestEdge, hitPoint,
   insertVertex, removeVertex, moveVertex, movePoints, limitMove, quadFromBox, orderQuad,
   boxHandles, hitBoxHandle, resizeBox, moveBox, handleCursor,
-  hitShape, hitTest, cull, stampDisc, strokeSegment, unionRect, fitShape,
+  hitShape, hitTest, cull, stampDisc, strokeSegment, unionRect, fitShape, resampleCrop,
 } from './geometry.js';
 
 const close = (a, b, eps = 1e-9) => expect(Math.abs(a - b)).toBeLessThan(eps);
@@ -289,6 +289,33 @@ describe('the brush', () => {
   it('unites rectangles', () => {
     expect(unionRect(null, { x: 1, y: 1, w: 1, h: 1 })).toEqual({ x: 1, y: 1, w: 1, h: 1 });
     expect(unionRect({ x: 0, y: 0, w: 2, h: 2 }, { x: 5, y: -1, w: 1, h: 1 })).toEqual({ x: 0, y: -1, w: 6, h: 3 });
+  });
+});
+
+describe('resizing a mask', () => {
+  // a 4 x 2 crop at (10, 20): the left half set
+  const crop = { x: 10, y: 20, w: 4, h: 2, bits: Uint8Array.from([1, 1, 0, 0, 1, 1, 0, 0]) };
+  it('doubles by repeating each pixel', () => {
+    const r = resampleCrop(crop, { x: 10, y: 20, w: 8, h: 4 }, 100, 100);
+    expect([r.x, r.y, r.w, r.h]).toEqual([10, 20, 8, 4]);
+    expect(Array.from(r.bits.slice(0, 8))).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
+    expect(r.bits.reduce((a, b) => a + b, 0)).toBe(16);
+  });
+  it('halves by taking the pixel under each new centre, moving with the rect', () => {
+    const r = resampleCrop(crop, { x: 50.4, y: 60, w: 2, h: 1 }, 100, 100);
+    expect([r.x, r.y, r.w, r.h]).toEqual([50, 60, 2, 1]);
+    expect(Array.from(r.bits)).toEqual([1, 0]);
+  });
+  it('keeps at least one pixel and cuts at the image border', () => {
+    const full = { ...crop, bits: new Uint8Array(8).fill(1) };
+    expect(resampleCrop(full, { x: 10, y: 20, w: 0.2, h: 0.1 }, 100, 100)).toMatchObject({ x: 10, y: 20, w: 1, h: 1 });
+    const r = resampleCrop(crop, { x: 96, y: 98, w: 8, h: 4 }, 100, 100);
+    expect([r.x, r.y, r.w, r.h]).toEqual([96, 98, 4, 2]);
+    expect(Array.from(r.bits)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+  it('is null when nothing set is left', () => {
+    expect(resampleCrop(crop, { x: -6, y: 0, w: 8, h: 4 }, 100, 100)).toBeNull(); // only the clear half inside
+    expect(resampleCrop(crop, { x: 200, y: 0, w: 8, h: 4 }, 100, 100)).toBeNull();
   });
 });
 
