@@ -13,8 +13,12 @@ Classes (category ids 1..K in the order given; default all seven):
   parts    bolt (side view: hex head, threaded shank), nut (top view: hexagon with a hole and
            chamfered corners), washer (ring), bracket (L-shaped sheet metal with holes),
            spring (side view of a coil)
-  defects  scratch (a thin bright line on a part's surface), dent (a small dark pit with a
-           bright rim on a part), each annotated with its own small box
+  defects  scratch (a thin line on a part's surface), dent (a small pit with a rim on a
+           part), each annotated with its own small box. A defect is drawn in contrast with
+           the part under it (dark on bright metal, bright on dark metal, as raking light shows
+           it) and at least about 1.6 px wide, so that it stays visible after the camera's
+           blur, noise and JPEG (version 1 drew bright 1-px lines on bright metal: half of the
+           defects could not be seen, so no detector and no inspector could label them)
 A class left out of --classes is not drawn at all (it would be an unlabelled object).
 
 Each image: a textured background (rubber belt with streaks and seams, plastic tray with a
@@ -51,7 +55,7 @@ try:
 except ImportError:  # PNG fallback below
     Image = None
 
-VERSION = 1
+VERSION = 2  # 2: defects drawn in contrast with the part under them (1: often invisible after blur)
 PARTS = ["bolt", "nut", "washer", "bracket", "spring"]
 DEFECTS = ["scratch", "dent"]
 ALL_CLASSES = PARTS + DEFECTS
@@ -503,7 +507,7 @@ def render_image(seed, split_idx, index, w, h, classes, min_visible):
             todo.append("dent")
         for dk in todo:
             if dk == "scratch":
-                ln, wd = rng.uniform(9, 18) * s, max(1.0, rng.uniform(1.2, 1.7) * s)
+                ln, wd = rng.uniform(9, 18) * s, max(1.2, rng.uniform(1.6, 2.4) * s)
                 if kind == "bolt":
                     ln *= 1.3
                 margin = 1.2
@@ -539,15 +543,20 @@ def render_image(seed, split_idx, index, w, h, classes, min_visible):
                 if dm.sum() < 3 or (sdf[dm] > (-0.5 if dk == "scratch" else -1.0)).any():
                     continue
                 dac = da_[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0, None]
-                if dk == "scratch":                      # thin bright line
-                    bright = rng.uniform(0.82, 1.0)
-                    canvas[:] = canvas * (1 - 0.95 * dac) + bright * 0.95 * dac
-                else:                                    # dark pit, bright rim on the side facing the light
+                # the part's brightness around the mark decides whether it shows dark or bright
+                lum = float(canvas[dm[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0]].mean())
+                if dk == "scratch":                      # a thin line, dark on bright metal
+                    tone = rng.uniform(0.05, 0.2) if lum > 0.4 else rng.uniform(0.8, 1.0)
+                    canvas[:] = canvas * (1 - 0.95 * dac) + tone * 0.95 * dac
+                else:                                    # a pit, and a rim on the side facing the light
                     rim = np.clip(1 - np.abs(e - 1.2) * 2.5, 0, 1) * np.clip(
                         0.3 - ((xx - dcx) * L[0] + (yy - dcy) * L[1]) / ra, 0, 1) * alpha
                     rc = rim[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0, None]
-                    dark = rng.uniform(0.15, 0.35)
-                    canvas[:] = canvas * (1 - dac * (1 - dark)) + 0.6 * rc * (1 - dac)
+                    if lum > 0.4:                        # dark pit, bright rim
+                        pit, rim_tone = rng.uniform(0.08, 0.25), 0.6
+                    else:                                # on dark metal: a bright pit wall
+                        pit, rim_tone = rng.uniform(0.7, 0.9), 0.3
+                    canvas[:] = canvas * (1 - dac) + pit * dac + rim_tone * rc * (1 - dac)
                 ys, xs = np.nonzero(dm)
                 ys, xs = ys + Y0, xs + X0
                 defects.append(dict(kind=dk, parent=oid, ys=ys, xs=xs, full=len(ys), vis=len(ys)))
