@@ -460,7 +460,7 @@ async function run() {
   const stats = (xs) => {
     const s = xs.slice().sort((p, q) => p - q);
     const q = (f) => s[Math.min(s.length - 1, Math.floor(f * (s.length - 1) + 0.5))];
-    return { n: s.length, p50: +q(0.5).toFixed(2), p95: +q(0.95).toFixed(2), max: +s[s.length - 1].toFixed(2) };
+    return { n: s.length, p50: +q(0.5).toFixed(2), p95: +q(0.95).toFixed(2), max: +s[s.length - 1].toFixed(2), over16: s.filter((x) => x >= 16).length };
   };
   figures.frame_ms = { pan: stats(perf.pan), zoom: stats(perf.zoom), drag_box: stats(dragT) };
   figures.shapes = 1000;
