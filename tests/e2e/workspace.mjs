@@ -400,10 +400,16 @@ async function run() {
   const centre = v.toPage(b[0] + b[2] / 2, b[1] + b[3] / 2).map((z, i) => z - (i ? r.y : r.x));
   // the measuring tools, put in the page once for the measurements below (the page stays)
   await page.evaluate(() => {
-    // the end of the next frame: our requestAnimationFrame drawing, style, layout, paint
+    // the end of the next frame: our requestAnimationFrame drawing, style, layout, paint (one
+    // message channel for all frames, so that measuring makes no garbage of its own)
+    const ch = new MessageChannel();
+    let done = null;
+    ch.port1.onmessage = () => done && done();
     const afterFrame = () => new Promise((res) => requestAnimationFrame((ts) => {
-      const ch = new MessageChannel();
-      ch.port1.onmessage = () => res({ ts, end: performance.now() });
+      done = () => {
+        done = null;
+        res({ ts, end: performance.now() });
+      };
       ch.port2.postMessage(0);
     }));
     // n frames, each: the event's handlers (act(i)), then everything the browser does up to
