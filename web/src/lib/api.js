@@ -107,6 +107,20 @@ export async function apiAll(path, { max = 100000, limit = 1000, signal } = {}) 
   return first.items.concat(...pages).slice(0, max);
 }
 
+// Creates a dataset version of annotation set setId (the Versions tab and the training
+// wizard): `split` in per cent {train, val, test}, sent as fractions; the seed a whole number
+// >= 0. Resolves to the version.
+export function createVersion(setId, { name, split, seed = 0 }) {
+  return api(`/api/v1/annotation-sets/${setId}/versions`, {
+    method: 'POST',
+    json: {
+      name: String(name || '').trim(),
+      split: { train: split.train / 100, val: split.val / 100, test: split.test / 100 },
+      seed: Math.max(0, Math.floor(Number(seed) || 0)),
+    },
+  });
+}
+
 // Uploads FormData with progress: onProgress(loaded, total). Resolves with {status, body}
 // for 2xx and 422 (per-file errors come back in the body); rejects with ApiError otherwise.
 export function upload(path, form, { onProgress, signal } = {}) {

@@ -125,6 +125,18 @@ describe('api(): JSON in and out', () => {
     expect(JSON.parse(init.body)).toEqual({ name: 'a', task: 'det' });
   });
 
+  it('creates a dataset version: per cent to fractions, the name trimmed, the seed whole', async () => {
+    const f = fakeFetch(json(201, { id: 9, name: 'v1' }));
+    const m = await load({ token: 't', fetch: f });
+    const v = await m.createVersion(3, { name: ' v1 ', split: { train: 70, val: 20, test: 10 }, seed: '-4.5' });
+    expect(v).toEqual({ id: 9, name: 'v1' });
+    expect(f.calls[0].url).toBe('/api/v1/annotation-sets/3/versions');
+    expect(f.calls[0].init.method).toBe('POST');
+    expect(JSON.parse(f.calls[0].init.body)).toEqual({ name: 'v1', split: { train: 0.7, val: 0.2, test: 0.1 }, seed: 0 });
+    await m.createVersion(3, { name: 'v2', split: { train: 80, val: 10, test: 10 }, seed: 7.9 });
+    expect(JSON.parse(f.calls[1].init.body).seed).toBe(7);
+  });
+
   it('passes a raw body through untouched', async () => {
     const f = fakeFetch(json(201, {}));
     const m = await load({ fetch: f });
