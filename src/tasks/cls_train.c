@@ -792,6 +792,28 @@ static int run(run_t *r)
         } else {
             r->s.bad_epochs++;
         }
+        /* checkpoint first (training state), then the model when it improved; the epoch is announced
+         * only once both are on disk, so that whoever sees it can rely on resuming after it */
+        if ((rc = save_checkpoint(r->ckpt, r->g, r->opt, r->ema, c, &r->s))) {
+            json_decref(rec);
+            json_decref(mj);
+            return rc;
+        }
+        if (improved) {
+            json_t *em = mj ? json_deep_copy(mj) : json_object();
+            json_object_set_new(em, "split", json_string("val"));
+            json_object_set_new(em, "epoch", json_integer(e + 1));
+            json_object_set_new(em, "history", json_deep_copy(r->s.history));
+            use_eval_weights(r, true);
+            rc = save_model(r, em);
+            use_eval_weights(r, false);
+            json_decref(em);
+            if (rc) {
+                json_decref(rec);
+                json_decref(mj);
+                return rc;
+            }
+        }
         if (r->out.json) {
             json_t *ev = json_deep_copy(rec);
             json_object_set_new(ev, "event", json_string("epoch"));
@@ -809,22 +831,6 @@ static int run(run_t *r)
                     acv_fmt_duration(acv_now() - te, dur, sizeof dur));
         }
         json_decref(rec);
-        /* checkpoint first (training state), then the model when it improved */
-        if ((rc = save_checkpoint(r->ckpt, r->g, r->opt, r->ema, c, &r->s))) return rc;
-        if (improved) {
-            json_t *em = mj ? json_deep_copy(mj) : json_object();
-            json_object_set_new(em, "split", json_string("val"));
-            json_object_set_new(em, "epoch", json_integer(e + 1));
-            json_object_set_new(em, "history", json_deep_copy(r->s.history));
-            use_eval_weights(r, true);
-            rc = save_model(r, em);
-            use_eval_weights(r, false);
-            json_decref(em);
-            if (rc) {
-                json_decref(mj);
-                return rc;
-            }
-        }
         json_decref(mj);
         if (c->patience > 0 && r->s.bad_epochs >= c->patience) {
             acv_train_say(&r->out, "early stop: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",

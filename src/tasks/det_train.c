@@ -581,25 +581,9 @@ int acv_det_train(const acv_det_train_opts *o)
         }
         json_array_append(r.s.history, rec);
         r.s.epoch = e + 1;
-        if (o->json) {
-            json_t *ev = json_deep_copy(rec);
-            json_object_set_new(ev, "event", json_string("epoch"));
-            json_object_set_new(ev, "epochs", json_integer(c->epochs));
-            json_object_set_new(ev, "best", json_boolean(improved));
-            if (r.samples && json_array_size(r.samples)) json_object_set(ev, "samples", r.samples);
-            acv_train_emit(&r.out, ev);
-        } else {
-            acv_train_say(&r.out, "epoch %d/%d  loss %.3f (box %.3f cls %.3f dfl %.3f)  %s%.1f img/s  %s%s", e + 1, c->epochs,
-                parts[3], parts[0], parts[1], parts[2], "", ips, acv_fmt_duration(acv_now() - te, dur, sizeof dur),
-                improved ? "  *best" : "");
-            if (mj)
-                acv_train_say(&r.out, "  val AP50 %.4f  AP50-95 %.4f  count exact %.3f  count MAE %.3f",
-                    json_number_value(json_object_get(mj, "map50")), json_number_value(json_object_get(mj, "map50_95")),
-                    json_number_value(json_object_get(mj, "count_exact")),
-                    json_number_value(json_object_get(mj, "count_mae")));
-        }
-        json_decref(rec);
+        /* the checkpoint and (when improved) the model are on disk before the epoch is announced */
         if ((rc = save_checkpoint(&r))) {
+            json_decref(rec);
             json_decref(mj);
             break;
         }
@@ -614,6 +598,26 @@ int acv_det_train(const acv_det_train_opts *o)
             use_eval_weights(&r, false);
             json_decref(em);
         }
+        if (!rc) {
+            if (o->json) {
+                json_t *ev = json_deep_copy(rec);
+                json_object_set_new(ev, "event", json_string("epoch"));
+                json_object_set_new(ev, "epochs", json_integer(c->epochs));
+                json_object_set_new(ev, "best", json_boolean(improved));
+                if (r.samples && json_array_size(r.samples)) json_object_set(ev, "samples", r.samples);
+                acv_train_emit(&r.out, ev);
+            } else {
+                acv_train_say(&r.out, "epoch %d/%d  loss %.3f (box %.3f cls %.3f dfl %.3f)  %s%.1f img/s  %s%s", e + 1, c->epochs,
+                    parts[3], parts[0], parts[1], parts[2], "", ips, acv_fmt_duration(acv_now() - te, dur, sizeof dur),
+                    improved ? "  *best" : "");
+                if (mj)
+                    acv_train_say(&r.out, "  val AP50 %.4f  AP50-95 %.4f  count exact %.3f  count MAE %.3f",
+                        json_number_value(json_object_get(mj, "map50")), json_number_value(json_object_get(mj, "map50_95")),
+                        json_number_value(json_object_get(mj, "count_exact")),
+                        json_number_value(json_object_get(mj, "count_mae")));
+            }
+        }
+        json_decref(rec);
         json_decref(mj);
         if (!rc && c->patience > 0 && r.s.bad_epochs >= c->patience) {
             acv_train_say(&r.out, "early stop: validation AP has not improved for %d validations (best %.4f at epoch %d)",
