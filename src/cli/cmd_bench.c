@@ -106,6 +106,8 @@ int acv_cmd_bench(int argc, char **argv)
                    p99, ips, acv_peak_rss_mb());
         }
     }
+    acv_graph_profile_print(stderr); /* these print only when ACV_PROFILE is set */
+    acv_graph_profile_nodes(m->graph, stderr);
     free(lat);
     acv_model_free(m);
     return rc ? acv_cli_error("bench", rc) : 0;

@@ -20,6 +20,9 @@ typedef struct acv_backend {
     int (*blocked_channels)(void);
     /* Releases what a kernel left in a node's cache slot. (optional) */
     void (*cache_free)(void *cache);
+    /* The name of the implementation a convolution's cache runs ("" when none yet), for
+     * profiles. (optional) */
+    const char *(*conv_impl)(void *cache);
 
     void (*conv2d_forward)(void **cache, float *out, const float *in, const float *w,
                            const float *b, const acv_conv_params *p);

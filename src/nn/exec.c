@@ -20,10 +20,50 @@ static int g_prof = -1;
 static double g_prof_t[ACV_OP_COUNT][2];
 static long g_prof_n[ACV_OP_COUNT][2];
 
+static double *g_node_t; /* ACV_PROFILE=nodes: forward time per node id */
+static int g_node_cap;
+
 static bool prof_on(void)
 {
-    if (g_prof < 0) g_prof = getenv("ACV_PROFILE") != NULL;
+    if (g_prof < 0) {
+        const char *e = getenv("ACV_PROFILE");
+        g_prof = !e ? 0 : strcmp(e, "nodes") == 0 ? 2 : 1;
+    }
     return g_prof;
+}
+
+static void prof_node(int id, double dt)
+{
+    if (g_prof != 2) return;
+    if (id >= g_node_cap) {
+        int cap = id + 256;
+        double *t = realloc(g_node_t, (size_t)cap * sizeof *t);
+        if (!t) return;
+        memset(t + g_node_cap, 0, (size_t)(cap - g_node_cap) * sizeof *t);
+        g_node_t = t;
+        g_node_cap = cap;
+    }
+    g_node_t[id] += dt;
+}
+
+void acv_graph_profile_nodes(const acv_graph *g, FILE *f)
+{
+    if (g_prof != 2 || !g_node_t) return;
+    double tot = 0;
+    for (int i = 0; i < g->n && i < g_node_cap; i++) tot += g_node_t[i];
+    if (tot <= 0) return;
+    fprintf(f, "%5s %-10s %-22s %-22s %10s %6s  %s\n", "node", "op", "input", "output", "fwd ms", "share", "impl");
+    for (int i = 0; i < g->n && i < g_node_cap; i++) {
+        const acv_node *nd = &g->nodes[i];
+        if (g_node_t[i] <= 0 || nd->op == ACV_OP_PARAM) continue;
+        char si[64] = "", so[64] = "";
+        if (nd->n_in) acv_shape_str(&g->nodes[nd->in[0]].shape, si, sizeof si);
+        acv_shape_str(&nd->shape, so, sizeof so);
+        const char *impl = "";
+        if (nd->op == ACV_OP_CONV2D && g->be && g->be->conv_impl) impl = g->be->conv_impl(nd->cache);
+        fprintf(f, "%5d %-10s %-22s %-22s %10.2f %5.1f%%  %s\n", i, acv__op_name(nd->op), si, so, g_node_t[i] * 1e3,
+                100 * g_node_t[i] / tot, impl);
+    }
 }
 
 void acv_graph_profile_print(FILE *f)
@@ -782,8 +822,10 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed)
         int rc = forward_node(g, i, training, seed);
         if (rc) return rc;
         if (prof) {
-            g_prof_t[g->nodes[i].op][0] += acv_now() - t0;
+            double dt = acv_now() - t0;
+            g_prof_t[g->nodes[i].op][0] += dt;
             g_prof_n[g->nodes[i].op][0]++;
+            prof_node(i, dt);
         }
     }
     return 0;

@@ -15,6 +15,7 @@
 #include "autocv/graph.h"
 #include "base/rng.h"
 #include "nn/backend.h"
+#include "nn/cpu/cpu.h"
 #include "nn/graph_internal.h"
 #include "nn/kernels.h"
 
@@ -172,11 +173,61 @@ static void test_blocked_layout_kernels(void **state)
     }
 }
 
+/* A ResNet basic block and a MobileNetV2 inverted residual at sizes where the CPU backend
+ * picks its fast paths: Winograd for the 3x3 convolutions with >= 32 channels, and every
+ * convolution between two blocked tensors running on that layout with no reorder. */
+static void test_inference_fast_paths(void **state)
+{
+    (void)state;
+    acv_set_threads(2);
+    const int N = 1, S = 56;
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {N, 3, S, S};
+    acv_id x = acv_input(g, "x", 4, xs);
+    acv_id h = acv_relu(g, acv_batchnorm(g, "bn0", acv_conv2d(g, "stem", x, 32, 3, 1, 1, 1, 1, false), 1e-5f, 0.1f));
+    acv_id wino = acv_conv2d(g, "w1", h, 48, 3, 1, 1, 1, 1, false);
+    acv_id r = acv_conv2d(g, "w2", acv_relu(g, acv_batchnorm(g, "bn1", wino, 1e-5f, 0.1f)), 32, 3, 1, 1, 1, 1, true);
+    h = acv_relu(g, acv_add(g, r, h));
+    acv_id expand = acv_conv2d(g, "pw1", h, 96, 1, 1, 0, 1, 1, false);
+    h = acv_activation(g, acv_batchnorm(g, "bn2", expand, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    acv_id dw = acv_conv2d(g, "dw", h, 96, 3, 2, 1, 1, 96, false);
+    h = acv_activation(g, acv_batchnorm(g, "bn3", dw, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    acv_id project = acv_conv2d(g, "pw2", h, 24, 1, 1, 0, 1, 1, true);
+    acv_id y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, project), 1), 5, true);
+    acv_graph_set_output(g, y);
+    assert_int_equal(acv_graph_status(g), 0);
+    randomize(g, 3);
+    int64_t nx = (int64_t)N * 3 * S * S;
+    float *in = malloc((size_t)nx * sizeof(float)), ref[5], out[5];
+    acv_rng rng;
+    acv_rng_seed(&rng, 4);
+    for (int64_t i = 0; i < nx; i++) in[i] = acv_rng_normal(&rng);
+    run(g, acv_backend_ref(), x, y, in, N, ref);
+    run(g, acv_backend_cpu(), x, y, in, N, out);
+    print_message("fast paths vs reference: %.2e\n", rel_diff(out, ref, 5));
+    assert_true(rel_diff(out, ref, 5) < 1e-4);
+    const acv_backend *cpu = acv_backend_cpu();
+    if (cpu->blocked_channels && cpu->blocked_channels() == 16) {
+        const acv_id convs[] = {wino, r, expand, dw, project};
+        for (int i = 0; i < 5; i++) {
+            const acv_node *nd = &g->nodes[convs[i]];
+            void *cache = nd->fused_into >= 0 ? g->nodes[nd->fused_into].cache : nd->cache;
+            print_message("conv %d: %s, %d activation reorders\n", i, acv_cpu_conv_impl(cache),
+                          acv_cpu_conv_activation_reorders(cache));
+            assert_int_equal(acv_cpu_conv_activation_reorders(cache), 0);
+        }
+        assert_non_null(strstr(acv_cpu_conv_impl(g->nodes[wino].cache), "wino"));
+    }
+    free(in);
+    acv_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inference_matches_reference),
         cmocka_unit_test(test_blocked_layout_kernels),
+        cmocka_unit_test(test_inference_fast_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

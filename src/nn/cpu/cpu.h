@@ -31,6 +31,10 @@ acv_cpu_layout acv_cpu_get_conv_layout(void);
  * ("jit:avx512_core", "gemm:jit", ... or "acv_ref" when it fell back to the reference
  * kernel; "" when the forward pass has not run). Valid until the cache changes. */
 const char *acv_cpu_conv_impl(void *cache);
+/* How many of the forward pass's activations (source and destination) the node cache
+ * converts between the caller's layout and the kernel's on every call: 0 when the kernel
+ * runs on the caller's layout, -1 when the forward pass has not run or runs the reference. */
+int acv_cpu_conv_activation_reorders(void *cache);
 
 /* ---- internal ------------------------------------------------------------------------ */
 

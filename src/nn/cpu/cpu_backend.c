@@ -42,6 +42,7 @@ static const acv_backend g_cpu = {
     .blocked_channels = cpu_blocked_channels,
     .set_threads = acv_set_threads,
     .cache_free = acv__cpu_cache_free,
+    .conv_impl = acv_cpu_conv_impl,
     .conv2d_forward = acv__cpu_conv2d_forward,
     .conv2d_backward = acv__cpu_conv2d_backward,
     .convt2d_forward = acv__cpu_convt2d_forward,

@@ -83,6 +83,17 @@ const char *acv_cpu_conv_impl(void *cache)
     return c->step[STEP_FWD].ok ? c->step[STEP_FWD].op.impl : "acv_ref";
 }
 
+int acv_cpu_conv_activation_reorders(void *cache)
+{
+    conv_cache *c = cache;
+    if (!c || c->kind != ACV__CPU_CACHE_CONV || !c->step[STEP_FWD].built || !c->step[STEP_FWD].ok) return -1;
+    const acv__op *op = &c->step[STEP_FWD].op;
+    int n = 0;
+    for (int i = 0; i < op->nargs; i++)
+        n += (op->a[i].arg == DNNL_ARG_SRC || op->a[i].arg == DNNL_ARG_DST) && op->a[i].reorder != NULL;
+    return n;
+}
+
 /* The node's cache for (p, transposed), reset when its key changed; NULL when out of
  * memory. */
 static conv_cache *cache_get(void **slot, const acv_conv_params *p, bool transposed)
@@ -149,6 +160,10 @@ static int desc_set_init(conv_desc_set *d, const acv_conv_params *p, bool transp
             dnnl_memory_desc_init_by_tag(&d->req_dst, 4, dst, dnnl_f32, dnnl_format_tag_any) ||
             dnnl_memory_desc_init_by_tag(&d->req_wei, wnd, wdims, dnnl_f32, dnnl_format_tag_any))
             return -1;
+        /* activations already blocked stay in that layout: left to choose, oneDNN's brgemm
+         * kernels pick NHWC and every call would pay two reorders */
+        if (p->src_block) d->req_src = d->user_src;
+        if (p->dst_block) d->req_dst = d->user_dst;
     } else {
         d->req_src = d->user_src;
         d->req_dst = d->user_dst;
@@ -167,13 +182,13 @@ static int desc_set_init(conv_desc_set *d, const acv_conv_params *p, bool transp
 
 /* Initializes the oneDNN operation descriptor of one step. */
 static int op_desc_init(dnnl_convolution_desc_t *od, int step, const conv_desc_set *d,
-                        bool transposed, bool bias, bool inference)
+                        bool transposed, bool bias, bool inference, bool wino)
 {
     const dnnl_prop_kind_t fwd_kind = inference ? dnnl_forward_inference : dnnl_forward_training;
     const dnnl_memory_desc_t *b = bias ? &d->user_bias : NULL;
     dnnl_status_t st;
     if (!transposed) {
-        const dnnl_alg_kind_t alg = dnnl_convolution_direct;
+        const dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
         if (step == STEP_FWD)
             st = dnnl_dilated_convolution_forward_desc_init(
                 od, fwd_kind, alg, &d->req_src, &d->req_wei, b, &d->req_dst,
@@ -234,6 +249,23 @@ static int make_post_act_attr(const acv_conv_params *p, dnnl_primitive_attr_t *o
     return rc;
 }
 
+/* Whether an inference convolution tries oneDNN's Winograd kernels first: 3x3, stride 1,
+ * no dilation or groups, at least 32 channels in and out, blocked layout. Measured on
+ * ResNet-18 (2 threads, AVX-512): 1.7-2x faster than the direct kernels on 56x56 to 14x14
+ * maps, the same on 7x7; the result differs from direct convolution by rounding only
+ * (relative 1e-6, within the ONNX tests' 1e-4). Training keeps the direct algorithm, whose
+ * backward passes match it. ACV_WINOGRAD=0 in the environment turns it off. */
+static bool wino_ok(const acv_conv_params *p, bool transposed, bool infer, bool blocked)
+{
+    static int env = -1;
+    if (env < 0) {
+        const char *e = getenv("ACV_WINOGRAD");
+        env = !(e && !strcmp(e, "0"));
+    }
+    return env && infer && blocked && !transposed && p->groups == 1 && p->KH == 3 && p->KW == 3 &&
+           p->stride_h == 1 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 && p->C >= 32 && p->K >= 32;
+}
+
 /* A primitive descriptor for one step in one layout (set receives the descriptors it was
  * made from), or NULL when oneDNN has no implementation better than its naive reference.
  * Backward steps are created against a forward-training hint in the same layout. */
@@ -242,16 +274,20 @@ static dnnl_primitive_desc_t make_pd(int step, const acv_conv_params *p, bool tr
 {
     dnnl_engine_t eng = acv__cpu_engine();
     if (!eng) return NULL;
-    for (int variant = 0; variant < (transposed ? 2 : 1); variant++) {
+    const bool infer = step == STEP_FWD && p->inference;
+    /* attempt 0: Winograd when it applies (see wino_ok), then the direct algorithm; for a
+     * transposed convolution, two ways of stating the output padding */
+    for (int attempt = wino_ok(p, transposed, infer, blocked) ? 0 : 1; attempt < (transposed ? 3 : 2); attempt++) {
+        const bool wino = attempt == 0;
+        const int variant = attempt == 2;
         conv_desc_set d;
         dnnl_convolution_desc_t od;
         if (desc_set_init(&d, p, transposed, blocked, variant)) return NULL;
-        bool infer = step == STEP_FWD && p->inference;
-        if (op_desc_init(&od, step, &d, transposed, bias && step != STEP_BWD_DATA, infer)) continue;
+        if (op_desc_init(&od, step, &d, transposed, bias && step != STEP_BWD_DATA, infer, wino)) continue;
         dnnl_primitive_desc_t hint = NULL, pd = NULL;
         if (step != STEP_FWD) {
             dnnl_convolution_desc_t fd;
-            if (op_desc_init(&fd, STEP_FWD, &d, transposed, false, false) ||
+            if (op_desc_init(&fd, STEP_FWD, &d, transposed, false, false, false) ||
                 dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL) != dnnl_success)
                 continue;
         }
