@@ -192,6 +192,8 @@ int main(int argc, char **argv)
     printf("%s\n", s);
     free(s);
     json_decref(out);
+    acv_graph_profile_print(stderr); /* only with ACV_PROFILE set */
+    acv_graph_profile_nodes(g, stderr);
     acv_graph_free(g);
     free(step_ms);
     return 0;

@@ -196,7 +196,7 @@ void acv_graph_want_input_grad(acv_graph *g, acv_id input, bool want);
 /* Prints the time spent per operator type in forward and backward passes so far, when the
  * process runs with ACV_PROFILE set (nothing otherwise). */
 void acv_graph_profile_print(FILE *f);
-/* With ACV_PROFILE=nodes: the forward time of each of g's nodes so far, with its shapes and,
+/* With ACV_PROFILE=nodes: the forward and backward time of each of g's nodes so far, with its shapes and,
  * for convolutions, the kernel implementation (nothing otherwise). */
 void acv_graph_profile_nodes(const acv_graph *g, FILE *f);
 

@@ -20,7 +20,7 @@ static int g_prof = -1;
 static double g_prof_t[ACV_OP_COUNT][2];
 static long g_prof_n[ACV_OP_COUNT][2];
 
-static double *g_node_t; /* ACV_PROFILE=nodes: forward time per node id */
+static double *g_node_t; /* ACV_PROFILE=nodes: forward and backward time per node id (2 each) */
 static int g_node_cap;
 
 static bool prof_on(void)
@@ -32,37 +32,39 @@ static bool prof_on(void)
     return g_prof;
 }
 
-static void prof_node(int id, double dt)
+static void prof_node(int id, int bwd, double dt)
 {
     if (g_prof != 2) return;
     if (id >= g_node_cap) {
         int cap = id + 256;
-        double *t = realloc(g_node_t, (size_t)cap * sizeof *t);
+        double *t = realloc(g_node_t, (size_t)cap * 2 * sizeof *t);
         if (!t) return;
-        memset(t + g_node_cap, 0, (size_t)(cap - g_node_cap) * sizeof *t);
+        memset(t + 2 * g_node_cap, 0, (size_t)(cap - g_node_cap) * 2 * sizeof *t);
         g_node_t = t;
         g_node_cap = cap;
     }
-    g_node_t[id] += dt;
+    g_node_t[2 * id + bwd] += dt;
 }
 
 void acv_graph_profile_nodes(const acv_graph *g, FILE *f)
 {
     if (g_prof != 2 || !g_node_t) return;
     double tot = 0;
-    for (int i = 0; i < g->n && i < g_node_cap; i++) tot += g_node_t[i];
+    for (int i = 0; i < g->n && i < g_node_cap; i++) tot += g_node_t[2 * i] + g_node_t[2 * i + 1];
     if (tot <= 0) return;
-    fprintf(f, "%5s %-10s %-22s %-22s %10s %6s  %s\n", "node", "op", "input", "output", "fwd ms", "share", "impl");
+    fprintf(f, "%5s %-10s %-22s %-22s %10s %10s %6s  %s\n", "node", "op", "input", "output", "fwd ms", "bwd ms", "share",
+            "impl (forward)");
     for (int i = 0; i < g->n && i < g_node_cap; i++) {
         const acv_node *nd = &g->nodes[i];
-        if (g_node_t[i] <= 0 || nd->op == ACV_OP_PARAM) continue;
+        double tf = g_node_t[2 * i], tb = g_node_t[2 * i + 1];
+        if (tf + tb <= 0 || nd->op == ACV_OP_PARAM) continue;
         char si[64] = "", so[64] = "";
         if (nd->n_in) acv_shape_str(&g->nodes[nd->in[0]].shape, si, sizeof si);
         acv_shape_str(&nd->shape, so, sizeof so);
         const char *impl = "";
         if (nd->op == ACV_OP_CONV2D && g->be && g->be->conv_impl) impl = g->be->conv_impl(nd->cache);
-        fprintf(f, "%5d %-10s %-22s %-22s %10.2f %5.1f%%  %s\n", i, acv__op_name(nd->op), si, so, g_node_t[i] * 1e3,
-                100 * g_node_t[i] / tot, impl);
+        fprintf(f, "%5d %-10s %-22s %-22s %10.2f %10.2f %5.1f%%  %s\n", i, acv__op_name(nd->op), si, so, tf * 1e3,
+                tb * 1e3, 100 * (tf + tb) / tot, impl);
     }
 }
 
@@ -470,6 +472,9 @@ static void conv_params(const acv_graph *g, const acv_node *nd, acv_conv_params 
 {
     const acv_shape *x = &g->nodes[nd->in[0]].shape;
     const acv_conv_attrs *a = &nd->a.conv;
+    /* every field and the padding bytes: the CPU backend keys its prepared kernels on the
+     * bytes of *p (a backward call with stray layout or activation fields would rebuild them) */
+    memset(p, 0, sizeof *p);
     p->N = (int)x->d[0]; p->C = (int)x->d[1]; p->H = (int)x->d[2]; p->W = (int)x->d[3];
     p->K = (int)nd->shape.d[1]; p->OH = (int)nd->shape.d[2]; p->OW = (int)nd->shape.d[3];
     p->KH = a->kh; p->KW = a->kw;
@@ -825,7 +830,7 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed)
             double dt = acv_now() - t0;
             g_prof_t[g->nodes[i].op][0] += dt;
             g_prof_n[g->nodes[i].op][0]++;
-            prof_node(i, dt);
+            prof_node(i, 0, dt);
         }
     }
     return 0;
@@ -854,8 +859,10 @@ static int backward_seeded(acv_graph *g, acv_id from, const float *grad, int64_t
             double t0 = prof ? acv_now() : 0;
             backward_node(g, i);
             if (prof) {
-                g_prof_t[g->nodes[i].op][1] += acv_now() - t0;
+                double dt = acv_now() - t0;
+                g_prof_t[g->nodes[i].op][1] += dt;
                 g_prof_n[g->nodes[i].op][1]++;
+                prof_node(i, 1, dt);
             }
         }
     return 0;

@@ -222,12 +222,47 @@ static void test_inference_fast_paths(void **state)
     acv_graph_free(g);
 }
 
+/* A training step runs a convolution's forward and backward on the same prepared kernels:
+ * the parameters the executor passes must be identical bytes both ways (a backward call
+ * with stray fields made the CPU backend rebuild every kernel twice a step). */
+static void test_training_keeps_prepared_kernels(void **state)
+{
+    (void)state;
+    acv_set_threads(2);
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {4, 3, 16, 16};
+    acv_id x = acv_input(g, "x", 4, xs);
+    acv_id c1 = acv_conv2d(g, "c1", x, 32, 3, 1, 1, 1, 1, false);
+    acv_id h = acv_relu(g, acv_batchnorm(g, "bn", c1, 1e-5f, 0.1f));
+    acv_id c2 = acv_conv2d(g, "c2", h, 16, 3, 2, 1, 1, 1, true);
+    acv_id y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, c2), 1), 3, true);
+    int64_t ts[2] = {4, 3};
+    acv_id t = acv_input(g, "t", 2, ts);
+    acv_id loss = acv_bce_logits(g, y, t);
+    acv_graph_set_output(g, loss);
+    assert_int_equal(acv_graph_status(g), 0);
+    randomize(g, 5);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 4, true), 0);
+    float *in = acv_graph_data(g, x);
+    for (int i = 0; i < 4 * 3 * 16 * 16; i++) in[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    float *tg = acv_graph_data(g, t);
+    for (int i = 0; i < 12; i++) tg[i] = (float)(i % 2);
+    for (int step = 0; step < 3; step++) {
+        assert_int_equal(acv_graph_forward(g, -1, true, (uint64_t)step), 0);
+        assert_int_equal(acv_graph_backward(g, loss), 0);
+    }
+    assert_int_equal(acv_cpu_conv_resets(g->nodes[c1].cache), 0);
+    assert_int_equal(acv_cpu_conv_resets(g->nodes[c2].cache), 0);
+    acv_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inference_matches_reference),
         cmocka_unit_test(test_blocked_layout_kernels),
         cmocka_unit_test(test_inference_fast_paths),
+        cmocka_unit_test(test_training_keeps_prepared_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

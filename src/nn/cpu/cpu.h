@@ -35,6 +35,9 @@ const char *acv_cpu_conv_impl(void *cache);
  * converts between the caller's layout and the kernel's on every call: 0 when the kernel
  * runs on the caller's layout, -1 when the forward pass has not run or runs the reference. */
 int acv_cpu_conv_activation_reorders(void *cache);
+/* How many times the node cache threw its prepared kernels away because the call's
+ * parameters, layout setting or thread count changed (0 in a steady training loop). */
+int acv_cpu_conv_resets(void *cache);
 
 /* ---- internal ------------------------------------------------------------------------ */
 

@@ -34,6 +34,7 @@ typedef struct conv_cache {
     bool transposed;
     acv_cpu_layout layout; /* the global setting the cache was built under */
     int nthreads;
+    int resets; /* times a changed key discarded the prepared steps */
     conv_step step[STEP_COUNT];
 } conv_cache;
 
@@ -83,6 +84,12 @@ const char *acv_cpu_conv_impl(void *cache)
     return c->step[STEP_FWD].ok ? c->step[STEP_FWD].op.impl : "acv_ref";
 }
 
+int acv_cpu_conv_resets(void *cache)
+{
+    conv_cache *c = cache;
+    return c && c->kind == ACV__CPU_CACHE_CONV ? c->resets : 0;
+}
+
 int acv_cpu_conv_activation_reorders(void *cache)
 {
     conv_cache *c = cache;
@@ -114,6 +121,7 @@ static conv_cache *cache_get(void **slot, const acv_conv_params *p, bool transpo
     if (memcmp(&c->p, p, sizeof *p) != 0 || c->transposed != transposed ||
         c->layout != acv_cpu_get_conv_layout() || c->nthreads != omp_get_max_threads()) {
         steps_free(c);
+        c->resets++;
         c->p = *p;
         c->transposed = transposed;
         c->layout = acv_cpu_get_conv_layout();
