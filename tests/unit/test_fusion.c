@@ -3,6 +3,7 @@
  * convolutions, and the prepared state refreshed when parameters change. Every variant must
  * give the reference backend's plain, unfused result. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +257,91 @@ static void test_training_keeps_prepared_kernels(void **state)
     acv_graph_free(g);
 }
 
+/* A server prepares a replica's kernels on one thread (which then exits) and runs it on
+ * others, a new thread per connection, and several replicas at once: each run must give the
+ * single-threaded result. oneDNN's own ("library") scratchpad belongs to the thread that
+ * created the primitive and is freed when that thread exits, so the Winograd kernels then
+ * ran on freed memory (a crash in the server); the CPU backend lends every primitive the
+ * calling thread's scratchpad instead. */
+typedef struct {
+    acv_graph *g;
+    acv_id x, y;
+    const float *in;
+    const float *want;
+    int iters;
+    int bad;
+} conc_job;
+
+static void *conc_run(void *arg)
+{
+    conc_job *j = arg;
+    for (int it = 0; it < j->iters; it++) {
+        memcpy(acv_graph_data(j->g, j->x), j->in, (size_t)acv_shape_numel(acv_graph_shape(j->g, j->x)) * sizeof(float));
+        if (acv_graph_forward(j->g, j->y, false, 0) ||
+            (j->want && rel_diff(acv_graph_data(j->g, j->y), j->want, 8) > 1e-4))
+            j->bad++;
+    }
+    return NULL;
+}
+
+static acv_graph *build_wino(acv_id *x, acv_id *y)
+{
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {1, 3, 224, 224};
+    *x = acv_input(g, "x", 4, xs);
+    acv_id h = acv_relu(g, acv_conv2d(g, "c0", *x, 32, 3, 1, 1, 1, 1, true));
+    h = acv_relu(g, acv_conv2d(g, "c1", h, 64, 3, 1, 1, 1, 1, true));
+    h = acv_relu(g, acv_conv2d(g, "c2", h, 64, 3, 1, 1, 1, 1, true));
+    *y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, h), 1), 8, true);
+    acv_graph_set_output(g, *y);
+    return g;
+}
+
+static void test_concurrent_inference(void **state)
+{
+    (void)state;
+    acv_set_threads(2);
+    conc_job jobs[2];
+    float *in = malloc(3 * 224 * 224 * sizeof(float)), want[8];
+    for (int i = 0; i < 3 * 224 * 224; i++) in[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    for (int t = 0; t < 2; t++) {
+        jobs[t] = (conc_job){.in = in, .want = want, .iters = 20};
+        jobs[t].g = build_wino(&jobs[t].x, &jobs[t].y);
+        randomize(jobs[t].g, 11);
+        assert_int_equal(acv_graph_compile(jobs[t].g, acv_backend_cpu(), 1, false), 0);
+    }
+    /* the expected output from the reference backend (no oneDNN primitive made on this thread) */
+    acv_id rx, ry;
+    acv_graph *ref = build_wino(&rx, &ry);
+    randomize(ref, 11);
+    run(ref, acv_backend_ref(), rx, ry, in, 1, want);
+    acv_graph_free(ref);
+    pthread_t th[2];
+    /* the first run (which prepares the kernels) on a thread that exits */
+    for (int t = 0; t < 2; t++) {
+        conc_job first = jobs[t];
+        first.iters = 1;
+        first.want = NULL;
+        assert_int_equal(pthread_create(&th[0], NULL, conc_run, &first), 0);
+        pthread_join(th[0], NULL);
+    }
+    /* a new thread for every call (a server's thread per connection), then two at once */
+    for (int k = 0; k < 6; k++) {
+        conc_job once = jobs[k % 2];
+        once.iters = 1;
+        assert_int_equal(pthread_create(&th[0], NULL, conc_run, &once), 0);
+        pthread_join(th[0], NULL);
+        assert_int_equal(once.bad, 0);
+    }
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, conc_run, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(jobs[t].bad, 0);
+        acv_graph_free(jobs[t].g);
+    }
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_blocked_layout_kernels),
         cmocka_unit_test(test_inference_fast_paths),
         cmocka_unit_test(test_training_keeps_prepared_kernels),
+        cmocka_unit_test(test_concurrent_inference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,7 +89,14 @@ dnnl_stream_t acv__cpu_stream(void);
 /* The calling thread's scratch buffer number slot (0 <= slot < ACV__CPU_SCRATCH_SLOTS),
  * grown to at least bytes and 64-byte aligned; NULL when out of memory. The contents are
  * undefined on return and the buffer stays valid until the next call for the same slot. */
-#define ACV__CPU_SCRATCH_SLOTS 8
+#define ACV__CPU_SCRATCH_SLOTS 9
+/* The slot prepared ops lend their primitive as its scratchpad. oneDNN's own ("library")
+ * scratchpad is one buffer for the whole process in Debian's build, so two threads running
+ * primitives at once (a server's replicas) would overwrite each other's: every primitive is
+ * created with a user-managed scratchpad instead. */
+#define ACV__CPU_SCRATCHPAD_SLOT 8
+/* Sets attr (created when *attr is NULL) to the user-managed scratchpad mode; 0 or -1. */
+int acv__attr_user_scratchpad(dnnl_primitive_attr_t *attr);
 void *acv__cpu_scratch(int slot, size_t bytes);
 /* Makes the calling thread's OpenMP team size match acv_get_threads(), so kernels called
  * from a thread that never called acv_set_threads still use the chosen count. */
@@ -115,6 +122,8 @@ typedef struct acv__op_arg {
     dnnl_memory_t user;       /* the user's buffer in the user's layout (handle set per call) */
     dnnl_memory_t prim;       /* what the primitive reads/writes; == user when no copy */
     dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs; or NULL */
+    dnnl_memory_t reorder_scratch; /* the reorder's scratchpad (slot ACV__CPU_SCRATCHPAD_SLOT) */
+    size_t reorder_scratch_bytes;
     size_t prim_bytes;        /* scratch bytes when prim != user */
     int64_t nelem;            /* elements of the user buffer (for the plain add) */
     void *const_buf;          /* ACV__ARG_IN_CONST: the op's reordered copy */
@@ -126,6 +135,9 @@ typedef struct acv__op {
     dnnl_primitive_t prim;
     int nargs;
     acv__op_arg a[ACV__OP_MAX_ARGS];
+    dnnl_memory_t scratch; /* the primitive's scratchpad (user-managed: the calling thread's
+                              scratch slot ACV__CPU_SCRATCHPAD_SLOT), or NULL when it needs none */
+    size_t scratch_bytes;
     char impl[64]; /* implementation name, for benchmarks and diagnostics */
 } acv__op;
 

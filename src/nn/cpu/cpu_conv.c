@@ -304,6 +304,11 @@ static dnnl_primitive_desc_t make_pd(int step, const acv_conv_params *p, bool tr
             if (hint) dnnl_primitive_desc_destroy(hint);
             return NULL; /* activation oneDNN cannot fuse: the reference path applies it */
         }
+        if (acv__attr_user_scratchpad(&attr)) {
+            if (attr) dnnl_primitive_attr_destroy(attr);
+            if (hint) dnnl_primitive_desc_destroy(hint);
+            return NULL;
+        }
         dnnl_status_t st = dnnl_primitive_desc_create(&pd, &od, attr, eng, hint);
         if (attr) dnnl_primitive_attr_destroy(attr);
         if (hint) dnnl_primitive_desc_destroy(hint);

@@ -120,17 +120,41 @@ static int64_t md_nelem(const dnnl_memory_desc_t *md)
     return n;
 }
 
-/* A reorder from src to dst; with accumulate, dst = src + dst (sum post-op). */
-static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *src,
-                        const dnnl_memory_desc_t *dst, bool accumulate)
+int acv__attr_user_scratchpad(dnnl_primitive_attr_t *attr)
 {
+    bool made = false;
+    if (!*attr) {
+        if (dnnl_primitive_attr_create(attr) != dnnl_success) {
+            *attr = NULL;
+            return -1;
+        }
+        made = true;
+    }
+    if (dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user) != dnnl_success) {
+        if (made) {
+            dnnl_primitive_attr_destroy(*attr);
+            *attr = NULL;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* A reorder from src to dst; with accumulate, dst = src + dst (sum post-op). *scratch gets
+ * the memory object for its scratchpad when it needs one (the Winograd weight transform),
+ * else NULL. */
+static int make_reorder(dnnl_primitive_t *out, dnnl_memory_t *scratch, size_t *scratch_bytes,
+                        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst, bool accumulate)
+{
+    *scratch = NULL;
+    *scratch_bytes = 0;
     dnnl_engine_t eng = acv__cpu_engine();
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
+    if (acv__attr_user_scratchpad(&attr)) goto done;
     if (accumulate) {
-        if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
         if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
         if (dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success) goto done;
         if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
@@ -139,8 +163,18 @@ static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *src,
         pd = NULL;
         goto done;
     }
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smd && dnnl_memory_desc_get_size(smd) > 0) {
+        if (dnnl_memory_create(scratch, smd, eng, DNNL_MEMORY_NONE) != dnnl_success) {
+            *scratch = NULL;
+            goto done;
+        }
+        *scratch_bytes = dnnl_memory_desc_get_size(smd);
+    }
     if (dnnl_primitive_create(out, pd) != dnnl_success) {
         *out = NULL;
+        if (*scratch) dnnl_memory_destroy(*scratch);
+        *scratch = NULL;
         goto done;
     }
     rc = 0;
@@ -156,10 +190,12 @@ void acv__op_free(acv__op *op)
     for (int i = 0; i < op->nargs; i++) {
         acv__op_arg *a = &op->a[i];
         if (a->reorder) dnnl_primitive_destroy(a->reorder);
+        if (a->reorder_scratch) dnnl_memory_destroy(a->reorder_scratch);
         if (a->prim && a->prim != a->user) dnnl_memory_destroy(a->prim);
         free(a->const_buf);
         if (a->user) dnnl_memory_destroy(a->user);
     }
+    if (op->scratch) dnnl_memory_destroy(op->scratch);
     if (op->prim) dnnl_primitive_destroy(op->prim);
     memset(op, 0, sizeof *op);
 }
@@ -177,6 +213,12 @@ int acv__op_init(acv__op *op, dnnl_primitive_desc_t pd, int nargs, const int *ar
         snprintf(op->impl, sizeof op->impl, "%s", impl);
     if (dnnl_primitive_create(&op->prim, pd) != dnnl_success) {
         op->prim = NULL;
+        goto fail;
+    }
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    op->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (op->scratch_bytes && dnnl_memory_create(&op->scratch, smd, eng, DNNL_MEMORY_NONE) != dnnl_success) {
+        op->scratch = NULL;
         goto fail;
     }
     for (int i = 0; i < nargs; i++) {
@@ -203,9 +245,11 @@ int acv__op_init(acv__op *op, dnnl_primitive_desc_t pd, int nargs, const int *ar
         }
         a->prim_bytes = dnnl_memory_desc_get_size(pmd);
         if (same) continue; /* OUT_ADD in the user's layout: added by acv__cpu_add */
-        int rc = dirs[i] != ACV__ARG_OUT && dirs[i] != ACV__ARG_OUT_ADD ? make_reorder(&a->reorder, &user_mds[i], pmd, false)
-                                        : make_reorder(&a->reorder, pmd, &user_mds[i],
-                                                       dirs[i] == ACV__ARG_OUT_ADD);
+        int rc = dirs[i] != ACV__ARG_OUT && dirs[i] != ACV__ARG_OUT_ADD
+                     ? make_reorder(&a->reorder, &a->reorder_scratch, &a->reorder_scratch_bytes, &user_mds[i], pmd,
+                                    false)
+                     : make_reorder(&a->reorder, &a->reorder_scratch, &a->reorder_scratch_bytes, pmd, &user_mds[i],
+                                    dirs[i] == ACV__ARG_OUT_ADD);
         if (rc != 0) goto fail;
     }
     dnnl_primitive_desc_destroy(pd);
@@ -216,10 +260,16 @@ fail:
     return -1;
 }
 
-static int run_reorder(dnnl_primitive_t r, dnnl_stream_t s, dnnl_memory_t from, dnnl_memory_t to)
+/* Runs argument a's reorder from -> to, lending it the calling thread's scratchpad slot
+ * when it needs one. */
+static int run_reorder(const acv__op_arg *a, dnnl_stream_t s, dnnl_memory_t from, dnnl_memory_t to)
 {
-    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    return dnnl_primitive_execute(r, s, 2, ra) == dnnl_success ? 0 : -1;
+    dnnl_exec_arg_t ra[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, a->reorder_scratch}};
+    if (a->reorder_scratch) {
+        void *buf = acv__cpu_scratch(ACV__CPU_SCRATCHPAD_SLOT, a->reorder_scratch_bytes);
+        if (!buf || dnnl_memory_set_data_handle(a->reorder_scratch, buf) != dnnl_success) return -1;
+    }
+    return dnnl_primitive_execute(a->reorder, s, a->reorder_scratch ? 3 : 2, ra) == dnnl_success ? 0 : -1;
 }
 
 int acv__op_exec(acv__op *op, void *const *ptrs)
@@ -227,7 +277,7 @@ int acv__op_exec(acv__op *op, void *const *ptrs)
     if (!op->prim) return -1;
     dnnl_stream_t s = acv__cpu_stream();
     if (!s) return -1;
-    dnnl_exec_arg_t ea[ACV__OP_MAX_ARGS];
+    dnnl_exec_arg_t ea[ACV__OP_MAX_ARGS + 1];
     for (int i = 0; i < op->nargs; i++) {
         acv__op_arg *a = &op->a[i];
         if (dnnl_memory_set_data_handle(a->user, ptrs[i]) != dnnl_success) return -1;
@@ -237,7 +287,7 @@ int acv__op_exec(acv__op *op, void *const *ptrs)
                 a->const_buf = aligned_alloc(64, (a->prim_bytes + 63) / 64 * 64);
                 a->const_src = NULL;
                 if (!a->const_buf || dnnl_memory_set_data_handle(a->prim, a->const_buf) != dnnl_success ||
-                    run_reorder(a->reorder, s, a->user, a->prim) || dnnl_stream_wait(s) != dnnl_success)
+                    run_reorder(a, s, a->user, a->prim) || dnnl_stream_wait(s) != dnnl_success)
                     return -1;
                 a->const_src = ptrs[i];
             }
@@ -251,13 +301,20 @@ int acv__op_exec(acv__op *op, void *const *ptrs)
     }
     for (int i = 0; i < op->nargs; i++) {
         acv__op_arg *a = &op->a[i];
-        if (a->dir == ACV__ARG_IN && a->reorder && run_reorder(a->reorder, s, a->user, a->prim))
+        if (a->dir == ACV__ARG_IN && a->reorder && run_reorder(a, s, a->user, a->prim))
             return -1;
     }
-    if (dnnl_primitive_execute(op->prim, s, op->nargs, ea) != dnnl_success) return -1;
+    int n = op->nargs;
+    if (op->scratch) {
+        void *buf = acv__cpu_scratch(ACV__CPU_SCRATCHPAD_SLOT, op->scratch_bytes);
+        if (!buf || dnnl_memory_set_data_handle(op->scratch, buf) != dnnl_success) return -1;
+        ea[n].arg = DNNL_ARG_SCRATCHPAD;
+        ea[n++].memory = op->scratch;
+    }
+    if (dnnl_primitive_execute(op->prim, s, n, ea) != dnnl_success) return -1;
     for (int i = 0; i < op->nargs; i++) {
         acv__op_arg *a = &op->a[i];
-        if (a->dir == ACV__ARG_OUT && a->reorder && run_reorder(a->reorder, s, a->prim, a->user))
+        if (a->dir == ACV__ARG_OUT && a->reorder && run_reorder(a, s, a->prim, a->user))
             return -1;
     }
     if (dnnl_stream_wait(s) != dnnl_success) return -1;
@@ -266,7 +323,7 @@ int acv__op_exec(acv__op *op, void *const *ptrs)
         acv__op_arg *a = &op->a[i];
         if (a->dir != ACV__ARG_OUT_ADD) continue;
         if (a->reorder) {
-            if (run_reorder(a->reorder, s, a->prim, a->user)) return -1;
+            if (run_reorder(a, s, a->prim, a->user)) return -1;
         } else {
             void *buf = NULL;
             if (dnnl_memory_get_data_handle(a->prim, &buf) != dnnl_success) return -1;
