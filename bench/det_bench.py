@@ -5,13 +5,14 @@ counting on the held-out test images, and detector inference latency at 320 and 
 in AutoCV and in ONNX Runtime running the same exported model, with the ratio.
 
     /usr/bin/python3 bench/det_bench.py [--build build] [--train 1000] [--epochs 30] [--threads 2]
-                                        [--skip-train] [--out DIR]
+                                        [--model auto] [--skip-train] [--out DIR]
 
 Writes DIR/det.json (default $BUILD/bench/det) and prints a table. Run it on a quiet machine:
 OpenMP threads slow down badly when other processes share the cores."""
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,12 +33,28 @@ def ort_modules(build):
     return None
 
 
+def gen_tray_version():
+    """gen_tray.py's VERSION, as the generated annotations record it."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import gen_tray  # noqa: E402 (the generator next to this file)
+    return str(gen_tray.VERSION)
+
+
+def data_version(path):
+    try:
+        with open(os.path.join(path, "annotations", "instances_train.json")) as f:
+            return str(json.load(f).get("info", {}).get("version"))
+    except (OSError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--train", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default="auto", help="detector architecture to train (default: auto)")
     ap.add_argument("--skip-train", action="store_true", help="reuse the trained model in --out")
     ap.add_argument("--quick", action="store_true",
                     help="make bench: 200 training images, 1 epoch (throughput and latency; accuracy not meaningful)")
@@ -50,6 +67,10 @@ def main():
     os.makedirs(out, exist_ok=True)
     data = os.path.join(out, "tray320-%d" % a.train)
     res = {"threads": a.threads, "train_images": a.train, "epochs": a.epochs, "quick": a.quick}
+    if os.path.isdir(data) and data_version(data) != gen_tray_version():
+        print("det_bench: %s was written by another version of gen_tray.py (%s, now %s): generating it again"
+              % (data, data_version(data), gen_tray_version()), file=sys.stderr)
+        shutil.rmtree(data)
     if not os.path.isdir(data):
         sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", data, "--train", str(a.train), "--val", "100",
             "--test", "200", "--imgsz", "320", "--seed", "0"])
@@ -57,7 +78,8 @@ def main():
     if not a.skip_train:
         t0 = time.time()
         p = sh([autocv, "train", "--task", "det", "--data", data, "--out", model, "--imgsz", "320", "--epochs",
-                str(a.epochs), "--threads", str(a.threads), "--json"], stdout=subprocess.PIPE, text=True)
+                str(a.epochs), "--threads", str(a.threads), "--model", a.model, "--json"], stdout=subprocess.PIPE,
+               text=True)
         res["train_wall_s"] = time.time() - t0
         ev = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         ips = [e["ips"] for e in ev if e.get("event") == "epoch"]

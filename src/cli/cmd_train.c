@@ -22,7 +22,7 @@ static int train_det(int argc, char **argv)
         {"--task", ACV_ARG_STR, &task, "TASK", "det (object detection)"},
         {"--data", ACV_ARG_STR, &o.data, "PATH", "dataset: COCO JSON, YOLO (data.yaml) or Pascal VOC, detected"},
         {"--out", ACV_ARG_STR, &o.out, "DIR", "model directory to write (holds the best model and the checkpoint)"},
-        {"--model", ACV_ARG_STR, &o.model, "NAME", "detector: auto, det-s (fast on CPU), det-m (more accurate)"},
+        {"--model", ACV_ARG_STR, &o.model, "NAME", "detector: auto, det-s (fast on CPU), det-m (more accurate), det-s-p2 / det-m-p2 (very small objects)"},
         {"--init", ACV_ARG_STR, &o.init, "MODEL", "start from this detection model directory's weights"},
         {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 100)"},
         {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 16)"},

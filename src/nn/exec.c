@@ -97,7 +97,7 @@ void acv__graph_release_exec(acv_graph *g)
         free(n->fold_w);
         free(n->fold_b);
         n->fold_w = n->fold_b = NULL;
-        n->fused_into = n->fold_bn = n->fused_act = -1;
+        n->fused_into = n->fold_bn = n->fused_act = n->dw_head = -1;
         n->post_act = 0;
         n->blk = 0;
         n->needs_plain = false;
@@ -243,6 +243,52 @@ static void plan_layouts(acv_graph *g, int B)
     if (g->output >= 0 && g->nodes[g->output].blk) g->nodes[root_of(g, g->output)].needs_plain = true;
 }
 
+static void conv_params(const acv_graph *g, const acv_node *nd, acv_conv_params *p);
+
+/* The parameters of inference convolution node nd as compute_node passes them. */
+static void infer_conv_params(const acv_graph *g, const acv_node *nd, acv_conv_params *p)
+{
+    conv_params(g, nd, p);
+    p->inference = true;
+    p->post_act = nd->post_act;
+    p->post_alpha = nd->post_alpha;
+    p->src_block = g->nodes[nd->in[0]].blk;
+    p->dst_block = nd->blk;
+}
+
+/* Inference on a backend that can: a depthwise 3x3 convolution whose input is a 1x1
+ * convolution's output (after its folded batch norm and activation) read by nothing else
+ * computes both in one pass (MobileNet's inverted residuals: the expanded tensor, the largest
+ * of the block, is never written). The 1x1 convolution becomes an alias, as fused nodes are;
+ * its input stays alive until the depthwise convolution has run. */
+static void plan_dw_fusion(acv_graph *g)
+{
+    const char *e = getenv("ACV_DW_FUSION"); /* =0 turns it off (for comparisons) */
+    if (!g->be->conv2d_pw_dw_ok || !g->be->conv2d_pw_dw_forward || (e && !strcmp(e, "0"))) return;
+    int n = g->n;
+    int *uses = calloc(n > 0 ? (size_t)n : 1, sizeof(int));
+    if (!uses) return; /* an optimisation only */
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) uses[g->nodes[i].in[k]]++;
+    for (int i = 0; i < n; i++) {
+        acv_node *d = &g->nodes[i];
+        if (d->op != ACV_OP_CONV2D || d->fused_into >= 0 || !d->blk || d->a.conv.groups <= 1) continue;
+        acv_id x = d->in[0], h = x;
+        while (g->nodes[h].fused_into >= 0) h = g->nodes[h].fused_into;
+        acv_node *hn = &g->nodes[h];
+        if (hn->op != ACV_OP_CONV2D || hn->dw_head >= 0 || uses[x] != 1 || x == g->output || h == g->output ||
+            (h != x && uses[h] != 1))
+            continue;
+        acv_conv_params p1, pd;
+        infer_conv_params(g, hn, &p1);
+        infer_conv_params(g, d, &pd);
+        if (!g->be->conv2d_pw_dw_ok(&p1, &pd, hn->fold_bn >= 0 || hn->n_in > 2)) continue;
+        d->dw_head = h;
+        hn->fused_into = i;
+    }
+    free(uses);
+}
+
 /* Elements a node's output occupies in its layout. */
 static int64_t layout_numel(const acv_node *nd)
 {
@@ -294,6 +340,7 @@ int acv_graph_compile(acv_graph *g, const acv_backend *be, int max_batch, bool t
     if (!training && (rc = plan_fusion(g))) return rc;
     if (training) plan_train_fusion(g);
     plan_layouts(g, training || !g->be->blocked_channels ? 0 : g->be->blocked_channels());
+    if (!training) plan_dw_fusion(g);
 
     int n = g->n;
     /* gradient needs */
@@ -519,6 +566,7 @@ static void axis_split(const acv_shape *s, int axis, int64_t *outer, int64_t *in
  * producer's own layout (for ops that read blocked tensors). */
 #define IN(k) (g->nodes[nd->in[k]].blk && g->nodes[nd->in[k]].plain ? g->nodes[nd->in[k]].plain : g->nodes[nd->in[k]].out)
 #define RAW(k) (g->nodes[nd->in[k]].out)
+#define IN_OF(x) ((x)->blk && (x)->plain ? (x)->plain : (x)->out)
 #define BLK(k) (g->nodes[nd->in[k]].blk)
 #define DIN(k) (g->nodes[nd->in[k]].grad)
 #define OPT_IN(k) (nd->n_in > (k) ? IN(k) : NULL)
@@ -538,7 +586,18 @@ static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         p.inference = !g->training;
         p.post_act = nd->post_act;
         p.post_alpha = nd->post_alpha;
-        if (nd->op == ACV_OP_CONV2D) {
+        if (nd->op == ACV_OP_CONV2D && nd->dw_head >= 0) { /* 1x1 conv + this depthwise one */
+            const acv_node *h = &g->nodes[nd->dw_head];
+            acv_conv_params p1, pd;
+            infer_conv_params(g, h, &p1);
+            infer_conv_params(g, nd, &pd);
+            const acv_node *hx = &g->nodes[h->in[0]];
+            const float *w1 = h->fold_bn >= 0 ? h->fold_w : g->nodes[h->in[1]].out;
+            const float *b1 = h->fold_bn >= 0 ? h->fold_b : h->n_in > 2 ? g->nodes[h->in[2]].out : NULL;
+            const float *wd = nd->fold_bn >= 0 ? nd->fold_w : IN(1);
+            const float *bd = nd->fold_bn >= 0 ? nd->fold_b : OPT_IN(2);
+            be->conv2d_pw_dw_forward(&nd->cache, nd->out, hx->blk ? hx->out : IN_OF(hx), w1, b1, &p1, wd, bd, &pd);
+        } else if (nd->op == ACV_OP_CONV2D) {
             const float *w = nd->fold_bn >= 0 ? nd->fold_w : IN(1);
             const float *b = nd->fold_bn >= 0 ? nd->fold_b : OPT_IN(2);
             const float *x = BLK(0) ? RAW(0) : IN(0);

@@ -343,7 +343,7 @@ acv_id acv__graph_add(acv_graph *g, acv_op op, const char *name, int n_in, const
     n->n_in = n_in;
     if (a) n->a = *a;
     n->poff = -1;
-    n->fused_into = n->fold_bn = -1;
+    n->fused_into = n->fold_bn = n->dw_head = -1;
     acv_id id = g->n++;
     int rc = acv__graph_infer(g, id);
     if (rc) {

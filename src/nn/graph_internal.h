@@ -55,6 +55,8 @@ typedef struct acv_node {
     int post_act;                 /* conv: 0, or 1 + the activation applied in its epilogue */
     float post_alpha;
     float *fold_w, *fold_b;       /* conv with fold_bn: folded weights and bias (owned) */
+    acv_id dw_head;               /* depthwise conv: the 1x1 conv it computes in the same pass
+                                     (that conv is then fused_into this one), or -1 */
     /* training fusion (set by a training compile) */
     acv_id fused_act;             /* batchnorm: the activation reading it that its forward pass
                                      also computes (backend's batchnorm_act_forward), or -1 */

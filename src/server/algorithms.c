@@ -182,7 +182,8 @@ static json_t *det_builtin(void)
     pthread_once(&det_once, compute_det_costs);
     json_t *a = json_array();
     json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "name", "auto", "task", "det", "description",
-                                       "let AutoCV choose: det-s, or det-m for large data sets at small sizes",
+                                       "let AutoCV choose: det-s, or det-m for large data sets at small sizes; with a stride-4 "
+                                       "level (-p2) when many objects are only a few pixels across",
                                        "builtin", 1, "cost", json_null(), "params", acv_algorithms_params("det", false)));
     const acv_det_arch *list;
     int n = acv_det_arch_list(&list);

@@ -249,7 +249,7 @@ static int training_create(acv_call *c)
     bool custom = false;
     char *init = NULL;
     if (!acv_algorithms_is_builtin(task_s, algorithm) && !strcmp(task_s, "det")) {
-        return acv_error(ACV_EINVAL, "algorithm: unknown detector '%s' (auto, det-s, det-m)", algorithm);
+        return acv_error(ACV_EINVAL, "algorithm: unknown detector '%s' (auto, det-s, det-m, det-s-p2, det-m-p2)", algorithm);
     } else if (!acv_algorithms_is_builtin(task_s, algorithm)) {
         rc = acv_db_query_text(c->db, &init, "SELECT path FROM custom_algorithms WHERE project_id = ? AND name = ?",
                                "Is", c->project_id, algorithm);

@@ -6,7 +6,8 @@
  *   det_decode.c  output -> scored boxes (DFL expectation, class-aware NMS), letterbox undo
  *
  * The network has ONE output node, (N, 4*R + K, A), R = ACV_DET_REG_MAX bins, K classes,
- * A anchors = sum over the levels (strides 8, 16, 32) of H/s * W/s. Channel s*R + k (side s in
+ * A anchors = sum over the levels (strides 8, 16, 32; 4, 8, 16, 32 for the "-p2" architectures)
+ * of H/s * W/s. Channel s*R + k (side s in
  * left, top, right, bottom; bin k) is the logit of "the distance from the anchor point to
  * that side of the box is k strides"; channel 4*R + c is the logit of class c. Anchors are
  * ordered level by level, each row-major (anchor a of level l is cell (a / W_l, a % W_l));
@@ -34,7 +35,7 @@
 #include "vision/box.h"
 
 #define ACV_DET_REG_MAX 16   /* DFL bins per box side: distances 0..15 strides */
-#define ACV_DET_LEVELS 3     /* P3, P4, P5 */
+#define ACV_DET_MAX_LEVELS 4 /* P2 (the "-p2" architectures only), P3, P4, P5 */
 
 /* ---- the network ------------------------------------------------------------------------ */
 
@@ -44,7 +45,8 @@ typedef struct acv_det_arch {
     const char *description;
     int width[5];            /* channels at strides 2, 4, 8, 16, 32 */
     int depth[4];            /* bottlenecks in the backbone's C2f blocks at strides 4..32 */
-    int neck_depth;          /* bottlenecks in each of the neck's four C2f blocks */
+    int neck_depth;          /* bottlenecks in each of the neck's C2f blocks */
+    bool p2;                 /* a fourth output level at stride 4 for very small objects */
 } acv_det_arch;
 
 /* The built network: what the trainer, the loss and the decoder need to know about it. */
@@ -56,10 +58,11 @@ typedef struct acv_det_net {
     int reg_max;                     /* R = ACV_DET_REG_MAX */
     int imgsz_h, imgsz_w;            /* H, W: multiples of 32 */
     int n_anchors;                   /* A */
-    int strides[ACV_DET_LEVELS];     /* 8, 16, 32 */
-    int level_h[ACV_DET_LEVELS], level_w[ACV_DET_LEVELS];
-    acv_id cls_bias[ACV_DET_LEVELS]; /* the classification heads' last biases (init prior) */
-    acv_id box_bias[ACV_DET_LEVELS]; /* the box heads' last biases */
+    int n_levels;                        /* 3, or 4 with the stride-4 level */
+    int strides[ACV_DET_MAX_LEVELS];     /* 8, 16, 32 (4, 8, 16, 32 with P2) */
+    int level_h[ACV_DET_MAX_LEVELS], level_w[ACV_DET_MAX_LEVELS];
+    acv_id cls_bias[ACV_DET_MAX_LEVELS]; /* the classification heads' last biases (init prior) */
+    acv_id box_bias[ACV_DET_MAX_LEVELS]; /* the box heads' last biases */
 } acv_det_net;
 
 /* The architectures (a static table), for listing. */
@@ -68,8 +71,14 @@ int acv_det_arch_list(const acv_det_arch **list);
 const acv_det_arch *acv_det_arch_find(const char *name);
 /* The architecture "auto" stands for, for training at imgsz on n_images images on the CPU:
  * det-s (about 8 GFLOPs at 640), unless the data set is large enough (>= 10,000 images) to
- * repay det-m's 3-4x cost at imgsz <= 416. */
-const char *acv_det_auto(int imgsz, int64_t n_images);
+ * repay det-m's 3-4x cost at imgsz <= 416; its "-p2" variant when at least 5% of the boxes
+ * are very small at that size (small_share: the share whose shorter side, scaled to imgsz,
+ * is under 10 pixels; see acv_det_small_share). */
+const char *acv_det_auto(int imgsz, int64_t n_images, double small_share);
+/* The share of the boxes in images[0..n) whose shorter side, once the image is letterboxed
+ * to imgsz, is under 10 pixels (0 when there are no boxes). */
+struct acv_det_image;
+double acv_det_small_share(const struct acv_det_image *images, int n, int imgsz);
 
 /* Builds the detector `name` ("det-s", "det-m"; not "auto", resolve it first) for
  * n_classes classes at input size imgsz_h x imgsz_w (multiples of 32, at least 64) into the
@@ -77,6 +86,7 @@ const char *acv_det_auto(int imgsz, int64_t n_images);
  * Parameter names follow Ultralytics' module layout under three prefixes:
  *   backbone.{0..9}  (Conv = .conv + .bn; C2f = .cv1 .cv2 .m.{i}.cv1 .m.{i}.cv2; SPPF = .cv1 .cv2)
  *   neck.{0..5}      (C2f top-down 0, 1; Conv 2, C2f 3; Conv 4, C2f 5)
+ *   neck.{6..8}      ("-p2" only: C2f top-down to stride 4 = 6; Conv 7, C2f 8 back to stride 8)
  *   head.box.{level}.{0,1,2}, head.cls.{level}.{0,1,2}  (two Convs, then a 1x1 conv with bias)
  * Batch norms use eps 1e-3 and momentum 0.03 (YOLOv8's). Fills *net. Errors: unknown name,
  * bad size or class count (ACV_EINVAL / ACV_ENOTFOUND), or the graph's sticky error.

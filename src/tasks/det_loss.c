@@ -21,8 +21,8 @@
 struct acv_det_loss {
     acv_det_loss_opts o;
     int K, R, A, C, max_batch;
-    int n_levels, strides[ACV_DET_LEVELS], level_h[ACV_DET_LEVELS], level_w[ACV_DET_LEVELS];
-    int level_start[ACV_DET_LEVELS];
+    int n_levels, strides[ACV_DET_MAX_LEVELS], level_h[ACV_DET_MAX_LEVELS], level_w[ACV_DET_MAX_LEVELS];
+    int level_start[ACV_DET_MAX_LEVELS];
     float *points;           /* (A, 2) anchor centres, pixels */
     float *astride;          /* (A) */
     /* the assignment, (max_batch, A) */
@@ -98,16 +98,16 @@ int acv_det_loss_new(const acv_det_net *net, int max_batch, const acv_det_loss_o
     L->R = net->reg_max;
     L->C = 4 * L->R + L->K;
     L->max_batch = max_batch;
-    L->n_levels = ACV_DET_LEVELS;
+    L->n_levels = net->n_levels;
     int start = 0;
-    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+    for (int l = 0; l < L->n_levels; l++) {
         L->strides[l] = net->strides[l];
         L->level_h[l] = net->level_h[l];
         L->level_w[l] = net->level_w[l];
         L->level_start[l] = start;
         start += net->level_h[l] * net->level_w[l];
     }
-    int A = acv_det_anchors(net->imgsz_h, net->imgsz_w, net->strides, ACV_DET_LEVELS, &L->points, &L->astride);
+    int A = acv_det_anchors(net->imgsz_h, net->imgsz_w, net->strides, L->n_levels, &L->points, &L->astride);
     if (A < 0) {
         acv_det_loss_free(L);
         return A;

@@ -15,13 +15,18 @@
 #include <string.h>
 
 #include "autocv/error.h"
+#include "data/det_dataset.h"
 #include "nn/kernels.h"
 
 static const acv_det_arch ARCHS[] = {
     {"det-s", "small YOLOv8-style detector (YOLOv8n widths, one bottleneck a block): fast on CPU",
-     {16, 32, 64, 128, 256}, {1, 1, 1, 1}, 1},
+     {16, 32, 64, 128, 256}, {1, 1, 1, 1}, 1, false},
     {"det-m", "medium YOLOv8-style detector (YOLOv8s layout): more accurate, about 3.5x det-s's cost",
-     {32, 64, 128, 256, 512}, {1, 2, 2, 1}, 1},
+     {32, 64, 128, 256, 512}, {1, 2, 2, 1}, 1, false},
+    {"det-s-p2", "det-s with a fourth output level at stride 4, for very small objects (defects a few pixels "
+     "across): about 1.4x det-s's cost", {16, 32, 64, 128, 256}, {1, 1, 1, 1}, 1, true},
+    {"det-m-p2", "det-m with a fourth output level at stride 4, for very small objects: about 1.3x det-m's cost",
+     {32, 64, 128, 256, 512}, {1, 2, 2, 1}, 1, true},
 };
 #define ARCH_N ((int)(sizeof ARCHS / sizeof ARCHS[0]))
 
@@ -41,9 +46,26 @@ const acv_det_arch *acv_det_arch_find(const char *name)
     return NULL;
 }
 
-const char *acv_det_auto(int imgsz, int64_t n_images)
+const char *acv_det_auto(int imgsz, int64_t n_images, double small_share)
 {
-    return n_images >= 10000 && imgsz <= 416 ? "det-m" : "det-s";
+    bool m = n_images >= 10000 && imgsz <= 416, p2 = small_share >= 0.05;
+    return m ? (p2 ? "det-m-p2" : "det-m") : (p2 ? "det-s-p2" : "det-s");
+}
+
+double acv_det_small_share(const struct acv_det_image *images, int n, int imgsz)
+{
+    int64_t boxes = 0, small = 0;
+    for (int i = 0; i < n; i++) {
+        const acv_det_image *im = &images[i];
+        int side = im->w > im->h ? im->w : im->h;
+        double scale = side > 0 ? (double)imgsz / side : 1.0;
+        for (int b = 0; b < im->n; b++) {
+            double bw = (im->boxes[b].x2 - im->boxes[b].x1) * scale, bh = (im->boxes[b].y2 - im->boxes[b].y1) * scale;
+            boxes++;
+            small += (bw < bh ? bw : bh) < 10.0;
+        }
+    }
+    return boxes ? (double)small / boxes : 0.0;
 }
 
 /* ---- blocks ------------------------------------------------------------------------------ */
@@ -162,7 +184,7 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
     /* backbone */
     x = cbs(g, "backbone.0", x, w[0], 3, 2);
     x = cbs(g, "backbone.1", x, w[1], 3, 2);
-    x = c2f(g, "backbone.2", x, w[1], ar->depth[0], true);
+    acv_id p2 = x = c2f(g, "backbone.2", x, w[1], ar->depth[0], true);
     x = cbs(g, "backbone.3", x, w[2], 3, 2);
     acv_id p3 = x = c2f(g, "backbone.4", x, w[2], ar->depth[1], true);
     x = cbs(g, "backbone.5", x, w[3], 3, 2);
@@ -173,28 +195,37 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
     /* neck */
     int nd = ar->neck_depth;
     acv_id t4 = c2f(g, "neck.0", up_cat(g, p5, p4), w[3], nd, false);
-    acv_id n3 = c2f(g, "neck.1", up_cat(g, t4, p3), w[2], nd, false);
+    acv_id n3 = c2f(g, "neck.1", up_cat(g, t4, p3), w[2], nd, false), n2 = -1;
+    if (ar->p2) { /* down to stride 4 and back: the P2 output, and N3 from it */
+        acv_id t3 = n3;
+        n2 = c2f(g, "neck.6", up_cat(g, t3, p2), w[1], nd, false);
+        n3 = c2f(g, "neck.8", cat2(g, cbs(g, "neck.7", n2, w[1], 3, 2), t3), w[2], nd, false);
+    }
     acv_id n4 = c2f(g, "neck.3", cat2(g, cbs(g, "neck.2", n3, w[2], 3, 2), t4), w[3], nd, false);
     acv_id n5 = c2f(g, "neck.5", cat2(g, cbs(g, "neck.4", n4, w[3], 3, 2), p5), w[4], nd, false);
     /* heads */
-    acv_id feats[ACV_DET_LEVELS] = {n3, n4, n5};
+    const int L = ar->p2 ? 4 : 3;
+    acv_id feats[ACV_DET_MAX_LEVELS] = {n3, n4, n5};
+    if (ar->p2) feats[0] = n2, feats[1] = n3, feats[2] = n4, feats[3] = n5;
     int c2 = w[2] / 4 > 16 ? w[2] / 4 : 16;
     if (c2 < 4 * R) c2 = 4 * R;
     int c3 = n_classes < 100 ? n_classes : 100;
     if (c3 < w[2]) c3 = w[2];
-    acv_id levels[ACV_DET_LEVELS];
+    acv_id levels[ACV_DET_MAX_LEVELS];
     char a[96], b[96];
-    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+    for (int l = 0; l < L; l++) {
+        /* the stride-4 level's heads are half as wide: its map has 4x the cells of P3's */
+        int cb = ar->p2 && l == 0 ? c2 / 2 : c2, cc = ar->p2 && l == 0 ? (c3 / 2 > w[1] ? c3 / 2 : w[1]) : c3;
         snprintf(a, sizeof a, "head.box.%d.0", l);
         snprintf(b, sizeof b, "head.box.%d.1", l);
-        acv_id bx = cbs(g, b, cbs(g, a, feats[l], c2, 3, 1), c2, 3, 1);
+        acv_id bx = cbs(g, b, cbs(g, a, feats[l], cb, 3, 1), cb, 3, 1);
         snprintf(a, sizeof a, "head.box.%d.2", l);
         bx = conv(g, a, bx, 4 * R, 1, 1, true, ACV_INIT_ONE);
         snprintf(b, sizeof b, "head.box.%d.2.bias", l);
         net->box_bias[l] = acv_graph_find(g, b);
         snprintf(a, sizeof a, "head.cls.%d.0", l);
         snprintf(b, sizeof b, "head.cls.%d.1", l);
-        acv_id cl = cbs(g, b, cbs(g, a, feats[l], c3, 3, 1), c3, 3, 1);
+        acv_id cl = cbs(g, b, cbs(g, a, feats[l], cc, 3, 1), cc, 3, 1);
         snprintf(a, sizeof a, "head.cls.%d.2", l);
         cl = conv(g, a, cl, n_classes, 1, 1, true, ACV_INIT_ZERO);
         snprintf(b, sizeof b, "head.cls.%d.2.bias", l);
@@ -202,7 +233,7 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
         int64_t spec[3] = {0, 4 * R + n_classes, -1};
         levels[l] = acv_reshape(g, cat2(g, bx, cl), 3, spec);
     }
-    acv_id out = acv_concat(g, ACV_DET_LEVELS, levels, 2);
+    acv_id out = acv_concat(g, L, levels, 2);
     int rc = acv_graph_status(g);
     if (rc) return acv_error_prefix(rc, "building %s: ", name);
     acv_graph_set_output(g, out);
@@ -230,8 +261,11 @@ int acv_det_net_from_graph(acv_graph *g, int n_classes, acv_det_net *net)
     net->imgsz_h = (int)is->d[2];
     net->imgsz_w = (int)is->d[3];
     int A = 0;
-    for (int l = 0; l < ACV_DET_LEVELS; l++) {
-        int s = 8 << l;
+    /* a fourth head (head.box.3...) means the stride-4 level is there */
+    const int L = acv_graph_find(g, "head.box.3.2.bias") >= 0 ? 4 : 3;
+    net->n_levels = L;
+    for (int l = 0; l < L; l++) {
+        int s = (L == 4 ? 4 : 8) << l;
         net->strides[l] = s;
         net->level_h[l] = (net->imgsz_h + s - 1) / s;
         net->level_w[l] = (net->imgsz_w + s - 1) / s;
@@ -251,8 +285,8 @@ int acv_det_net_from_graph(acv_graph *g, int n_classes, acv_det_net *net)
     if (!net->arch) { /* recognise the family member by its stem width */
         acv_id w0 = acv_graph_find(g, "backbone.0.conv.weight");
         const acv_shape *ws = w0 >= 0 ? acv_graph_shape(g, w0) : NULL;
-        for (int i = 0; ws && i < ARCH_N; i++)
-            if (ARCHS[i].width[0] == ws->d[0]) net->arch = &ARCHS[i];
+        for (int i = 0; ws && !net->arch && i < ARCH_N; i++)
+            if (ARCHS[i].width[0] == ws->d[0] && ARCHS[i].p2 == (L == 4)) net->arch = &ARCHS[i];
     }
     return 0;
 }
@@ -261,7 +295,7 @@ int acv_det_init_params(acv_graph *g, const acv_det_net *net, uint64_t seed)
 {
     int rc = acv_graph_init_params(g, seed);
     if (rc) return rc;
-    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+    for (int l = 0; l < net->n_levels; l++) {
         float *cb = acv_graph_data(g, net->cls_bias[l]), *bb = acv_graph_data(g, net->box_bias[l]);
         if (!cb || !bb) return acv_error(ACV_EINVAL, "detector heads: no bias at level %d", l);
         double cells = (double)net->level_h[l] * net->level_w[l];

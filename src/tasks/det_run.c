@@ -24,7 +24,7 @@ int acv_det_runner_open(const char *dir, acv_model *model, int max_batch, acv_de
     if (!rc) rc = acv_det_net_from_graph(model->graph, model->n_classes, &r->net);
     if (!rc) rc = acv_graph_compile(model->graph, NULL, max_batch > 0 ? max_batch : 1, false);
     if (!rc) {
-        int a = acv_det_anchors(r->net.imgsz_h, r->net.imgsz_w, r->net.strides, ACV_DET_LEVELS, &r->points, &r->strides);
+        int a = acv_det_anchors(r->net.imgsz_h, r->net.imgsz_w, r->net.strides, r->net.n_levels, &r->points, &r->strides);
         if (a < 0) rc = a;
     }
     acv_det_decode_opts_init(&r->dopts);

@@ -363,8 +363,10 @@ static int resolve(run_t *r)
     c->imgsz = o->imgsz > 0 ? o->imgsz : 640;
     if (c->imgsz < 64 || c->imgsz > 2048 || c->imgsz % 32)
         return acv_error(ACV_EINVAL, "--imgsz %d must be a multiple of 32 in 64..2048", c->imgsz);
-    const char *m = o->model && strcmp(o->model, "auto") ? o->model : acv_det_auto(c->imgsz, r->train->n);
-    if (!acv_det_arch_find(m)) return acv_error(ACV_ENOTFOUND, "--model: unknown detector '%s' (det-s, det-m, auto)", m);
+    const char *m = o->model && strcmp(o->model, "auto") ? o->model
+                    : acv_det_auto(c->imgsz, r->train->n, acv_det_small_share(r->train->images, r->train->n, c->imgsz));
+    if (!acv_det_arch_find(m))
+        return acv_error(ACV_ENOTFOUND, "--model: unknown detector '%s' (auto, det-s, det-m, det-s-p2, det-m-p2)", m);
     snprintf(c->model, sizeof c->model, "%s", m);
     c->epochs = o->epochs > 0 ? o->epochs : 100;
     c->batch = o->batch > 0 ? o->batch : 16;
@@ -467,7 +469,7 @@ static int setup(run_t *r)
     }
     if ((rc = acv_graph_compile(r->g, NULL, r->c.batch, true))) return rc;
     if ((rc = acv_det_loss_new(&r->net, r->c.batch, NULL, &r->loss))) return rc;
-    int A = acv_det_anchors(r->c.imgsz, r->c.imgsz, r->net.strides, ACV_DET_LEVELS, &r->points, &r->strides);
+    int A = acv_det_anchors(r->c.imgsz, r->c.imgsz, r->net.strides, r->net.n_levels, &r->points, &r->strides);
     if (A < 0) return A;
     r->grad = malloc((size_t)r->c.batch * (4 * r->net.reg_max + r->net.n_classes) * A * sizeof(float));
     int64_t np, nb;
@@ -638,6 +640,7 @@ int acv_det_train(const acv_det_train_opts *o)
                 acv_fmt_duration(wall, dur, sizeof dur), r.s.best, r.s.best_epoch, o->out);
     }
     acv_graph_profile_print(stderr);
+    if (r.g) acv_graph_profile_nodes(r.g, stderr);
     if (getenv("ACV_PROFILE"))
         fprintf(stderr, "det loss (assign + terms + gradient): %.2f s; loader wait: %.2f s\n", r.t_loss, r.t_wait);
     run_free(&r);

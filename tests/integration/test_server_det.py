@@ -59,7 +59,7 @@ class TestServerDet(unittest.TestCase):
                                {"name": "v1", "split": {"train": 0.75, "val": 0.25, "test": 0}}), 201)
         self.assertEqual(ver["task"], "det")
         algs = {a["name"] for a in self.ok(self.req("GET", "/api/v1/algorithms?task=det"))["items"]}
-        self.assertEqual(algs, {"auto", "det-s", "det-m"})
+        self.assertEqual(algs, {"auto", "det-s", "det-m", "det-s-p2", "det-m-p2"})
         r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
                      {"dataset_version_id": ver["id"], "params": {"imgsz": 100}})
         self.assertEqual(r.status, 422)

@@ -26,6 +26,7 @@
 #include "autocv/graph.h"
 #include "base/rng.h"
 #include "base/timeutil.h"
+#include "data/det_dataset.h"
 #include "nn/backend.h"
 #include "tasks/det.h"
 
@@ -42,7 +43,8 @@ static acv_det_net fake_net(int h, int w, int k)
     n.reg_max = R;
     n.imgsz_h = h;
     n.imgsz_w = w;
-    for (int l = 0; l < ACV_DET_LEVELS; l++) {
+    n.n_levels = 3;
+    for (int l = 0; l < 3; l++) {
         n.strides[l] = 8 << l;
         n.level_h[l] = h >> (3 + l);
         n.level_w[l] = w >> (3 + l);
@@ -767,8 +769,63 @@ static void test_build(void **state)
     assert_int_equal(acv_det_build(g, "det-s", 3, 100, 64, &net), ACV_EINVAL);
     assert_int_equal(acv_det_build(g, "det-s", 0, 64, 64, &net), ACV_EINVAL);
     acv_graph_free(g);
-    assert_string_equal(acv_det_auto(320, 1000), "det-s");
-    assert_string_equal(acv_det_auto(320, 50000), "det-m");
+    assert_string_equal(acv_det_auto(320, 1000, 0.0), "det-s");
+    assert_string_equal(acv_det_auto(320, 50000, 0.01), "det-m");
+    assert_string_equal(acv_det_auto(320, 1000, 0.2), "det-s-p2");
+    assert_string_equal(acv_det_auto(320, 50000, 0.05), "det-m-p2");
+    /* small boxes: the shorter side under 10 px once the image is scaled to imgsz */
+    acv_box bx[3] = {{0, 0, 40, 8, 0, 1, 0}, {0, 0, 30, 30, 0, 1, 0}, {5, 5, 12, 50, 0, 1, 0}};
+    acv_det_image im = {.w = 640, .h = 320, .n = 3, .boxes = bx};
+    assert_true(fabs(acv_det_small_share(&im, 1, 640) - 2.0 / 3) < 1e-12);  /* 8 and 7 px */
+    assert_true(fabs(acv_det_small_share(&im, 1, 1280) - 0.0) < 1e-12);     /* 16 and 14 px */
+    assert_true(fabs(acv_det_small_share(&im, 1, 320) - 2.0 / 3) < 1e-12);  /* 4, 15 and 3.5 px */
+    assert_true(acv_det_small_share(&im, 0, 320) == 0.0);
+}
+
+/* det-s-p2: a fourth level at stride 4 (its anchors first), recognised again from the graph,
+ * and a forward pass of the right shape whose anchors are ordered level by level. */
+static void test_build_p2(void **state)
+{
+    (void)state;
+    acv_graph *g = acv_graph_new();
+    acv_det_net net;
+    assert_int_equal(acv_det_build(g, "det-s-p2", 2, 64, 96, &net), 0);
+    assert_int_equal(net.n_levels, 4);
+    assert_int_equal(net.strides[0], 4);
+    assert_int_equal(net.strides[3], 32);
+    const acv_shape *os = acv_graph_shape(g, net.output);
+    assert_int_equal(os->d[2], 16 * 24 + 8 * 12 + 4 * 6 + 2 * 3);
+    assert_true(acv_graph_find(g, "neck.6.cv1.conv.weight") >= 0);
+    assert_true(acv_graph_find(g, "head.cls.3.2.bias") >= 0);
+    assert_int_equal(acv_det_init_params(g, &net, 1), 0);
+    float *cb = acv_graph_data(g, net.cls_bias[0]);
+    assert_true(fabsf(cb[1] - logf(5.0f / 2 / (16 * 24))) < 1e-6f);
+    acv_det_net n2;
+    memset(&n2, 0, sizeof n2);
+    assert_int_equal(acv_det_net_from_graph(g, 2, &n2), 0);
+    assert_int_equal(n2.n_levels, 4);
+    assert_int_equal(n2.n_anchors, net.n_anchors);
+    assert_ptr_equal(n2.arch, acv_det_arch_find("det-s-p2"));
+    float *pts, *st;
+    int A = acv_det_anchors(64, 96, n2.strides, n2.n_levels, &pts, &st);
+    assert_int_equal(A, net.n_anchors);
+    assert_true(st[0] == 4.0f && pts[0] == 2.0f && st[16 * 24] == 8.0f && st[A - 1] == 32.0f);
+    free(pts);
+    free(st);
+    /* the stride-4 level costs less than half of det-s again */
+    acv_graph *gs = acv_graph_new();
+    acv_det_net ns;
+    assert_int_equal(acv_det_build(gs, "det-s", 2, 320, 320, &ns), 0);
+    acv_graph *gp = acv_graph_new();
+    assert_int_equal(acv_det_build(gp, "det-s-p2", 2, 320, 320, &ns), 0);
+    double ratio = acv_graph_gflops(gp) / acv_graph_gflops(gs);
+    print_message("det-s-p2 / det-s GFLOPs at 320: %.2f\n", ratio);
+    assert_true(ratio > 1.1 && ratio < 1.5);
+    acv_graph_free(gs);
+    acv_graph_free(gp);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 1, false), 0);
+    assert_int_equal(acv_graph_forward(g, -1, false, 0), 0);
+    acv_graph_free(g);
 }
 
 /* det-m is YOLOv8s's layout: with 80 classes it has YOLOv8s's 11,166,544 trainable
@@ -1005,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_unletterbox),
         cmocka_unit_test(test_build),
+        cmocka_unit_test(test_build_p2),
         cmocka_unit_test(test_param_count_yolov8s),
         cmocka_unit_test(test_inference_matches),
         cmocka_unit_test(test_backward_from),

@@ -342,6 +342,67 @@ static void test_concurrent_inference(void **state)
     free(in);
 }
 
+/* MobileNetV2's first inverted residual at 224 (batch 1, 2 threads): the 1x1 expansion and
+ * the stride-2 depthwise convolution run as one oneDNN pass (with AVX-512), and the result
+ * is the reference's; at another batch size the pair still gives the right result. */
+static void test_pw_dw_fusion(void **state)
+{
+    (void)state;
+    acv_set_threads(2);
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {1, 3, 224, 224};
+    acv_id x = acv_input(g, "x", 4, xs);
+    acv_id h = acv_activation(g, acv_batchnorm(g, "bn0", acv_conv2d(g, "stem", x, 16, 3, 2, 1, 1, 1, false), 1e-5f,
+                                               0.1f), ACV_ACT_RELU6, 0);
+    acv_id expand = acv_conv2d(g, "pw1", h, 96, 1, 1, 0, 1, 1, false);
+    h = acv_activation(g, acv_batchnorm(g, "bn1", expand, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    acv_id dw = acv_conv2d(g, "dw", h, 96, 3, 2, 1, 1, 96, false);
+    h = acv_activation(g, acv_batchnorm(g, "bn2", dw, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    acv_id y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, acv_conv2d(g, "pw2", h, 24, 1, 1, 0, 1, 1, true)), 1),
+                          4, true);
+    acv_graph_set_output(g, y);
+    assert_int_equal(acv_graph_status(g), 0);
+    randomize(g, 9);
+    int64_t nx = 2 * 3 * 224 * 224;
+    float *in = malloc((size_t)nx * sizeof(float)), ref[8], out[8];
+    for (int64_t i = 0; i < nx; i++) in[i] = (float)((i * 131) % 97) / 48.0f - 1.0f;
+    /* batch 1, compiled for 1: fused */
+    assert_int_equal(acv_graph_compile(g, acv_backend_ref(), 1, false), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)nx / 2 * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    memcpy(ref, acv_graph_data(g, y), 4 * sizeof(float));
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 1, false), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)nx / 2 * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    memcpy(out, acv_graph_data(g, y), 4 * sizeof(float));
+    print_message("1x1 + dw at batch 1: %s, vs reference %.2e\n", acv_cpu_conv_impl(g->nodes[dw].cache),
+                  rel_diff(out, ref, 4));
+    assert_true(rel_diff(out, ref, 4) < 1e-4);
+    const acv_backend *cpu = acv_backend_cpu();
+    if (cpu->blocked_channels && cpu->blocked_channels() == 16) {
+        assert_int_equal(g->nodes[expand].fused_into, dw);
+        assert_int_equal(g->nodes[dw].dw_head, expand);
+        assert_null(g->nodes[expand].cache);
+        assert_null(strstr(acv_cpu_conv_impl(g->nodes[dw].cache), "not fused"));
+        assert_int_equal(acv_cpu_conv_activation_reorders(g->nodes[dw].cache), 0);
+    }
+    /* compiled for 2, run at 2 and 1: right whether oneDNN fuses those sizes or not */
+    run(g, acv_backend_ref(), x, y, in, 2, ref);
+    run(g, acv_backend_cpu(), x, y, in, 2, out);
+    assert_true(rel_diff(out, ref, 8) < 1e-4);
+    assert_int_equal(acv_graph_set_batch(g, 1), 0);
+    memcpy(acv_graph_data(g, x), in, (size_t)nx / 2 * sizeof(float));
+    assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
+    assert_true(rel_diff(acv_graph_data(g, y), ref, 4) < 1e-4);
+    /* ACV_DW_FUSION=0 leaves the pair apart */
+    setenv("ACV_DW_FUSION", "0", 1);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 1, false), 0);
+    assert_int_equal(g->nodes[dw].dw_head, -1);
+    unsetenv("ACV_DW_FUSION");
+    free(in);
+    acv_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_inference_fast_paths),
         cmocka_unit_test(test_training_keeps_prepared_kernels),
         cmocka_unit_test(test_concurrent_inference),
+        cmocka_unit_test(test_pw_dw_fusion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,6 +364,11 @@ export default {
   'alg.resnet34': 'ResNet-34: deeper and more accurate, about twice the cost of ResNet-18.',
   'alg.resnet50': 'ResNet-50: accurate, but heavy on a CPU.',
   'alg.mobilenetv2': 'MobileNetV2: light and fast, for small devices on the line.',
+  'alg.det.auto': 'Let AutoCV choose: det-s, or det-m for large data sets at small sizes; with a stride-4 level (-p2) when many objects are only a few pixels across.',
+  'alg.det-s': 'A small detector, fast on a CPU: a good first choice for parts and defects.',
+  'alg.det-m': 'A larger detector: more accurate, about 3.5× the cost of det-s.',
+  'alg.det-s-p2': 'det-s with a finer output level (every 4 pixels) for very small objects such as scratches and dents: about 1.4× the cost, twice the training time.',
+  'alg.det-m-p2': 'det-m with a finer output level (every 4 pixels) for very small objects: about 1.3× the cost of det-m.',
 
   'param.epochs': 'Epochs',
   'param.batch': 'Batch size',

@@ -363,6 +363,11 @@ export default {
   'alg.resnet34': 'ResNet-34：更深、更准确，计算量约为 ResNet-18 的 2 倍。',
   'alg.resnet50': 'ResNet-50：准确，但在 CPU 上计算量较大。',
   'alg.mobilenetv2': 'MobileNetV2：轻量快速，适合产线上的小型设备。',
+  'alg.det.auto': '由 AutoCV 选择：默认 det-s，数据量大且图片尺寸小时用 det-m；当许多目标只有几个像素大小时，使用带步长 4 输出层的版本（-p2）。',
+  'alg.det-s': '小型检测器，在 CPU 上速度快：检测零件和缺陷的首选。',
+  'alg.det-m': '较大的检测器：更准确，计算量约为 det-s 的 3.5 倍。',
+  'alg.det-s-p2': '在 det-s 上增加更精细的输出层（每 4 个像素），适合划痕、凹坑等很小的目标：计算量约为 1.4 倍，训练时间约为 2 倍。',
+  'alg.det-m-p2': '在 det-m 上增加更精细的输出层（每 4 个像素），适合很小的目标：计算量约为 det-m 的 1.3 倍。',
 
   'param.epochs': '训练轮数',
   'param.batch': '批大小',
