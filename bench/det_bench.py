@@ -48,6 +48,15 @@ def data_version(path):
         return None
 
 
+def model_arch(path):
+    """The architecture a model directory records ("det-s", ...), or None."""
+    try:
+        with open(os.path.join(path, "model.json")) as f:
+            return json.load(f).get("arch")
+    except (OSError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
@@ -74,7 +83,7 @@ def main():
     if not os.path.isdir(data):
         sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", data, "--train", str(a.train), "--val", "100",
             "--test", "200", "--imgsz", "320", "--seed", "0"])
-    model = os.path.join(out, "model320")
+    model = os.path.join(out, "model320-quick" if a.quick else "model320")  # make bench keeps a full run's model
     if not a.skip_train:
         t0 = time.time()
         p = sh([autocv, "train", "--task", "det", "--data", data, "--out", model, "--imgsz", "320", "--epochs",
@@ -96,9 +105,12 @@ def main():
         sh([PY, os.path.join(ROOT, "bench", "gen_tray.py"), "--out", tiny, "--train", "4", "--val", "2", "--test", "2",
             "--imgsz", "640", "--seed", "1"])
     model640 = os.path.join(out, "model640")
-    if not os.path.isdir(model640):
+    arch = model_arch(model)
+    if not os.path.isdir(model640) or model_arch(model640) != arch:
+        shutil.rmtree(model640, ignore_errors=True)
         sh([autocv, "train", "--task", "det", "--data", tiny, "--out", model640, "--imgsz", "640", "--epochs", "1",
-            "--batch", "2", "--threads", str(a.threads)], stdout=subprocess.DEVNULL)
+            "--batch", "2", "--threads", str(a.threads), "--model", arch or "auto"], stdout=subprocess.DEVNULL)
+    res["model"] = res.get("model") or arch
     mods = ort_modules(a.build)
     res["latency"] = {}
     for side, d in ((320, model), (640, model640)):
