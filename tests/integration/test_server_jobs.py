@@ -66,8 +66,9 @@ class TestJobs(unittest.TestCase):
         self.assertEqual((p["epochs"]["type"], p["epochs"]["min"], p["optimizer"]["choices"]),
                          ("integer", 1, ["sgd", "adamw"]))
         det = {a["name"]: a for a in self.req("GET", "/api/v1/algorithms?task=det").json()["items"]}
-        self.assertEqual(set(det), {"auto", "det-s", "det-m"})
+        self.assertEqual(set(det), {"auto", "det-s", "det-m", "det-s-p2", "det-m-p2"})
         self.assertAlmostEqual(det["det-m"]["cost"]["gflops"], 28.6, delta=0.3)  # YOLOv8s-sized at 640
+        self.assertAlmostEqual(det["det-s-p2"]["cost"]["gflops"], 11.7, delta=0.3)  # det-s + the stride-4 level
         self.assertEqual(self.req("GET", "/api/v1/algorithms?task=seg").json()["items"], [])
         self.assertEqual(self.req("GET", "/api/v1/algorithms?task=nope").status, 400)
 
