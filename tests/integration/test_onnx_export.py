@@ -280,14 +280,19 @@ class TestOnnxExport(unittest.TestCase):
         self.assertEqual(bj["preprocess"]["resize"], mj["preprocess"]["resize"])
 
     def test_detector(self):
-        """det-s: the (N, 64 + classes, anchors) output in AutoCV, re-imported, and ONNX Runtime."""
+        """det-s and det-s-p2: the (N, 64 + classes, anchors) output in AutoCV, re-imported, and ONNX Runtime."""
         from test_cli_det import make_coco
         data = os.path.join(self.tmp, "det-data")
         make_coco(data, 6, 5)
-        d = os.path.join(self.tmp, "det-s")
-        run("train", "--task", "det", "--data", data, "--out", d, "--model", "det-s", "--epochs", "1", "--batch", "3",
+        for arch, anchors in (("det-s", 8 * 8 + 4 * 4 + 2 * 2), ("det-s-p2", 16 * 16 + 8 * 8 + 4 * 4 + 2 * 2)):
+            with self.subTest(arch=arch):
+                self.check_detector(data, arch, anchors)
+
+    def check_detector(self, data, arch, anchors):
+        d = os.path.join(self.tmp, arch)
+        run("train", "--task", "det", "--data", data, "--out", d, "--model", arch, "--epochs", "1", "--batch", "3",
             "--imgsz", "64", "--threads", "2", "--json", check=True)
-        path = os.path.join(self.tmp, "det-s.onnx")
+        path = os.path.join(self.tmp, arch + ".onnx")
         rc, out, err = run("export", "--model", d, "--format", "onnx", "--out", path)
         self.assertEqual(rc, 0, err)
         code = ("import json, sys, onnx\n"
@@ -296,7 +301,7 @@ class TestOnnxExport(unittest.TestCase):
         p = subprocess.run([PY, "-c", code, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
         meta = json.loads(p.stdout)
-        self.assertEqual((meta["task"], meta["arch"], json.loads(meta["classes"])), ("det", "det-s", ["square", "bar"]))
+        self.assertEqual((meta["task"], meta["arch"], json.loads(meta["classes"])), ("det", arch, ["square", "bar"]))
         x = np.random.default_rng(3).random((2, 3, 64, 64), dtype=np.float32)
         xp = os.path.join(self.tmp, "det_x.npy")
         np.save(xp, x)
@@ -305,22 +310,25 @@ class TestOnnxExport(unittest.TestCase):
             o = os.path.join(self.tmp, "det_y_%s.npy" % name)
             run("infer", "--model", model, "--input", xp, "--output", o, "--threads", "2", check=True)
             outs[name] = np.load(o)
-        self.assertEqual(outs["dir"].shape, (2, 66, 8 * 8 + 4 * 4 + 2 * 2))
+        self.assertEqual(outs["dir"].shape, (2, 66, anchors))
         e = rel_err(outs["onnx"], outs["dir"])
-        self.figures.append("det-s        batch 2  re-import (autocv infer FILE.onnx): %.2e" % e)
+        self.figures.append("%-12s batch 2  re-import (autocv infer FILE.onnx): %.2e" % (arch, e))
         self.assertLess(e, TOL)
         if self.ort_mods:
             self.inputs[2, 64] = (xp, x)
             y = self.ort(path, 2, 64)
             e = rel_err(y, outs["dir"])
-            self.figures.append("det-s        batch 2  ONNX Runtime %s:              %.2e" % (ORT_VERSION, e))
+            self.figures.append("%-12s batch 2  ONNX Runtime %s:              %.2e" % (arch, ORT_VERSION, e))
             self.assertLess(e, TOL)
-        back = os.path.join(self.tmp, "det-s-reimported")
+        back = os.path.join(self.tmp, arch + "-reimported")
         rc, out, err = run("import", path, "--out", back)
         self.assertEqual(rc, 0, err)
         with open(os.path.join(back, "model.json")) as f:
             bj = json.load(f)
         self.assertEqual((bj["task"], bj["classes"], bj["preprocess"]["resize"]), ("det", ["square", "bar"], "letterbox"))
+        o = os.path.join(self.tmp, "det_y_back.npy")
+        run("infer", "--model", back, "--input", xp, "--output", o, "--threads", "2", check=True)
+        self.assertLess(rel_err(np.load(o), outs["dir"]), TOL)
 
     def test_compact(self):
         self.check("compact")
