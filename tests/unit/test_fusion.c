@@ -345,9 +345,10 @@ static void test_concurrent_inference(void **state)
 /* MobileNetV2's first inverted residual at 224 (batch 1, 2 threads): the 1x1 expansion and
  * the stride-2 depthwise convolution run as one oneDNN pass (with AVX-512), and the result
  * is the reference's; at another batch size the pair still gives the right result. */
-static void test_pw_dw_fusion(void **state)
+/* bare: the pair without batch norms or biases (the 1x1 without bias, the depthwise one
+ * given a zero bias). */
+static void check_pw_dw_fusion(bool bare)
 {
-    (void)state;
     acv_set_threads(2);
     acv_graph *g = acv_graph_new();
     int64_t xs[4] = {1, 3, 224, 224};
@@ -355,9 +356,9 @@ static void test_pw_dw_fusion(void **state)
     acv_id h = acv_activation(g, acv_batchnorm(g, "bn0", acv_conv2d(g, "stem", x, 16, 3, 2, 1, 1, 1, false), 1e-5f,
                                                0.1f), ACV_ACT_RELU6, 0);
     acv_id expand = acv_conv2d(g, "pw1", h, 96, 1, 1, 0, 1, 1, false);
-    h = acv_activation(g, acv_batchnorm(g, "bn1", expand, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    h = acv_activation(g, bare ? expand : acv_batchnorm(g, "bn1", expand, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
     acv_id dw = acv_conv2d(g, "dw", h, 96, 3, 2, 1, 1, 96, false);
-    h = acv_activation(g, acv_batchnorm(g, "bn2", dw, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
+    h = acv_activation(g, bare ? dw : acv_batchnorm(g, "bn2", dw, 1e-5f, 0.1f), ACV_ACT_RELU6, 0);
     acv_id y = acv_linear(g, "fc", acv_flatten(g, acv_global_avgpool(g, acv_conv2d(g, "pw2", h, 24, 1, 1, 0, 1, 1, true)), 1),
                           4, true);
     acv_graph_set_output(g, y);
@@ -375,8 +376,8 @@ static void test_pw_dw_fusion(void **state)
     memcpy(acv_graph_data(g, x), in, (size_t)nx / 2 * sizeof(float));
     assert_int_equal(acv_graph_forward(g, y, false, 0), 0);
     memcpy(out, acv_graph_data(g, y), 4 * sizeof(float));
-    print_message("1x1 + dw at batch 1: %s, vs reference %.2e\n", acv_cpu_conv_impl(g->nodes[dw].cache),
-                  rel_diff(out, ref, 4));
+    print_message("1x1 + dw at batch 1%s: %s, vs reference %.2e\n", bare ? " (no bias)" : "",
+                  acv_cpu_conv_impl(g->nodes[dw].cache), rel_diff(out, ref, 4));
     assert_true(rel_diff(out, ref, 4) < 1e-4);
     const acv_backend *cpu = acv_backend_cpu();
     if (cpu->blocked_channels && cpu->blocked_channels() == 16) {
@@ -401,6 +402,13 @@ static void test_pw_dw_fusion(void **state)
     unsetenv("ACV_DW_FUSION");
     free(in);
     acv_graph_free(g);
+}
+
+static void test_pw_dw_fusion(void **state)
+{
+    (void)state;
+    check_pw_dw_fusion(false);
+    check_pw_dw_fusion(true);
 }
 
 int main(void)

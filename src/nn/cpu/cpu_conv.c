@@ -40,7 +40,7 @@ typedef struct conv_cache {
      * depthwise one's key, fused_p1 the 1x1's) */
     conv_step fused;
     acv_conv_params fused_p1;
-    float *zero_bias; /* K zeros: the depthwise bias when the node has none */
+    float *zero_bias; /* K zeros: a bias for either convolution of the pair that has none */
     void *sub[2];     /* when oneDNN does not fuse the pair at this batch size: the 1x1's and
                          the depthwise convolution's own caches, */
     float *mid;       /* and the 1x1's output between them */
@@ -566,15 +566,18 @@ static dnnl_primitive_desc_t make_pw_dw_pd(const acv_conv_params *p1, const acv_
 
 bool acv__cpu_conv2d_pw_dw_ok(const acv_conv_params *p1, const acv_conv_params *pd, bool bias1)
 {
+    (void)bias1; /* the fused primitive always gets a 1x1 bias (see fused_build) */
     acv__cpu_sync_threads(); /* oneDNN fuses natively or not depending on the thread count */
     conv_desc_set d;
     dnnl_memory_desc_t dst, ww, wb;
-    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, pd, bias1, &d, &dst, &ww, &wb);
+    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, pd, true, &d, &dst, &ww, &wb);
     if (!pdesc) return false;
     dnnl_primitive_desc_destroy(pdesc);
     return true;
 }
 
+/* The 1x1 convolution always has a bias here (zeros when the node has none): oneDNN 2.6's
+ * fused kernel without one crashes. */
 static void fused_build(conv_cache *c, const acv_conv_params *p1, bool bias1)
 {
     conv_step *s = &c->fused;
@@ -585,7 +588,7 @@ static void fused_build(conv_cache *c, const acv_conv_params *p1, bool bias1)
     c->fused_p1 = *p1;
     conv_desc_set d;
     dnnl_memory_desc_t dst, ww, wb;
-    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, &c->p, bias1, &d, &dst, &ww, &wb);
+    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, &c->p, true, &d, &dst, &ww, &wb);
     if (!pdesc) return;
     if (!c->zero_bias && !(c->zero_bias = calloc((size_t)c->p.K, sizeof(float)))) {
         dnnl_primitive_desc_destroy(pdesc);
@@ -597,7 +600,7 @@ static void fused_build(conv_cache *c, const acv_conv_params *p1, bool bias1)
 #define ARG(a_, dir_, md_) (args[n] = (a_), dirs[n] = (dir_), mds[n] = (md_), n++)
     ARG(DNNL_ARG_SRC, ACV__ARG_IN, d.user_src);
     ARG(DNNL_ARG_WEIGHTS, ACV__ARG_IN_CONST, d.user_wei);
-    if (bias1) ARG(DNNL_ARG_BIAS, ACV__ARG_IN, d.user_bias);
+    ARG(DNNL_ARG_BIAS, ACV__ARG_IN, d.user_bias);
     ARG(DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, ACV__ARG_IN_CONST, ww);
     ARG(DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, ACV__ARG_IN, wb);
     ARG(DNNL_ARG_DST, ACV__ARG_OUT, dst);
@@ -625,7 +628,7 @@ void acv__cpu_conv2d_pw_dw_forward(void **cache, float *out, const float *in, co
             int n = 0;
             ptrs[n++] = (void *)in;
             ptrs[n++] = (void *)w1;
-            if (b1) ptrs[n++] = (void *)b1;
+            ptrs[n++] = b1 ? (void *)b1 : c->zero_bias; /* K1 == K */
             ptrs[n++] = (void *)wd;
             ptrs[n++] = bd ? (void *)bd : c->zero_bias;
             ptrs[n++] = out;
