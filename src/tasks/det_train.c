@@ -363,8 +363,8 @@ static int resolve(run_t *r)
     c->imgsz = o->imgsz > 0 ? o->imgsz : 640;
     if (c->imgsz < 64 || c->imgsz > 2048 || c->imgsz % 32)
         return acv_error(ACV_EINVAL, "--imgsz %d must be a multiple of 32 in 64..2048", c->imgsz);
-    const char *m = o->model && strcmp(o->model, "auto") ? o->model
-                    : acv_det_auto(c->imgsz, r->train->n, acv_det_small_share(r->train->images, r->train->n, c->imgsz));
+    const double small = acv_det_small_share(r->train->images, r->train->n, c->imgsz);
+    const char *m = o->model && strcmp(o->model, "auto") ? o->model : acv_det_auto(c->imgsz, r->train->n, small);
     if (!acv_det_arch_find(m))
         return acv_error(ACV_ENOTFOUND, "--model: unknown detector '%s' (auto, det-s, det-m, det-s-p2, det-m-p2)", m);
     snprintf(c->model, sizeof c->model, "%s", m);
@@ -387,6 +387,9 @@ static int resolve(run_t *r)
     if (o->mosaic >= 0) c->aug.mosaic = (float)o->mosaic;
     if (o->fliplr >= 0) c->aug.fliplr = (float)o->fliplr;
     if (o->flipud >= 0) c->aug.flipud = (float)o->flipud;
+    /* zooming out by up to 50% leaves objects a few pixels across at 1-3 pixels, below what
+     * can be learned: with many of them, the zoom range is +-20% */
+    if (small >= 0.05) c->aug.scale = 0.2f;
     if (o->scale >= 0) c->aug.scale = (float)o->scale;
     if (o->degrees >= 0) c->aug.degrees = (float)o->degrees;
     if (o->translate >= 0) c->aug.translate = (float)o->translate;
