@@ -23,6 +23,9 @@ typedef struct acv_model {
     char resize[24];         /* eval geometry: "stretch", "crop" (resize then center crop) or
                                 "letterbox" (fit inside, gray 114 border: detection) */
     float crop_frac;         /* for "crop" */
+    float *score_thr;        /* owned, n_classes per-class score thresholds or NULL: detection
+                                (model.json "postprocess": {"score_thresholds": [...]}); set by
+                                training from its validation counts (metrics/det_count.h) */
     char *provenance_json;   /* owned JSON object text or NULL */
     char *metrics_json;      /* owned JSON text of metrics.json or NULL */
 } acv_model;

@@ -1,5 +1,6 @@
 /* autocv eval: evaluate a model directory on a dataset split. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ int acv_cmd_eval(int argc, char **argv)
     const char *model = NULL, *data = NULL, *split = "test";
     int batch = 64, threads = 0, workers = 0;
     bool json = false, skip_bad = false;
-    double val_split = 0.1, count_thr = 0.5;
+    double val_split = 0.1, count_thr = NAN;
     const char *task = NULL;
     int seed = 0;
     acv_argdef defs[] = {
@@ -30,7 +31,7 @@ int acv_cmd_eval(int argc, char **argv)
         {"--workers", ACV_ARG_INT, &workers, "N", "data loading threads"},
         {"--json", ACV_ARG_FLAG, &json, NULL, "print the metrics as one JSON object"},
         {"--task", ACV_ARG_STR, &task, "TASK", "cls or det (default: the model's)"},
-        {"--count-threshold", ACV_ARG_FLOAT, &count_thr, "F", "det: score from which a detection counts (default 0.5)"},
+        {"--count-threshold", ACV_ARG_FLOAT, &count_thr, "F", "det: score from which a detection counts, every class (default: the model's per-class thresholds, else 0.5)"},
         {"--skip-bad", ACV_ARG_FLAG, &skip_bad, NULL, "det: skip bad labels (counted) instead of failing"},
     };
     int rc = acv_args_parse("eval", "--model DIR --data PATH [--split val|test] [--task cls|det] [--json]", argc, argv, defs,
@@ -41,7 +42,7 @@ int acv_cmd_eval(int argc, char **argv)
     if (strcmp(split, "val") && strcmp(split, "test") && strcmp(split, "train"))
         return acv_cli_fail("eval", "--split must be train, val or test (got %s)", split);
     if (task && strcmp(task, "cls") && strcmp(task, "det")) return acv_cli_fail("eval", "--task %s is unknown (cls, det)", task);
-    if (!(count_thr >= 0 && count_thr <= 1)) return acv_cli_fail("eval", "--count-threshold must be in [0, 1]");
+    if (!isnan(count_thr) && !(count_thr >= 0 && count_thr <= 1)) return acv_cli_fail("eval", "--count-threshold must be in [0, 1]");
     if (batch < 1 || batch > 4096) return acv_cli_fail("eval", "--batch %d is not in 1..4096", batch);
     acv_set_threads(threads);
     acv_model *m = NULL;

@@ -21,7 +21,10 @@ static int predict_det(acv_model *m, const char *model, char **imgs, int nimg, b
     acv_det_runner r;
     int rc = acv_det_runner_open(model, m, 1, &r);
     if (rc) return acv_cli_error("predict", rc);
-    r.dopts.score_thr = (float)conf;
+    if (!isnan(conf)) { /* given: every class at it, instead of the model's own thresholds */
+        r.dopts.score_thr = (float)conf;
+        r.dopts.class_thr = NULL;
+    }
     r.dopts.iou_thr = (float)iou;
     r.dopts.max_det = max_det;
     r.dopts.class_agnostic = agnostic;
@@ -94,11 +97,11 @@ int acv_cmd_predict(int argc, char **argv)
     const char *model = NULL;
     int topk = 5, threads = 0;
     bool json = false, agnostic = false;
-    double conf = 0.25, iou = 0.7;
+    double conf = NAN, iou = 0.7;
     int max_det = 300;
     const char *vis = NULL;
     acv_argdef defs[] = {
-        {"--conf", ACV_ARG_FLOAT, &conf, "F", "det: score threshold (default 0.25)"},
+        {"--conf", ACV_ARG_FLOAT, &conf, "F", "det: score threshold, every class (default: the model's per-class thresholds, else 0.25)"},
         {"--iou", ACV_ARG_FLOAT, &iou, "F", "det: NMS IoU threshold (default 0.7)"},
         {"--max-det", ACV_ARG_INT, &max_det, "N", "det: most detections per image (default 300)"},
         {"--agnostic-nms", ACV_ARG_FLAG, &agnostic, NULL, "det: suppress overlaps across classes"},
@@ -120,7 +123,7 @@ int acv_cmd_predict(int argc, char **argv)
     acv_model *m;
     if ((rc = acv_model_load_any(model, &m))) return acv_cli_error("predict", rc);
     if (!strcmp(m->task, "det")) {
-        if (!(conf >= 0 && conf <= 1) || !(iou > 0 && iou <= 1) || max_det < 1 || max_det > 100000) {
+        if ((!isnan(conf) && !(conf >= 0 && conf <= 1)) || !(iou > 0 && iou <= 1) || max_det < 1 || max_det > 100000) {
             acv_model_free(m);
             return acv_cli_fail("predict", "--conf must be in [0, 1], --iou in (0, 1], --max-det in 1..100000");
         }

@@ -2,6 +2,7 @@
 #include "autocv/model.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ void acv_model_free(acv_model *m)
     free(m->classes);
     free(m->provenance_json);
     free(m->metrics_json);
+    free(m->score_thr);
     free(m);
 }
 
@@ -105,6 +107,11 @@ int acv_model_save(const acv_model *m, const char *dir, const char *const *extra
                                                           "std", floats_json(m->std, m->in_c)));
     json_object_set_new(root, "preprocess", json_pack("{s:s, s:f}", "resize", m->resize[0] ? m->resize : "stretch",
                                                        "crop_frac", (double)m->crop_frac));
+    if (m->score_thr) {
+        json_t *th = json_array();
+        for (int i = 0; i < m->n_classes; i++) json_array_append_new(th, json_real(round((double)m->score_thr[i] * 1e6) / 1e6));
+        json_object_set_new(root, "postprocess", json_pack("{s:o}", "score_thresholds", th));
+    }
     if (m->provenance_json) {
         json_t *p = json_loads(m->provenance_json, 0, &jerr);
         if (p) json_object_set_new(root, "provenance", p);
@@ -243,6 +250,23 @@ int acv_model_load(const char *dir, acv_model **out)
             rc = acv_error(ACV_EFORMAT, "%s: preprocess.resize must be \"stretch\", \"crop\" or \"letterbox\"", mpath);
         json_t *prov = json_object_get(root, "provenance");
         if (prov) m->provenance_json = json_dumps(prov, JSON_COMPACT);
+    }
+    json_t *post = rc ? NULL : json_object_get(root, "postprocess");
+    json_t *sth = post ? json_object_get(post, "score_thresholds") : NULL;
+    if (!rc && post && !json_is_object(post)) rc = acv_error(ACV_EFORMAT, "%s: 'postprocess' must be an object", mpath);
+    if (!rc && sth) {
+        if (!json_is_array(sth) || (int)json_array_size(sth) != m->n_classes)
+            rc = acv_error(ACV_EFORMAT, "%s: postprocess.score_thresholds must be an array of %d numbers (one per class)",
+                           mpath, m->n_classes);
+        else if (!(m->score_thr = malloc((size_t)(m->n_classes ? m->n_classes : 1) * sizeof(float))))
+            rc = acv_error(ACV_ENOMEM, "out of memory");
+        for (int i = 0; !rc && i < m->n_classes; i++) {
+            json_t *v = json_array_get(sth, (size_t)i);
+            double t = json_number_value(v);
+            if (!json_is_number(v) || !(t >= 0 && t <= 1))
+                rc = acv_error(ACV_EFORMAT, "%s: postprocess.score_thresholds[%d] must be a number in [0, 1]", mpath, i);
+            else m->score_thr[i] = (float)t;
+        }
     }
     if (!rc) {
         json_t *gj = json_object_get(root, "graph");

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +502,14 @@ static int add_metadata(ex *e, const acv_model *m, Onnx__ModelProto *mp)
         if (!strcmp(m->resize, "crop")) json_object_set_new(pp, "crop_frac", json_real(m->crop_frac));
         p[k++] = meta(e, "preprocess", json_dumps(pp, JSON_COMPACT));
         json_decref(pp);
+    }
+    if (m->score_thr) { /* a detector's per-class thresholds (autocv/model.h) */
+        json_t *th = json_array();
+        for (int i = 0; i < m->n_classes; i++)
+            json_array_append_new(th, json_real(round((double)m->score_thr[i] * 1e6) / 1e6));
+        json_t *post = json_pack("{s:o}", "score_thresholds", th);
+        p[k++] = meta(e, "postprocess", json_dumps(post, JSON_COMPACT));
+        json_decref(post);
     }
     p[k++] = meta(e, "autocv_version", strdup(AUTOCV_VERSION));
     mp->metadata_props = p;

@@ -622,13 +622,14 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
         }
         int k = det ? (ys->ndim == 3 ? (int)ys->d[1] - 64 : 1) : ys->ndim >= 2 ? (int)ys->d[1] : 1;
         /* what an AutoCV export (or any producer using the same keys) recorded */
-        json_t *meta_classes = NULL, *meta_norm = NULL, *meta_pre = NULL;
+        json_t *meta_classes = NULL, *meta_norm = NULL, *meta_pre = NULL, *meta_post = NULL;
         const char *meta_arch = NULL;
         for (size_t i = 0; i < m->n_metadata_props; i++) {
             const Onnx__StringStringEntryProto *kv = m->metadata_props[i];
             if (!kv->key || !kv->value) continue;
             json_t **dst = !strcmp(kv->key, "classes") ? &meta_classes : !strcmp(kv->key, "normalization") ? &meta_norm
-                         : !strcmp(kv->key, "preprocess") ? &meta_pre : NULL;
+                         : !strcmp(kv->key, "preprocess") ? &meta_pre
+                         : !strcmp(kv->key, "postprocess") ? &meta_post : NULL;
             if (dst && !*dst) *dst = json_loads(kv->value, 0, NULL);
             if (!strcmp(kv->key, "arch")) meta_arch = kv->value;
         }
@@ -674,9 +675,19 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
         double cf = json_number_value(json_object_get(meta_pre, "crop_frac"));
         md->crop_frac = crop && cf > 0 && cf <= 1 ? (float)cf : 1;
         if (meta_arch && *meta_arch && strlen(meta_arch) < sizeof md->arch) snprintf(md->arch, sizeof md->arch, "%s", meta_arch);
+        /* a detector's per-class score thresholds, when they fit its classes (else none) */
+        json_t *th = json_object_get(meta_post, "score_thresholds");
+        bool th_ok = !rc && det && json_is_array(th) && (int)json_array_size(th) == k;
+        for (int i = 0; th_ok && i < k; i++) {
+            double t = json_number_value(json_array_get(th, (size_t)i));
+            th_ok = json_is_number(json_array_get(th, (size_t)i)) && t >= 0 && t <= 1;
+        }
+        if (th_ok && (md->score_thr = malloc((size_t)k * sizeof(float))))
+            for (int i = 0; i < k; i++) md->score_thr[i] = (float)json_number_value(json_array_get(th, (size_t)i));
         json_decref(meta_classes);
         json_decref(meta_norm);
         json_decref(meta_pre);
+        json_decref(meta_post);
         const char *base = strrchr(path, '/');
         char producer[256];
         snprintf(producer, sizeof producer, "%s %s", m->producer_name ? m->producer_name : "",

@@ -127,6 +127,8 @@ typedef struct acv_det_loss_opts {
                                 overlap more (a small defect inside a part) takes its best one
                                 back from a box holding several (YOLOv8 leaves it without any
                                 anchor, so it is never learned): true */
+    float small_first;
+    float grow;
 } acv_det_loss_opts;
 
 /* YOLOv8's values, as listed above. */
@@ -208,6 +210,8 @@ typedef struct acv_det_decode_opts {
     bool class_agnostic;     /* NMS across classes */
     bool multi_label;        /* an anchor yields a box for every class above score_thr
                                 (better mAP); else only for its best class (counting) */
+    const float *class_thr;  /* n_classes per-class thresholds used instead of score_thr, or
+                                NULL (not owned; a model's calibrated score_thr) */
 } acv_det_decode_opts;
 
 void acv_det_decode_opts_init(acv_det_decode_opts *o);

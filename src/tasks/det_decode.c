@@ -16,6 +16,7 @@ void acv_det_decode_opts_init(acv_det_decode_opts *o)
     o->max_candidates = 30000;
     o->class_agnostic = false;
     o->multi_label = false;
+    o->class_thr = NULL;
 }
 
 static int by_score_desc(const void *pa, const void *pb)
@@ -74,6 +75,11 @@ int acv_det_decode(const float *out, int n_anchors, int n_classes, int reg_max, 
     const float *cls = out + (int64_t)4 * R * A;
     /* compare logits with the threshold's logit: no sigmoid for the boxes that fail it */
     float thr = o->score_thr;
+    if (o->class_thr) { /* the lowest class threshold first; each box then meets its own */
+        thr = o->class_thr[0];
+        for (int c = 1; c < K; c++)
+            if (o->class_thr[c] < thr) thr = o->class_thr[c];
+    }
     float lthr = thr <= 0 ? -INFINITY : thr >= 1 ? INFINITY : logf(thr / (1 - thr));
     int n = 0, room = 0;
     acv_box *cand = NULL;
@@ -87,12 +93,15 @@ int acv_det_decode(const float *out, int n_anchors, int n_classes, int reg_max, 
                 if (best < 0 || v > bl) best = c, bl = v;
                 continue;
             }
+            float sc = 1 / (1 + expf(-v));
+            if (o->class_thr && !(sc >= o->class_thr[c])) continue;
             acv_box *bx = push(&cand, &n, &room);
             if (!bx) goto oom;
             decode_box(out, A, R, a, points, strides, bx);
             bx->cls = c;
-            bx->score = 1 / (1 + expf(-v));
+            bx->score = sc;
         }
+        if (best >= 0 && o->class_thr && !(1 / (1 + expf(-bl)) >= o->class_thr[best])) best = -1;
         if (best >= 0) {
             acv_box *bx = push(&cand, &n, &room);
             if (!bx) goto oom;

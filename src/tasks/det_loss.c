@@ -53,6 +53,8 @@ void acv_det_loss_opts_init(acv_det_loss_opts *o)
     o->center_fallback = true;
     o->min_target = 0.25f;
     o->keep_one = true;
+    o->small_first = 0.25f;
+    o->grow = 1.0f;
 }
 
 void acv_det_loss_free(acv_det_loss *L)
@@ -316,14 +318,26 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
         int cnt = 0;
         for (int l = 0; l < L->n_levels; l++) {
             int s = L->strides[l], W = L->level_w[l], H = L->level_h[l];
-            /* cells whose centre (x + 0.5) s may lie strictly inside the box */
-            int x0 = cell_clamp(floor(g->x1 / s - 0.5) - 1, W), x1 = cell_clamp(ceil(g->x2 / s - 0.5) + 1, W);
-            int y0 = cell_clamp(floor(g->y1 / s - 0.5) - 1, H), y1 = cell_clamp(ceil(g->y2 / s - 0.5) + 1, H);
+            /* the candidate region: the box, grown about its centre to at least grow strides */
+            double cb[4] = {gb[0], gb[1], gb[2], gb[3]}, gm = L->o.grow * s;
+            if (cb[2] - cb[0] < gm) {
+                double c = (cb[0] + cb[2]) / 2;
+                cb[0] = c - gm / 2;
+                cb[2] = c + gm / 2;
+            }
+            if (cb[3] - cb[1] < gm) {
+                double c = (cb[1] + cb[3]) / 2;
+                cb[1] = c - gm / 2;
+                cb[3] = c + gm / 2;
+            }
+            /* cells whose centre (x + 0.5) s may lie strictly inside it */
+            int x0 = cell_clamp(floor(cb[0] / s - 0.5) - 1, W), x1 = cell_clamp(ceil(cb[2] / s - 0.5) + 1, W);
+            int y0 = cell_clamp(floor(cb[1] / s - 0.5) - 1, H), y1 = cell_clamp(ceil(cb[3] / s - 0.5) + 1, H);
             for (int y = y0; y <= y1; y++)
                 for (int x = x0; x <= x1; x++) {
                     int a = L->level_start[l] + y * W + x;
                     double px = L->points[2 * a], py = L->points[2 * a + 1];
-                    double dmin = fmin(fmin(px - gb[0], py - gb[1]), fmin(gb[2] - px, gb[3] - py));
+                    double dmin = fmin(fmin(px - cb[0], py - cb[1]), fmin(cb[2] - px, cb[3] - py));
                     if (!(dmin > IN_GT_EPS)) continue;
                     double pb[4] = {L->pbox[4 * a], L->pbox[4 * a + 1], L->pbox[4 * a + 2], L->pbox[4 * a + 3]};
                     double ov = acv_det_ciou(gb, pb, NULL); /* Ultralytics: bbox_iou(gt, pred) */
@@ -348,9 +362,16 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
         L->gt_first_m[2 * j + 1] = cnt > 0 ? L->topk_o[0] : 0;
         /* an anchor several boxes keep goes to the one its prediction overlaps most (ties:
          * the earlier box) */
+        double area_j = ((double)g->x2 - g->x1) * ((double)g->y2 - g->y1);
         for (int i = 0; i < cnt; i++) {
             int a = L->topk_idx[i];
-            if (gt[a] >= 0 && !(L->topk_o[i] > iou[a])) continue;
+            if (gt[a] >= 0) {
+                const acv_box *h = &gts[gt[a]];
+                double area_k = ((double)h->x2 - h->x1) * ((double)h->y2 - h->y1);
+                double sf = L->o.small_first;
+                if (sf > 0 && area_k <= sf * area_j) continue;          /* the held box is much smaller */
+                if (!(sf > 0 && area_j <= sf * area_k) && !(L->topk_o[i] > iou[a])) continue;
+            }
             take_anchor(L, b, a, j, g, L->topk_m[i], L->topk_o[i]);
         }
     }

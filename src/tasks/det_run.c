@@ -28,6 +28,7 @@ int acv_det_runner_open(const char *dir, acv_model *model, int max_batch, acv_de
         if (a < 0) rc = a;
     }
     acv_det_decode_opts_init(&r->dopts);
+    if (!rc) r->dopts.class_thr = model->score_thr; /* the thresholds training chose, if any */
     if (rc) acv_det_runner_close(r);
     return rc;
 }
@@ -97,6 +98,11 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
     acv_det_runner r;
     int rc = acv_det_runner_open(model_dir, NULL, batch > 0 ? batch : 8, &r);
     if (rc) return rc;
+    const float *class_thr = NULL;
+    if (!(count_thr >= 0)) { /* not given: the model's per-class thresholds, else 0.5 */
+        class_thr = r.model ? r.model->score_thr : NULL;
+        count_thr = class_thr ? 0 : 0.5f;
+    }
     acv_det_dataset *ds = NULL;
     acv_det_loader *ld = NULL;
     acv_det_metrics *m = NULL;
@@ -141,6 +147,7 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
      * AP the usual low-threshold multi-label decoding */
     acv_det_decode_opts copts = r.dopts;
     copts.score_thr = count_thr;
+    copts.class_thr = class_thr;
     acv_box *cdets = rc ? NULL : malloc((size_t)copts.max_det * sizeof *cdets);
     if (!rc && !cdets) rc = acv_error(ACV_ENOMEM, "out of memory");
     acv_det_metrics *cm = rc ? NULL : acv_det_metrics_new(ds->k, (const char *const *)ds->names);
@@ -184,6 +191,19 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
             json_object_set(*out, "count_mae", json_object_get(cj, "count_mae"));
             json_object_set(*out, "count_exact", json_object_get(cj, "count_exact"));
             json_object_set(*out, "count_mae_per_class", json_object_get(cj, "count_mae_per_class"));
+            json_t *pc = json_object_get(*out, "per_class"), *cpc = json_object_get(cj, "per_class");
+            for (size_t k = 0; k < json_array_size(pc); k++)
+                json_object_set(json_array_get(pc, k), "count_mae",
+                                json_object_get(json_array_get(cpc, k), "count_mae"));
+            if (class_thr) {
+                json_t *th = json_array();
+                for (int k = 0; k < r.model->n_classes; k++)
+                    json_array_append_new(th, json_real(round((double)class_thr[k] * 1e6) / 1e6));
+                json_object_set_new(*out, "count_threshold", json_null());
+                json_object_set_new(*out, "count_thresholds", th);
+            } else {
+                json_object_set_new(*out, "count_threshold", json_real(count_thr));
+            }
             json_decref(cj);
         }
         json_object_set_new(*out, "task", json_string("det"));

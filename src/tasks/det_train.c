@@ -17,6 +17,7 @@
 #include "data/det_loader.h"
 #include "metrics/det.h"
 #include "nn/backend.h"
+#include "metrics/det_count.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "nn/schedule.h"
@@ -106,6 +107,8 @@ typedef struct run_t {
     char *ckpt;
     float *swap_p, *swap_b;
     acv_det_metrics *metrics;
+    acv_count_calib *calib; /* the deployed decoding's counts on the val split */
+    float *count_thr;      /* per class, from the last validation */
     json_t *samples;       /* the watched validation images' detections of the last validation */
     double t_start, t_loss, t_wait;
 } run_t;
@@ -166,6 +169,7 @@ static int save_model(run_t *r, json_t *metrics)
                              r->val ? r->val->n : 0, "config", cfg_json(&r->c), "threads", acv_get_threads());
     m.provenance_json = json_dumps(prov, JSON_COMPACT);
     json_decref(prov);
+    m.score_thr = metrics && json_is_array(json_object_get(metrics, "count_thresholds")) ? r->count_thr : NULL;
     m.metrics_json = metrics ? json_dumps(metrics, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) : NULL;
     const char *extra[] = {"checkpoint.safetensors", r->ckpt, NULL};
     int rc = acv_model_save(&m, r->o->out, extra);
@@ -182,8 +186,8 @@ static void use_eval_weights(run_t *r, bool on) { acv_train_use_ema(r->g, r->ema
 /* A few validation images watched through training (spread over the split): their
  * detections after each epoch, shown by the platform's training board. */
 #define N_SAMPLES 6
-#define SAMPLE_SCORE 0.5f /* the counting threshold */
 #define SAMPLE_MAX_BOXES 100
+#define COUNT_MAX_DET 1000 /* boxes per image considered for the count thresholds */
 
 static bool is_sample(int index, int n)
 {
@@ -193,11 +197,13 @@ static bool is_sample(int index, int n)
     return false;
 }
 
-static json_t *sample_json(const run_t *r, const acv_det_image *im, const acv_box *dets, int nd)
+/* A watched image's detections as deployed (one class per box), each class's at its count
+ * threshold thr; best first, at most SAMPLE_MAX_BOXES. */
+static json_t *sample_json(const run_t *r, const acv_det_image *im, const acv_box *dets, int nd, const float *thr)
 {
     json_t *boxes = json_array();
     for (int i = 0; i < nd && json_array_size(boxes) < SAMPLE_MAX_BOXES; i++) {
-        if (dets[i].score < SAMPLE_SCORE) continue;
+        if (!(dets[i].score >= thr[dets[i].cls])) continue;
         json_array_append_new(boxes, json_pack("{s:s, s:f, s:[f, f, f, f]}", "label", r->val->names[dets[i].cls],
                                                "score", (double)dets[i].score, "box", (double)dets[i].x1,
                                                (double)dets[i].y1, (double)dets[i].x2, (double)dets[i].y2));
@@ -208,15 +214,24 @@ static json_t *sample_json(const run_t *r, const acv_det_image *im, const acv_bo
 
 static int validate(run_t *r, json_t **out)
 {
+    *out = NULL;
     json_decref(r->samples);
     r->samples = json_array();
     acv_det_metrics_reset(r->metrics);
+    acv_count_calib_reset(r->calib);
+    acv_box *sample_box[N_SAMPLES] = {0};
+    int sample_n[N_SAMPLES], sample_img[N_SAMPLES];
+    for (int k = 0; k < N_SAMPLES; k++) sample_n[k] = -1;
     acv_det_loader_epoch(r->vl, 0);
-    acv_det_decode_opts dopts;
+    acv_det_decode_opts dopts, copts;
     acv_det_decode_opts_init(&dopts);
     dopts.score_thr = 0.001f;
     dopts.multi_label = true;
-    acv_box *dets = malloc((size_t)dopts.max_det * sizeof *dets);
+    /* counting: the deployed decoding (one class per box), every box a threshold could keep */
+    acv_det_decode_opts_init(&copts);
+    copts.score_thr = ACV_COUNT_THR_MIN;
+    copts.max_det = COUNT_MAX_DET;
+    acv_box *dets = malloc((size_t)(dopts.max_det > COUNT_MAX_DET ? dopts.max_det : COUNT_MAX_DET) * sizeof *dets);
     if (!dets) return acv_error(ACV_ENOMEM, "out of memory");
     acv_det_batch b;
     int rc, nb = acv_det_loader_num_batches(r->vl), done = 0;
@@ -236,16 +251,43 @@ static int validate(run_t *r, json_t **out)
                                          it->orig_h);
             const acv_det_image *im = &r->val->images[it->index];
             if (!rc) rc = acv_det_metrics_add_image(r->metrics, im->boxes, im->n, dets, nd);
-            if (!rc && r->samples && is_sample(it->index, r->val->n))
-                json_array_append_new(r->samples, sample_json(r, im, dets, nd));
+            if (!rc) rc = acv_det_decode(y + (size_t)i * per, r->net.n_anchors, r->net.n_classes, r->net.reg_max,
+                                         r->points, r->strides, &copts, dets, COUNT_MAX_DET, &nd);
+            if (!rc) acv_det_unletterbox(dets, nd, it->lb.scale, (float)it->lb.pad_x, (float)it->lb.pad_y, it->orig_w,
+                                         it->orig_h);
+            if (!rc) rc = acv_count_calib_add(r->calib, im->boxes, im->n, dets, nd);
+            if (!rc && is_sample(it->index, r->val->n)) { /* kept until the thresholds are known */
+                int k = 0;
+                while (k < N_SAMPLES && sample_n[k] >= 0) k++;
+                acv_box *keep = k < N_SAMPLES ? malloc((size_t)(nd ? nd : 1) * sizeof *keep) : NULL;
+                if (keep) {
+                    memcpy(keep, dets, (size_t)nd * sizeof *keep);
+                    sample_box[k] = keep;
+                    sample_n[k] = nd;
+                    sample_img[k] = it->index;
+                }
+            }
         }
         if (rc) break;
         if (r->out.tty) acv_progress_update(&r->out.bar, ++done, NULL);
     }
     if (r->out.tty) acv_progress_clear(&r->out.bar);
     free(dets);
-    if (rc < 0) return rc;
-    return acv_det_metrics_to_json(r->metrics, out);
+    if (rc >= 0) rc = acv_det_metrics_to_json(r->metrics, out);
+    /* the count thresholds that count the val images best; the counting figures with them */
+    if (!rc && !(rc = acv_count_calib_best(r->calib, r->count_thr)))
+        rc = acv_count_calib_to_json(r->calib, r->count_thr, *out);
+    for (int k = 0; k < N_SAMPLES; k++) {
+        if (!rc && sample_n[k] >= 0 && r->samples)
+            json_array_append_new(r->samples, sample_json(r, &r->val->images[sample_img[k]], sample_box[k], sample_n[k],
+                                                          r->count_thr));
+        free(sample_box[k]);
+    }
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int train_epoch(run_t *r, int epoch, double parts_out[4], double *ips)
@@ -345,6 +387,8 @@ static void run_free(run_t *r)
     acv_optim_free(r->opt);
     acv_ema_free(r->ema);
     acv_det_metrics_free(r->metrics);
+    acv_count_calib_free(r->calib);
+    free(r->count_thr);
     json_decref(r->samples);
     json_decref(r->s.history);
     free(r->grad);
@@ -505,7 +549,10 @@ static int setup(run_t *r)
     r->swap_p = malloc((size_t)(np ? np : 1) * sizeof(float));
     r->swap_b = malloc((size_t)(nb ? nb : 1) * sizeof(float));
     r->metrics = acv_det_metrics_new(r->train->k, (const char *const *)r->train->names);
-    if (!r->swap_p || !r->swap_b || !r->metrics) return acv_error(ACV_ENOMEM, "out of memory");
+    r->calib = acv_count_calib_new(r->train->k);
+    r->count_thr = malloc((size_t)r->train->k * sizeof(float));
+    if (!r->swap_p || !r->swap_b || !r->metrics || !r->calib || !r->count_thr)
+        return acv_error(ACV_ENOMEM, "out of memory");
     r->s.history = json_array();
     r->s.best = -1;
     if (o->resume) {
@@ -555,7 +602,7 @@ int acv_det_train(const acv_det_train_opts *o)
             a.mosaic = 0;
             if ((rc = acv_det_loader_set_aug(r.tl, &a))) break;
         }
-        double te = acv_now(), parts[4], ips;
+        double te = acv_now(), parts[4] = {0, 0, 0, 0}, ips = 0;
         if ((rc = train_epoch(&r, e, parts, &ips))) break;
         json_t *rec = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "epoch", e + 1, "train_loss", parts[3],
                                 "box_loss", parts[0], "cls_loss", parts[1], "dfl_loss", parts[2], "ips", ips, "time_s",
@@ -620,6 +667,14 @@ int acv_det_train(const acv_det_train_opts *o)
                         json_number_value(json_object_get(mj, "map50")), json_number_value(json_object_get(mj, "map50_95")),
                         json_number_value(json_object_get(mj, "count_exact")),
                         json_number_value(json_object_get(mj, "count_mae")));
+                if (mj && r.train->k <= 16) { /* the count thresholds, for a readable number of classes */
+                    char line[1024];
+                    int len = snprintf(line, sizeof line, "  count thresholds:");
+                    for (int k = 0; k < r.train->k && len < (int)sizeof line; k++)
+                        len += snprintf(line + len, sizeof line - (size_t)len, " %s %.2f", r.train->names[k],
+                                        (double)r.count_thr[k]);
+                    acv_train_say(&r.out, "%s", line);
+                }
             }
         }
         json_decref(rec);

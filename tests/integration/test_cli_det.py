@@ -92,7 +92,7 @@ class TestCliDet(unittest.TestCase):
         self.assertLess(epochs[-1]["train_loss"], epochs[0]["train_loss"])
         self.assertIn("val_map50", epochs[9])
         # the watched validation images (the training board draws them): the same ones each
-        # validated epoch, their boxes at the counting threshold inside the image, and by the end
+        # validated epoch, their boxes at the count thresholds inside the image, and by the end
         # the model finds about as many as are marked
         watched = [e["samples"] for e in epochs if "samples" in e]
         self.assertTrue(watched)
@@ -101,7 +101,7 @@ class TestCliDet(unittest.TestCase):
             for x in s:
                 for b in x["boxes"]:
                     self.assertIn(b["label"], CLASSES)
-                    self.assertGreaterEqual(b["score"], 0.5)
+                    self.assertGreaterEqual(b["score"], 0.05)  # the lowest count threshold
                     self.assertTrue(0 <= b["box"][0] < b["box"][2] <= x["width"] and
                                     0 <= b["box"][1] < b["box"][3] <= x["height"], b)
         last = watched[-1]
@@ -111,6 +111,18 @@ class TestCliDet(unittest.TestCase):
             mj = json.load(f)
         self.assertEqual((mj["task"], mj["classes"]), ("det", CLASSES))
         self.assertTrue(os.path.exists(os.path.join(self.model, "checkpoint.safetensors")))
+        # the count thresholds chosen on the val split: one per class, on the 0.05..0.95 grid,
+        # in model.json and in metrics.json with the counting figures they give
+        thr = mj["postprocess"]["score_thresholds"]
+        self.assertEqual(len(thr), len(CLASSES))
+        for t in thr:
+            self.assertTrue(0.05 - 1e-6 <= t <= 0.95 + 1e-6, thr)
+            self.assertAlmostEqual(t * 100, round(t * 100), places=3)
+        with open(os.path.join(self.model, "metrics.json")) as f:
+            met = json.load(f)
+        self.assertIsNone(met["count_threshold"])
+        self.assertEqual(met["count_thresholds"], thr)
+        self.assertEqual(len(met["count_mae_per_class"]), len(CLASSES))
 
     def test_eval_learns_and_json_keys(self):
         r = run("eval", "--model", self.model, "--data", self.data, "--split", "val", "--json")
@@ -122,6 +134,21 @@ class TestCliDet(unittest.TestCase):
         self.assertEqual(m["images"], 8)
         # solid shapes on a plain background: a detector that learned anything finds them
         self.assertGreater(m["map50"], 0.5, m)
+        # counting at the model's own thresholds: the figures training reported for this split
+        with open(os.path.join(self.model, "model.json")) as f:
+            thr = json.load(f)["postprocess"]["score_thresholds"]
+        with open(os.path.join(self.model, "metrics.json")) as f:
+            met = json.load(f)
+        self.assertIsNone(m["count_threshold"])
+        self.assertEqual(m["count_thresholds"], thr)
+        self.assertLessEqual(abs(m["count_exact"] - met["count_exact"]), 1 / 8 + 1e-9, (m["count_exact"], met))
+        # one threshold for every class when asked
+        r = run("eval", "--model", self.model, "--data", self.data, "--split", "val", "--json", "--count-threshold", "0.5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m5 = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(m5["count_threshold"], 0.5)
+        self.assertNotIn("count_thresholds", m5)
+        self.assertEqual(m5["map50_95"], m["map50_95"])
 
     def test_predict_json_and_vis(self):
         img = os.path.join(self.data, "images", "val", "val_000.png")
@@ -137,6 +164,15 @@ class TestCliDet(unittest.TestCase):
             self.assertTrue(0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 96, d)  # original pixels (128x96)
             self.assertGreaterEqual(d["score"], 0.3)
         self.assertTrue(os.path.getsize(os.path.join(vis, "val_000.jpg")) > 1000)
+        # without --conf, each class from the model's own count threshold
+        with open(os.path.join(self.model, "model.json")) as f:
+            thr = dict(zip(CLASSES, json.load(f)["postprocess"]["score_thresholds"]))
+        r = run("predict", "--model", self.model, "--json", img)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout.strip())
+        self.assertEqual(sum(out["counts"].values()), len(out["detections"]))
+        for d in out["detections"]:
+            self.assertGreaterEqual(d["score"], thr[d["label"]] - 1e-5, (d, thr))
 
     def test_resume_finishes(self):
         out = os.path.join(self.tmp, "resume")

@@ -302,6 +302,11 @@ class TestOnnxExport(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
         meta = json.loads(p.stdout)
         self.assertEqual((meta["task"], meta["arch"], json.loads(meta["classes"])), ("det", arch, ["square", "bar"]))
+        # the count thresholds training chose travel in the metadata and come back on import
+        with open(os.path.join(d, "model.json")) as f:
+            thr = json.load(f)["postprocess"]["score_thresholds"]
+        self.assertEqual(len(thr), 2)
+        self.assertEqual(json.loads(meta["postprocess"])["score_thresholds"], thr)
         x = np.random.default_rng(3).random((2, 3, 64, 64), dtype=np.float32)
         xp = os.path.join(self.tmp, "det_x.npy")
         np.save(xp, x)
@@ -326,6 +331,7 @@ class TestOnnxExport(unittest.TestCase):
         with open(os.path.join(back, "model.json")) as f:
             bj = json.load(f)
         self.assertEqual((bj["task"], bj["classes"], bj["preprocess"]["resize"]), ("det", ["square", "bar"], "letterbox"))
+        self.assertEqual(bj["postprocess"]["score_thresholds"], thr)
         o = os.path.join(self.tmp, "det_y_back.npy")
         run("infer", "--model", back, "--input", xp, "--output", o, "--threads", "2", check=True)
         self.assertLess(rel_err(np.load(o), outs["dir"]), TOL)

@@ -198,7 +198,10 @@ static void fx_free(fixture *f)
 static void test_assign_single_anchor(void **state)
 {
     (void)state;
-    fixture f = fx_new(3, 1, NULL);
+    acv_det_loss_opts o;
+    acv_det_loss_opts_init(&o);
+    o.grow = 0; /* the coarser levels' cells would be candidates too (test_assign_grow) */
+    fixture f = fx_new(3, 1, &o);
     assert_int_equal(f.A, 64 + 16 + 4);
     /* the box (1,1)-(7,7) holds one anchor centre, (4,4) = anchor 0 */
     acv_box g = box(1, 1, 7, 7, 2);
@@ -250,13 +253,14 @@ static void test_assign_center_fallback(void **state)
     acv_box g = box(1, 1, 3, 3, 0);
     const acv_box *gs[1] = {&g};
     int ng[1] = {1};
-    fixture f = fx_new(1, 1, NULL);
+    acv_det_loss_opts o;
+    acv_det_loss_opts_init(&o);
+    o.grow = 0; /* grown to a stride, it would hold a centre on every level */
+    fixture f = fx_new(1, 1, &o);
     assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
     assert_int_equal(count_fg(acv_det_loss_targets(f.L), 0), 1);
     assert_int_equal(acv_det_loss_targets(f.L)->gt[0], 0);
     fx_free(&f);
-    acv_det_loss_opts o;
-    acv_det_loss_opts_init(&o);
     o.center_fallback = false;
     f = fx_new(1, 1, &o);
     assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
@@ -301,8 +305,8 @@ static void test_assign_topk(void **state)
 }
 
 /* Random predictions and boxes: the assignment equals a brute-force reading of its contract
- * (each box's top-k candidates by metric; shared anchors to the highest IoU; normalised
- * scores). */
+ * (each box's top-k candidates by metric among the centres inside it grown to a stride;
+ * shared anchors to a much smaller box, else to the highest IoU; normalised scores). */
 static void test_assign_brute_force(void **state)
 {
     (void)state;
@@ -344,7 +348,15 @@ static void test_assign_brute_force(void **state)
             double pb[4] = {pts[2 * a] - e[0], pts[2 * a + 1] - e[1], pts[2 * a] + e[2], pts[2 * a + 1] + e[3]};
             for (int j = 0; j < n; j++) {
                 double gb[4] = {g[j].x1, g[j].y1, g[j].x2, g[j].y2};
-                if (!(pts[2 * a] > gb[0] && pts[2 * a] < gb[2] && pts[2 * a + 1] > gb[1] && pts[2 * a + 1] < gb[3]))
+                /* candidates: centres inside the box grown to at least one stride (grow 1) */
+                double cb[4] = {gb[0], gb[1], gb[2], gb[3]};
+                for (int ax = 0; ax < 2; ax++)
+                    if (cb[ax + 2] - cb[ax] < st[a]) {
+                        double c = (cb[ax] + cb[ax + 2]) / 2;
+                        cb[ax] = c - st[a] / 2.0;
+                        cb[ax + 2] = c + st[a] / 2.0;
+                    }
+                if (!(pts[2 * a] > cb[0] && pts[2 * a] < cb[2] && pts[2 * a + 1] > cb[1] && pts[2 * a + 1] < cb[3]))
                     continue;
                 double o = fmax(acv_det_ciou(gb, pb, NULL), 0);
                 double sc = 1 / (1 + exp(-(double)f.out[(int64_t)(4 * R + g[j].cls) * A + a]));
@@ -364,13 +376,20 @@ static void test_assign_brute_force(void **state)
                 cnt--;
             }
         }
-        /* owners: shared anchors to the highest IoU; then a box left with none takes back its
-         * best candidate (highest metric, the first on ties) from a box holding several */
+        /* owners, the boxes taken in order: a shared anchor goes to a box of at most a quarter
+         * of the holder's area, stays with a holder of at most a quarter of the newcomer's,
+         * else to the higher IoU; then a box left with none takes back its best candidate
+         * (highest metric, the first on ties) from a box holding several */
         int *own = malloc((size_t)A * sizeof(int)), held[8] = {0};
         for (int a = 0; a < A; a++) {
             own[a] = -1;
-            for (int j = 0; j < n; j++)
-                if (sel[j * A + a] && (own[a] < 0 || ov[j * A + a] > ov[own[a] * A + a])) own[a] = j;
+            for (int j = 0; j < n; j++) {
+                if (!sel[j * A + a]) continue;
+                int k = own[a];
+                double aj = ((double)g[j].x2 - g[j].x1) * ((double)g[j].y2 - g[j].y1);
+                double ak = k < 0 ? 0 : ((double)g[k].x2 - g[k].x1) * ((double)g[k].y2 - g[k].y1);
+                if (k < 0 || (!(ak <= 0.25 * aj) && (aj <= 0.25 * ak || ov[j * A + a] > ov[k * A + a]))) own[a] = j;
+            }
             if (own[a] >= 0) held[own[a]]++;
         }
         for (int j = 0; j < n; j++) {
@@ -480,6 +499,8 @@ static void test_assign_keep_one(void **state)
         acv_det_loss_opts o;
         acv_det_loss_opts_init(&o);
         o.keep_one = keep;
+        o.small_first = 0; /* YOLOv8's rule alone (test_assign_small_first) */
+        o.grow = 0;
         fixture f = fx_new(2, 1, &o);
         memset(f.out, 0, (size_t)f.C * f.A * sizeof(float)); /* others: uniform DFL, 120-px boxes */
         float *pts, *st;
@@ -510,6 +531,85 @@ static void test_assign_keep_one(void **state)
         }
         free(pts);
         free(st);
+        fx_free(&f);
+    }
+}
+
+/* The defect of test_assign_keep_one with the defaults: the smaller of two boxes sharing an
+ * anchor gets it when its area is at most small_first (0.25) of the other's, whatever the
+ * IoUs (a defect on a part, where the part's prediction always overlaps more), so keep_one is
+ * not needed; grown to one stride, the defect also has a candidate on the coarser levels
+ * ((24, 24) at stride 16, (16, 16) at 32), which it takes from the part too. As YOLOv8 does it
+ * (small_first 0, grow 0, keep_one off) the part keeps them all. */
+static void test_assign_small_first(void **state)
+{
+    (void)state;
+    for (int rule = 0; rule < 2; rule++) {
+        acv_det_loss_opts o;
+        acv_det_loss_opts_init(&o);
+        o.keep_one = false;
+        if (!rule) o.small_first = o.grow = 0; /* YOLOv8 */
+        fixture f = fx_new(2, 1, &o);
+        memset(f.out, 0, (size_t)f.C * f.A * sizeof(float));
+        float *pts, *st;
+        int strides[3] = {8, 16, 32};
+        assert_int_equal(acv_det_anchors(64, 64, strides, 3, &pts, &st), f.A);
+        int want[3] = {-1, -1, -1};
+        for (int a = 0; a < f.A; a++) {
+            if (st[a] == 8 && pts[2 * a] == 20 && pts[2 * a + 1] == 20) want[0] = a;
+            if (st[a] == 16 && pts[2 * a] == 24 && pts[2 * a + 1] == 24) want[1] = a;
+            if (st[a] == 32 && pts[2 * a] == 16 && pts[2 * a + 1] == 16) want[2] = a;
+        }
+        int d[4] = {2, 2, 2, 2};
+        set_hard_dist(f.out, f.A, want[0], d); /* predicts the part exactly */
+        acv_box g[2] = {box(4, 4, 36, 36, 0), box(18, 18, 22, 22, 1)};
+        const acv_box *gs[1] = {g};
+        int ng[1] = {2};
+        assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
+        const acv_det_targets *t = acv_det_loss_targets(f.L);
+        int defect = 0, part = 0;
+        for (int a = 0; a < f.A; a++) {
+            defect += t->gt[a] == 1;
+            part += t->gt[a] == 0;
+        }
+        assert_int_equal(defect, rule ? 3 : 0);
+        assert_true(part >= 3);
+        for (int i = 0; i < 3; i++) assert_int_equal(t->gt[want[i]] == 1, rule);
+        assert_int_equal(t->gt[want[0]], rule ? 1 : 0); /* YOLOv8: the part's, by IoU */
+        /* two boxes of like size still share by IoU (test_assign_overlap_by_iou) */
+        free(pts);
+        free(st);
+        fx_free(&f);
+    }
+}
+
+/* A scratch 28 x 2 pixels between the rows of stride-8 anchor centres (y = 4, 12, 20: none
+ * strictly inside 9..11): without growth only the centre fallback's one anchor learns it;
+ * grown to one stride about its centre (y 6..14) it holds the four centres along it at
+ * stride 8, two at stride 16 (y 2..18: (8, 8), (24, 8)) and one at 32 ((16, 16)). */
+static void test_assign_grow(void **state)
+{
+    (void)state;
+    for (int grow = 0; grow < 2; grow++) {
+        acv_det_loss_opts o;
+        acv_det_loss_opts_init(&o);
+        o.grow = grow ? 1.0f : 0.0f;
+        fixture f = fx_new(1, 1, &o);
+        acv_box g = box(2, 9, 30, 11, 0);
+        const acv_box *gs[1] = {&g};
+        int ng[1] = {1};
+        assert_int_equal(acv_det_assign(f.L, f.out, 1, gs, ng), 0);
+        const acv_det_targets *t = acv_det_loss_targets(f.L);
+        int n8 = 0, n = count_fg(t, 0);
+        for (int a = 0; a < 64; a++) n8 += t->gt[a] == 0; /* level 0: the first 64 anchors */
+        if (grow) {
+            assert_int_equal(n8, 4);
+            for (int x = 0; x < 4; x++) assert_int_equal(t->gt[8 + x], 0); /* row y = 12 */
+            assert_int_equal(n, 4 + 2 + 1);
+        } else {
+            assert_int_equal(n, 1);
+            assert_int_equal(n8, 1);
+        }
         fx_free(&f);
     }
 }
@@ -693,6 +793,20 @@ static void test_decode(void **state)
     assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 16, &nd), 0);
     assert_int_equal(nd, 1);
     assert_true(fabsf(dets[0].score - 0.9f) < 1e-5f);
+    /* per-class thresholds replace score_thr: class 1 (0.9) kept at 0.85, class 0 (0.7) not at
+     * 0.75; class 0 at 0.65 kept while class 1 at 0.95 is not */
+    acv_det_decode_opts_init(&o);
+    float ct[2] = {0.75f, 0.85f};
+    o.class_thr = ct;
+    o.score_thr = 0.99f; /* ignored */
+    assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 16, &nd), 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(dets[0].cls, 1);
+    ct[0] = 0.65f;
+    ct[1] = 0.95f;
+    assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 16, &nd), 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(dets[0].cls, 0);
     /* multi-label: anchor 64 also scores class 1 at 0.6: a second box of its own class */
     out[(int64_t)(4 * R + 1) * A + 64] = logf(0.6f / 0.4f);
     acv_det_decode_opts_init(&o);
@@ -1043,8 +1157,9 @@ static void test_latency(void **state)
         }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* e.g. "test_assign_*" */
     acv_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_anchors),
@@ -1057,6 +1172,8 @@ int main(void)
         cmocka_unit_test(test_assign_brute_force),
         cmocka_unit_test(test_assign_overlap_by_iou),
         cmocka_unit_test(test_assign_keep_one),
+        cmocka_unit_test(test_assign_small_first),
+        cmocka_unit_test(test_assign_grow),
         cmocka_unit_test(test_loss_gradients),
         cmocka_unit_test(test_loss_empty_image),
         cmocka_unit_test(test_decode),

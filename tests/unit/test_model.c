@@ -176,6 +176,17 @@ static void test_round_trip(void **state)
     assert_same_model(m, l2);
     acv_model_free(l2);
     acv_model_free(l);
+    /* per-class score thresholds (a detector's, chosen by training) round-trip */
+    assert_null(m->score_thr);
+    m->score_thr = malloc(4 * sizeof(float));
+    for (int i = 0; i < 4; i++) m->score_thr[i] = 0.3f + 0.1f * (float)i;
+    assert_int_equal(acv_model_save(m, path_in("m1t", NULL), NULL), 0);
+    assert_int_equal(acv_model_load(path_in("m1t", NULL), &l), 0);
+    assert_non_null(l->score_thr);
+    for (int i = 0; i < 4; i++) assert_float_equal(l->score_thr[i], m->score_thr[i], 1e-6f);
+    acv_model_free(l);
+    free(m->score_thr);
+    m->score_thr = NULL;
     /* defaults: no provenance, no metrics, stretch */
     free(m->provenance_json);
     free(m->metrics_json);
@@ -294,6 +305,14 @@ static void edit_std(json_t *r) { json_array_set_new(json_object_get(json_object
 static void edit_mean(json_t *r) { json_array_remove(json_object_get(json_object_get(r, "normalization"), "mean"), 0); }
 static void edit_resize(json_t *r) { json_object_set_new(json_object_get(r, "preprocess"), "resize", json_string("zoom")); }
 static void edit_no_graph(json_t *r) { json_object_del(r, "graph"); }
+static void edit_thr_count(json_t *r)
+{
+    json_object_set_new(r, "postprocess", json_pack("{s:[f, f]}", "score_thresholds", 0.5, 0.5));
+}
+static void edit_thr_range(json_t *r)
+{
+    json_object_set_new(r, "postprocess", json_pack("{s:[f, f, f, f]}", "score_thresholds", 0.5, 0.5, 1.5, 0.5));
+}
 static void edit_graph_op(json_t *r)
 {
     json_t *nodes = json_object_get(json_object_get(r, "graph"), "nodes");
@@ -333,6 +352,8 @@ static void test_load_errors_json(void **state)
     expect_load_error("mean", edit_mean, "model.json", ACV_EFORMAT, "normalization.mean");
     expect_load_error("resize", edit_resize, "model.json", ACV_EFORMAT, "preprocess.resize");
     expect_load_error("nograph", edit_no_graph, "model.json", ACV_EFORMAT, "'graph'");
+    expect_load_error("thrcount", edit_thr_count, "model.json", ACV_EFORMAT, "array of 4 numbers");
+    expect_load_error("thrrange", edit_thr_range, "model.json", ACV_EFORMAT, "score_thresholds[2]");
     expect_load_error("graphop", edit_graph_op, "model.json", ACV_EFORMAT, "teleport");
 }
 
