@@ -139,7 +139,7 @@ static int count_at(const cls_rec *r, const entry *e, float t)
     return n;
 }
 
-int acv_count_calib_best(const acv_count_calib *c, float *thr)
+int acv_count_calib_best(const acv_count_calib *c, int min_images, float *thr)
 {
     const int T = n_thresholds();
     int64_t *ok = malloc((size_t)T * sizeof *ok), *err = malloc((size_t)T * sizeof *err);
@@ -150,6 +150,12 @@ int acv_count_calib_best(const acv_count_calib *c, float *thr)
     }
     for (int k = 0; k < c->k; k++) {
         const cls_rec *r = &c->c[k];
+        int holding = 0;
+        for (size_t j = 0; j < r->n; j++) holding += r->e[j].truth > 0;
+        if (holding < min_images) {
+            thr[k] = ACV_COUNT_THR_DEFAULT;
+            continue;
+        }
         int best = -1;
         for (int i = 0; i < T; i++) {
             float t = threshold(i);

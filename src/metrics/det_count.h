@@ -9,6 +9,7 @@
  * (one class per box, class-aware NMS); for each class it then takes the threshold of a grid
  * that makes that class's count exact in the most images (ties: the smaller total count error,
  * then the threshold nearest 0.5). */
+#define ACV_COUNT_THR_DEFAULT 0.5f
 #ifndef ACV_METRICS_DET_COUNT_H
 #define ACV_METRICS_DET_COUNT_H
 
@@ -39,8 +40,9 @@ int acv_count_calib_add(acv_count_calib *c, const acv_box *gt, int ngt, const ac
 
 int64_t acv_count_calib_images(const acv_count_calib *c);
 
-/* The best threshold of each class into thr[k]. ACV_ENOMEM. */
-int acv_count_calib_best(const acv_count_calib *c, float *thr);
+/* The best threshold of each class into thr[k]; a class that fewer than min_images images hold
+ * (too few to choose from) gets 0.5. ACV_ENOMEM. */
+int acv_count_calib_best(const acv_count_calib *c, int min_images, float *thr);
 
 /* Counting with thresholds thr[k]: *exact gets the share of images whose every class count is
  * exact (1 with no image), *mae the mean over images and classes of |predicted - true count|,

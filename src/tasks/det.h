@@ -127,11 +127,17 @@ typedef struct acv_det_loss_opts {
                                 overlap more (a small defect inside a part) takes its best one
                                 back from a box holding several (YOLOv8 leaves it without any
                                 anchor, so it is never learned): true */
-    float small_first;
-    float grow;
+    float small_first;       /* an anchor two boxes keep goes to the smaller when its area is at
+                                most this share of the other's (a defect on a part: YOLOv8's
+                                rule, by IoU, gives every anchor on the defect to the part, so
+                                neighbouring cells were taught "part" and "defect" for the same
+                                pixels), else by IoU; 0: always by IoU (YOLOv8): 0.25 */
+    float grow;              /* a box's candidates are the anchor centres inside it grown about
+                                its centre to at least grow strides on each side, so a thin
+                                scratch between two rows of centres has some (YOLOv8: 0): 1 */
 } acv_det_loss_opts;
 
-/* YOLOv8's values, as listed above. */
+/* The values listed above (YOLOv8's, but for the departures marked). */
 void acv_det_loss_opts_init(acv_det_loss_opts *o);
 
 typedef struct acv_det_loss acv_det_loss;

@@ -188,6 +188,7 @@ static void use_eval_weights(run_t *r, bool on) { acv_train_use_ema(r->g, r->ema
 #define N_SAMPLES 6
 #define SAMPLE_MAX_BOXES 100
 #define COUNT_MAX_DET 1000 /* boxes per image considered for the count thresholds */
+#define COUNT_MIN_IMAGES 5 /* val images holding a class before its threshold is chosen (else 0.5) */
 
 static bool is_sample(int index, int n)
 {
@@ -275,7 +276,7 @@ static int validate(run_t *r, json_t **out)
     free(dets);
     if (rc >= 0) rc = acv_det_metrics_to_json(r->metrics, out);
     /* the count thresholds that count the val images best; the counting figures with them */
-    if (!rc && !(rc = acv_count_calib_best(r->calib, r->count_thr)))
+    if (!rc && !(rc = acv_count_calib_best(r->calib, COUNT_MIN_IMAGES, r->count_thr)))
         rc = acv_count_calib_to_json(r->calib, r->count_thr, *out);
     for (int k = 0; k < N_SAMPLES; k++) {
         if (!rc && sample_n[k] >= 0 && r->samples)

@@ -19,7 +19,7 @@ static acv_box bx(int cls, float score)
     return b;
 }
 
-/* Two classes, three images, worked out by hand.
+/* Two classes, three images, worked out by hand (any number of images may choose).
  *   image 0: 1 x class 0; predictions 0.9 (c0), 0.3 (c0)
  *   image 1: 2 x class 0; predictions 0.8, 0.35 (c0)
  *   image 2: 0 x class 0, 1 x class 1; predictions 0.2 (c0), 0.6 (c1), 0.04 (c1, below 0.05)
@@ -40,9 +40,16 @@ static void test_crafted(void **state)
     assert_int_equal(acv_count_calib_add(c, g2, 1, p2, 3), 0);
     assert_int_equal(acv_count_calib_images(c), 3);
     float thr[2];
-    assert_int_equal(acv_count_calib_best(c, thr), 0);
+    assert_int_equal(acv_count_calib_best(c, 1, thr), 0);
     assert_float_equal(thr[0], 0.35f, 1e-6f);
     assert_float_equal(thr[1], 0.5f, 1e-6f);
+    /* class 0 is in two images, class 1 in one: asking for three, both keep 0.5 */
+    float few[2];
+    assert_int_equal(acv_count_calib_best(c, 2, few), 0);
+    assert_float_equal(few[0], 0.35f, 1e-6f);
+    assert_float_equal(few[1], 0.5f, 1e-6f);
+    assert_int_equal(acv_count_calib_best(c, 3, few), 0);
+    assert_float_equal(few[0], 0.5f, 1e-6f);
     double exact, mae, cm[2];
     assert_int_equal(acv_count_calib_score(c, thr, &exact, &mae, cm), 0);
     assert_float_equal(exact, 1.0, 1e-12);
@@ -89,7 +96,7 @@ static void test_ignored_and_errors(void **state)
     acv_box p[1] = {bx(0, 0.7f)};
     assert_int_equal(acv_count_calib_add(c, g, 3, p, 1), 0);
     float thr[1];
-    assert_int_equal(acv_count_calib_best(c, thr), 0);
+    assert_int_equal(acv_count_calib_best(c, 1, thr), 0);
     assert_true(thr[0] <= 0.7f); /* one true object, one prediction */
     double exact, mae;
     assert_int_equal(acv_count_calib_score(c, thr, &exact, &mae, NULL), 0);
@@ -137,7 +144,7 @@ static void test_random_brute_force(void **state)
             assert_int_equal(acv_count_calib_add(c, g, ng, p, np[i]), 0);
         }
         float thr[4];
-        assert_int_equal(acv_count_calib_best(c, thr), 0);
+        assert_int_equal(acv_count_calib_best(c, 0, thr), 0);
         int64_t all_ok = 0, all_err = 0;
         unsigned char bad[25] = {0};
         for (int cl = 0; cl < k; cl++) {
