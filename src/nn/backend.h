@@ -29,7 +29,7 @@ typedef struct acv_backend {
     /* Inference (optional, both or neither): a 1x1 convolution p1 and the depthwise 3x3
      * convolution pd that is its output's only reader, in one pass (see nn/cpu/cpu.h);
      * conv2d_pw_dw_ok is asked when the graph is compiled. */
-    bool (*conv2d_pw_dw_ok)(const acv_conv_params *p1, const acv_conv_params *pd, bool bias1);
+    bool (*conv2d_pw_dw_ok)(const acv_conv_params *p1, const acv_conv_params *pd);
     void (*conv2d_pw_dw_forward)(void **cache, float *out, const float *in, const float *w1, const float *b1,
                                  const acv_conv_params *p1, const float *wd, const float *bd,
                                  const acv_conv_params *pd);

@@ -282,7 +282,7 @@ static void plan_dw_fusion(acv_graph *g)
         acv_conv_params p1, pd;
         infer_conv_params(g, hn, &p1);
         infer_conv_params(g, d, &pd);
-        if (!g->be->conv2d_pw_dw_ok(&p1, &pd, hn->fold_bn >= 0 || hn->n_in > 2)) continue;
+        if (!g->be->conv2d_pw_dw_ok(&p1, &pd)) continue;
         d->dw_head = h;
         hn->fused_into = i;
     }
@@ -566,7 +566,6 @@ static void axis_split(const acv_shape *s, int axis, int64_t *outer, int64_t *in
  * producer's own layout (for ops that read blocked tensors). */
 #define IN(k) (g->nodes[nd->in[k]].blk && g->nodes[nd->in[k]].plain ? g->nodes[nd->in[k]].plain : g->nodes[nd->in[k]].out)
 #define RAW(k) (g->nodes[nd->in[k]].out)
-#define IN_OF(x) ((x)->blk && (x)->plain ? (x)->plain : (x)->out)
 #define BLK(k) (g->nodes[nd->in[k]].blk)
 #define DIN(k) (g->nodes[nd->in[k]].grad)
 #define OPT_IN(k) (nd->n_in > (k) ? IN(k) : NULL)
@@ -591,12 +590,11 @@ static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
             acv_conv_params p1, pd;
             infer_conv_params(g, h, &p1);
             infer_conv_params(g, nd, &pd);
-            const acv_node *hx = &g->nodes[h->in[0]];
             const float *w1 = h->fold_bn >= 0 ? h->fold_w : g->nodes[h->in[1]].out;
             const float *b1 = h->fold_bn >= 0 ? h->fold_b : h->n_in > 2 ? g->nodes[h->in[2]].out : NULL;
             const float *wd = nd->fold_bn >= 0 ? nd->fold_w : IN(1);
             const float *bd = nd->fold_bn >= 0 ? nd->fold_b : OPT_IN(2);
-            be->conv2d_pw_dw_forward(&nd->cache, nd->out, hx->blk ? hx->out : IN_OF(hx), w1, b1, &p1, wd, bd, &pd);
+            be->conv2d_pw_dw_forward(&nd->cache, nd->out, g->nodes[h->in[0]].out, w1, b1, &p1, wd, bd, &pd);
         } else if (nd->op == ACV_OP_CONV2D) {
             const float *w = nd->fold_bn >= 0 ? nd->fold_w : IN(1);
             const float *b = nd->fold_bn >= 0 ? nd->fold_b : OPT_IN(2);

@@ -21,6 +21,7 @@
 #include "server/algorithms.h"
 #include "server/api.h"
 #include "server/jobs.h"
+#include "tasks/det.h"
 
 #define MANAGERS (ACV_ROLE_OWNER | ACV_ROLE_ENGINEER)
 
@@ -249,7 +250,11 @@ static int training_create(acv_call *c)
     bool custom = false;
     char *init = NULL;
     if (!acv_algorithms_is_builtin(task_s, algorithm) && !strcmp(task_s, "det")) {
-        return acv_error(ACV_EINVAL, "algorithm: unknown detector '%s' (auto, det-s, det-m, det-s-p2, det-m-p2)", algorithm);
+        char names[256] = "auto";
+        const acv_det_arch *list;
+        int n = acv_det_arch_list(&list);
+        for (int i = 0; i < n; i++) snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", list[i].name);
+        return acv_error(ACV_EINVAL, "algorithm: unknown detector '%s' (%s)", algorithm, names);
     } else if (!acv_algorithms_is_builtin(task_s, algorithm)) {
         rc = acv_db_query_text(c->db, &init, "SELECT path FROM custom_algorithms WHERE project_id = ? AND name = ?",
                                "Is", c->project_id, algorithm);

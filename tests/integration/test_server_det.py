@@ -64,6 +64,11 @@ class TestServerDet(unittest.TestCase):
                      {"dataset_version_id": ver["id"], "params": {"imgsz": 100}})
         self.assertEqual(r.status, 422)
         self.assertIn("params.imgsz", r.json()["error"]["message"])
+        # an unknown detector is named, with the ones there are
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "algorithm": "det-xl"})
+        self.assertIn(r.status, (400, 422))
+        self.assertIn("unknown detector 'det-xl' (auto, det-s, det-m, det-s-p2, det-m-p2)", r.json()["error"]["message"])
         job = self.ok(self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
                                {"dataset_version_id": ver["id"], "algorithm": "det-s",
                                 "params": {"imgsz": 128, "epochs": 60, "batch": 8, "lr": 0.004, "warmup_epochs": 2,

@@ -57,7 +57,7 @@ void acv__cpu_convt2d_backward(void **cache, float *d_in, float *d_w, float *d_b
  * only feeds a depthwise 3x3 convolution (pd; weights wd, bias bd or NULL, its post_act) in
  * one oneDNN pass that never writes the 1x1's output; the cache is the depthwise node's.
  * _ok says whether oneDNN takes the pair (checked when the graph is compiled). */
-bool acv__cpu_conv2d_pw_dw_ok(const acv_conv_params *p1, const acv_conv_params *pd, bool bias1);
+bool acv__cpu_conv2d_pw_dw_ok(const acv_conv_params *p1, const acv_conv_params *pd);
 void acv__cpu_conv2d_pw_dw_forward(void **cache, float *out, const float *in, const float *w1, const float *b1,
                                    const acv_conv_params *p1, const float *wd, const float *bd,
                                    const acv_conv_params *pd);

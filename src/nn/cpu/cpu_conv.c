@@ -526,15 +526,16 @@ static bool pw_dw_shape_ok(const acv_conv_params *p1, const acv_conv_params *pd)
 }
 
 /* The fused primitive's descriptor (NULL when oneDNN cannot, or only naively), with the
- * user's layouts of the final output and of the depthwise weights and bias. */
-static dnnl_primitive_desc_t make_pw_dw_pd(const acv_conv_params *p1, const acv_conv_params *pd, bool bias1,
-                                           conv_desc_set *d, dnnl_memory_desc_t *dst, dnnl_memory_desc_t *dw_wei,
+ * user's layouts of the final output and of the depthwise weights and bias. The 1x1
+ * convolution always has a bias (zeros when the node has none): oneDNN 2.6's fused kernel
+ * without one crashes. */
+static dnnl_primitive_desc_t make_pw_dw_pd(const acv_conv_params *p1, const acv_conv_params *pd, conv_desc_set *d, dnnl_memory_desc_t *dst, dnnl_memory_desc_t *dw_wei,
                                            dnnl_memory_desc_t *dw_bias)
 {
     dnnl_engine_t eng = acv__cpu_engine();
     if (!eng || !pw_dw_shape_ok(p1, pd) || desc_set_init(d, p1, false, true, 0)) return NULL;
     dnnl_convolution_desc_t od;
-    if (op_desc_init(&od, STEP_FWD, d, false, bias1, true, false)) return NULL;
+    if (op_desc_init(&od, STEP_FWD, d, false, true, true, false)) return NULL;
     dnnl_dims_t ddims = {pd->N, pd->K, pd->OH, pd->OW}, wdims = {pd->K, 1, 1, 3, 3}, bdims = {pd->K};
     const dnnl_format_tag_t dtag = pd->dst_block == 16 ? dnnl_nChw16c : dnnl_nChw8c;
     if (dnnl_memory_desc_init_by_tag(dst, 4, ddims, dnnl_f32, dtag) ||
@@ -564,31 +565,27 @@ static dnnl_primitive_desc_t make_pw_dw_pd(const acv_conv_params *p1, const acv_
     return out;
 }
 
-bool acv__cpu_conv2d_pw_dw_ok(const acv_conv_params *p1, const acv_conv_params *pd, bool bias1)
+bool acv__cpu_conv2d_pw_dw_ok(const acv_conv_params *p1, const acv_conv_params *pd)
 {
-    (void)bias1; /* the fused primitive always gets a 1x1 bias (see fused_build) */
     acv__cpu_sync_threads(); /* oneDNN fuses natively or not depending on the thread count */
     conv_desc_set d;
     dnnl_memory_desc_t dst, ww, wb;
-    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, pd, true, &d, &dst, &ww, &wb);
+    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, pd, &d, &dst, &ww, &wb);
     if (!pdesc) return false;
     dnnl_primitive_desc_destroy(pdesc);
     return true;
 }
 
-/* The 1x1 convolution always has a bias here (zeros when the node has none): oneDNN 2.6's
- * fused kernel without one crashes. */
-static void fused_build(conv_cache *c, const acv_conv_params *p1, bool bias1)
+static void fused_build(conv_cache *c, const acv_conv_params *p1)
 {
     conv_step *s = &c->fused;
     acv__op_free(&s->op);
     s->built = true;
     s->ok = false;
-    s->bias = bias1;
     c->fused_p1 = *p1;
     conv_desc_set d;
     dnnl_memory_desc_t dst, ww, wb;
-    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, &c->p, true, &d, &dst, &ww, &wb);
+    dnnl_primitive_desc_t pdesc = make_pw_dw_pd(p1, &c->p, &d, &dst, &ww, &wb);
     if (!pdesc) return;
     if (!c->zero_bias && !(c->zero_bias = calloc((size_t)c->p.K, sizeof(float)))) {
         dnnl_primitive_desc_destroy(pdesc);
@@ -618,11 +615,11 @@ void acv__cpu_conv2d_pw_dw_forward(void **cache, float *out, const float *in, co
     conv_cache *c = cache_get(slot, pd, false);
     bool done = false;
     if (c) {
-        if (c->fused.built && (memcmp(&c->fused_p1, p1, sizeof *p1) || c->fused.bias != (b1 != NULL))) {
+        if (c->fused.built && memcmp(&c->fused_p1, p1, sizeof *p1)) {
             acv__op_free(&c->fused.op);
             c->fused.built = c->fused.ok = false;
         }
-        if (!c->fused.built) fused_build(c, p1, b1 != NULL);
+        if (!c->fused.built) fused_build(c, p1);
         if (c->fused.ok) {
             void *ptrs[6];
             int n = 0;
