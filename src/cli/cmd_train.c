@@ -33,6 +33,8 @@ static int train_det(int argc, char **argv)
         {"--ema", ACV_ARG_FLOAT, &o.ema_decay, "F", "EMA decay of the weights, 0 to disable (default 0.9999)"},
         {"--patience", ACV_ARG_INT, &o.patience, "N", "stop after N validations without a better AP (default off)"},
         {"--close-mosaic", ACV_ARG_INT, &o.close_mosaic, "N", "epochs at the end without mosaic (auto: 10)"},
+        {"--class-balance", ACV_ARG_FLOAT, &o.class_balance, "F",
+         "weight classes with few positive anchors (small objects) up to F times; 1: off (auto: 10)"},
         {"--mosaic", ACV_ARG_FLOAT, &o.mosaic, "P", "mosaic probability (default 1)"},
         {"--fliplr", ACV_ARG_FLOAT, &o.fliplr, "P", "horizontal flip probability (default 0.5)"},
         {"--flipud", ACV_ARG_FLOAT, &o.flipud, "P", "vertical flip probability (default 0)"},

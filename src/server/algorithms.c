@@ -70,6 +70,8 @@ static const param DET_PARAMS[] = {
      "stop after this many validations without a better AP (0: never)"},
     {"close_mosaic", "--close-mosaic", P_INT, 0, 1000, false, NULL, "auto", false,
      "epochs at the end trained without mosaic (auto: 10)"},
+    {"class_balance", "--class-balance", P_NUM, 0, 1000, false, NULL, "auto", false,
+     "weight classes with few positive anchors (small objects) up to this many times; 1: off (auto: 10)"},
     {"mosaic", "--mosaic", P_NUM, 0, 1, false, NULL, "1", false, "probability of a 4-image mosaic"},
     {"fliplr", "--fliplr", P_NUM, 0, 1, false, NULL, "0.5", false, "probability of a horizontal flip"},
     {"flipud", "--flipud", P_NUM, 0, 1, false, NULL, "0", false, "probability of a vertical flip"},

@@ -135,6 +135,12 @@ typedef struct acv_det_loss_opts {
     float grow;              /* a box's candidates are the anchor centres inside it grown about
                                 its centre to at least grow strides on each side, so a thin
                                 scratch between two rows of centres has some (YOLOv8: 0): 1 */
+    float balance;           /* class balance: in each batch, a class whose anchors carry less
+                                target score than the mean of the classes present has its
+                                classification, box and DFL terms weighted by that ratio, at
+                                most balance (a 5-pixel defect holds 1-3 anchors of low target
+                                where a part holds 10 of high, so the shared layers hardly
+                                learn it); <= 1: off (YOLOv8): 10 */
 } acv_det_loss_opts;
 
 /* The values listed above (YOLOv8's, but for the departures marked). */

@@ -39,6 +39,7 @@ struct acv_det_loss {
     int *topk_idx;           /* (topk) */
     double *topk_m, *topk_o;
     int gt_cap;
+    double *cw;              /* (K) per-class weights of the last evaluation */
 };
 
 void acv_det_loss_opts_init(acv_det_loss_opts *o)
@@ -55,6 +56,7 @@ void acv_det_loss_opts_init(acv_det_loss_opts *o)
     o->keep_one = true;
     o->small_first = 0.25f;
     o->grow = 1.0f;
+    o->balance = 10.0f;
 }
 
 void acv_det_loss_free(acv_det_loss *L)
@@ -74,6 +76,7 @@ void acv_det_loss_free(acv_det_loss *L)
     free(L->gt_first_m);
     free(L->topk_idx);
     free(L->topk_m);
+    free(L->cw);
     free(L->topk_o);
     free(L);
 }
@@ -130,8 +133,9 @@ int acv_det_loss_new(const acv_det_net *net, int max_batch, const acv_det_loss_o
     L->topk_idx = malloc((size_t)L->o.topk * sizeof(int));
     L->topk_m = malloc((size_t)L->o.topk * sizeof(double));
     L->topk_o = malloc((size_t)L->o.topk * sizeof(double));
+    L->cw = malloc((size_t)L->K * sizeof(double));
     if (!L->gt || !L->cls || !L->score || !L->iou || !L->metric || !L->box || !L->pbox || !L->topk_idx ||
-        !L->topk_m || !L->topk_o) {
+        !L->topk_m || !L->topk_o || !L->cw) {
         acv_det_loss_free(L);
         return acv_error(ACV_ENOMEM, "out of memory for the detection loss (batch %d, %d anchors)", max_batch, A);
     }
@@ -463,6 +467,25 @@ int acv_det_loss_eval(acv_det_loss *L, const float *out, int n, unsigned terms, 
         S += L->score[i];
         n_fg += L->gt[i] >= 0;
     }
+    /* class balance: each class's share of the target score, then its weight */
+    double *cw = L->cw;
+    for (int c = 0; c < K; c++) cw[c] = 0;
+    for (int64_t i = 0; i < (int64_t)n * A; i++)
+        if (L->gt[i] >= 0) cw[L->cls[i]] += L->score[i];
+    {
+        double tot = 0;
+        int present = 0;
+        for (int c = 0; c < K; c++)
+            if (cw[c] > 0) {
+                tot += cw[c];
+                present++;
+            }
+        for (int c = 0; c < K; c++) {
+            double w = 1;
+            if (L->o.balance > 1 && cw[c] > 0) w = fmin(L->o.balance, fmax(1.0, tot / present / cw[c]));
+            cw[c] = w;
+        }
+    }
     double norm = S > 1 ? S : 1;
     double scale = L->o.scale_by_batch ? n : 1;
     double f_cls = (terms & ACV_DET_TERM_CLS) ? L->o.w_cls / norm : 0;
@@ -478,12 +501,13 @@ int acv_det_loss_eval(acv_det_loss *L, const float *out, int n, unsigned terms, 
         /* classification: every anchor, every class */
         if (f_cls) {
             for (int c = 0; c < K; c++) {
+                const double cwc = cw[c];
                 const float *x = o + (int64_t)(4 * R + c) * A;
                 float *gx = go ? go + (int64_t)(4 * R + c) * A : NULL;
                 for (int a = 0; a < A; a++) {
                     double v = x[a], t = cls[a] == c ? score[a] : 0, e = exp(-fabs(v)); /* one exp */
-                    l_cls += fmax(v, 0) - v * t + log1p(e);
-                    if (gx) gx[a] = (float)(((v >= 0 ? 1 : e) / (1 + e) - t) * f_cls * scale);
+                    l_cls += cwc * (fmax(v, 0) - v * t + log1p(e));
+                    if (gx) gx[a] = (float)(cwc * ((v >= 0 ? 1 : e) / (1 + e) - t) * f_cls * scale);
                 }
             }
         }
@@ -491,7 +515,7 @@ int acv_det_loss_eval(acv_det_loss *L, const float *out, int n, unsigned terms, 
         /* box and DFL: assigned anchors, weighted by their target score */
         for (int a = 0; a < A; a++) {
             if (gt[a] < 0) continue;
-            double w = score[a], s = L->astride[a];
+            double w = score[a] * cw[cls[a]], s = L->astride[a];
             double ax = L->points[2 * a] / s, ay = L->points[2 * a + 1] / s;
             double tb[4] = {box[4 * a] / s, box[4 * a + 1] / s, box[4 * a + 2] / s, box[4 * a + 3] / s};
             double p[4 * 64], e[4];

@@ -25,6 +25,7 @@ typedef struct acv_det_train_opts {
     int epochs, batch, imgsz, workers, threads, patience, log_every;
     int close_mosaic;        /* epochs at the end without mosaic (auto: 10, at most a third) */
     double lr, weight_decay, warmup_epochs, ema_decay;
+    double class_balance;    /* weight up to this on classes with little target score (auto: 10) */
     double mosaic, fliplr, flipud, scale, degrees, translate; /* augmentation (auto: YOLOv8's) */
     int val_every;           /* validate every N epochs and at the last one (auto: 1) */
     uint64_t seed;

@@ -28,7 +28,7 @@ void acv_det_train_opts_init(acv_det_train_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->model = "auto";
-    o->lr = o->weight_decay = o->warmup_epochs = o->ema_decay = -1;
+    o->lr = o->weight_decay = o->warmup_epochs = o->ema_decay = o->class_balance = -1;
     o->mosaic = o->fliplr = o->flipud = o->scale = o->degrees = o->translate = -1;
     o->close_mosaic = -1;
     o->patience = 0;
@@ -40,19 +40,22 @@ typedef struct cfg_t {
     char model[32];
     int epochs, batch, imgsz, close_mosaic, val_every, patience;
     double lr, weight_decay, warmup_epochs, ema_decay;
+    double class_balance;    /* the loss's class balance (acv_det_loss_opts.balance) */
     acv_det_aug_opts aug;
     uint64_t seed;
 } cfg_t;
 
 static json_t *cfg_json(const cfg_t *c)
 {
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
                      "model", c->model, "epochs", c->epochs, "batch", c->batch, "imgsz", c->imgsz, "close_mosaic",
                      c->close_mosaic, "val_every", c->val_every, "patience", c->patience, "lr", c->lr,
                      "weight_decay", c->weight_decay, "warmup_epochs", c->warmup_epochs, "ema", c->ema_decay, "seed",
                      (json_int_t)c->seed, "aug", "mosaic", (double)c->aug.mosaic, "fliplr", (double)c->aug.fliplr,
                      "flipud", (double)c->aug.flipud, "scale", (double)c->aug.scale, "degrees",
                      (double)c->aug.degrees, "translate", (double)c->aug.translate);
+    if (j) json_object_set_new(j, "class_balance", json_real(c->class_balance));
+    return j;
 }
 
 static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
@@ -67,6 +70,9 @@ static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
 #undef F
     c->ema_decay = json_number_value(json_object_get(o, "ema"));
     c->seed = (uint64_t)json_integer_value(json_object_get(o, "seed"));
+    /* a checkpoint from before the class balance was trained without it */
+    json_t *cb = json_object_get(o, "class_balance");
+    c->class_balance = cb ? json_number_value(cb) : 1;
     json_t *a = json_object_get(o, "aug");
     acv_det_aug_opts_default(&c->aug);
     c->aug.mosaic = (float)json_number_value(json_object_get(a, "mosaic"));
@@ -422,6 +428,9 @@ static int resolve(run_t *r)
     c->weight_decay = o->weight_decay >= 0 ? o->weight_decay : 0.0005 * c->batch / 64.0;
     c->warmup_epochs = o->warmup_epochs >= 0 ? o->warmup_epochs : (c->epochs >= 10 ? 3 : 0.5);
     c->ema_decay = o->ema_decay >= 0 ? o->ema_decay : 0.9999;
+    c->class_balance = o->class_balance >= 0 ? o->class_balance : 10;
+    if (!(c->class_balance >= 0 && c->class_balance <= 1000))
+        return acv_error(ACV_EINVAL, "--class-balance %g is not in [0, 1000]", c->class_balance);
     int cm = o->close_mosaic >= 0 ? o->close_mosaic : 10;
     if (cm > c->epochs / 3 && o->close_mosaic < 0) cm = c->epochs / 3;
     c->close_mosaic = cm;
@@ -516,7 +525,10 @@ static int setup(run_t *r)
         if (rc) return rc;
     }
     if ((rc = acv_graph_compile(r->g, NULL, r->c.batch, true))) return rc;
-    if ((rc = acv_det_loss_new(&r->net, r->c.batch, NULL, &r->loss))) return rc;
+    acv_det_loss_opts lopt;
+    acv_det_loss_opts_init(&lopt);
+    lopt.balance = (float)r->c.class_balance;
+    if ((rc = acv_det_loss_new(&r->net, r->c.batch, &lopt, &r->loss))) return rc;
     int A = acv_det_anchors(r->c.imgsz, r->c.imgsz, r->net.strides, r->net.n_levels, &r->points, &r->strides);
     if (A < 0) return A;
     r->grad = malloc((size_t)r->c.batch * (4 * r->net.reg_max + r->net.n_classes) * A * sizeof(float));

@@ -110,6 +110,7 @@ class TestCliDet(unittest.TestCase):
         with open(os.path.join(self.model, "model.json")) as f:
             mj = json.load(f)
         self.assertEqual((mj["task"], mj["classes"]), ("det", CLASSES))
+        self.assertEqual(mj["provenance"]["config"]["class_balance"], 10)  # the loss's class balance, on
         self.assertTrue(os.path.exists(os.path.join(self.model, "checkpoint.safetensors")))
         # the count thresholds chosen on the val split: one per class, on the 0.05..0.95 grid,
         # in model.json and in metrics.json with the counting figures they give
@@ -204,6 +205,11 @@ class TestCliDet(unittest.TestCase):
         r = run("train", "--task", "det", "--data", self.data, "--out", os.path.join(self.tmp, "x"), "--imgsz", "100")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("multiple of 32", r.stderr)
+        r = run("train", "--task", "det", "--data", self.data, "--out", os.path.join(self.tmp, "x"), "--imgsz", "64",
+                "--class-balance", "5000")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--class-balance 5000 is not in [0, 1000]", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "x")))
 
 
 if __name__ == "__main__":

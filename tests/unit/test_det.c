@@ -717,6 +717,72 @@ static void test_loss_gradients(void **state)
     }
 }
 
+/* The class balance: with it, every gradient of class c's logits and of the box and DFL
+ * channels of anchors assigned to class c is the unbalanced one times w_c = min(cap, max(1,
+ * mean target mass of the classes present / class c's)), a class absent from the batch
+ * keeping 1. Three large parts, one medium and one 6-pixel defect over two images. */
+static void test_loss_balance(void **state)
+{
+    (void)state;
+    for (int cap = 2; cap <= 40; cap *= 20) {
+        acv_det_loss_opts o0, o1;
+        acv_det_loss_opts_init(&o0);
+        o0.balance = 0;
+        o1 = o0;
+        o1.balance = (float)cap;
+        fixture f0 = fx_new(4, 2, &o0), f1 = fx_new(4, 2, &o1);
+        acv_rng r;
+        acv_rng_seed(&r, 11);
+        for (int64_t i = 0; i < (int64_t)2 * f0.C * f0.A; i++) f0.out[i] = f1.out[i] = acv_rng_normal(&r);
+        acv_box g0[3] = {box(2, 2, 40, 44, 0), box(20, 10, 62, 50, 0), box(8, 30, 30, 52, 2)};
+        acv_box g1[2] = {box(4, 4, 60, 58, 0), box(30, 30, 36, 36, 1)};
+        const acv_box *gs[2] = {g0, g1};
+        int ng[2] = {3, 2};
+        assert_int_equal(acv_det_assign(f0.L, f0.out, 2, gs, ng), 0);
+        assert_int_equal(acv_det_assign(f1.L, f1.out, 2, gs, ng), 0);
+        const acv_det_targets *t0 = acv_det_loss_targets(f0.L), *t1 = acv_det_loss_targets(f1.L);
+        double mass[4] = {0, 0, 0, 0}, tot = 0;
+        int present = 0;
+        for (int i = 0; i < 2 * f0.A; i++) {
+            assert_int_equal(t0->gt[i], t1->gt[i]); /* the balance leaves the assignment alone */
+            if (t0->gt[i] >= 0) mass[t0->cls[i]] += t0->score[i];
+        }
+        for (int c = 0; c < 4; c++)
+            if (mass[c] > 0) tot += mass[c], present++;
+        assert_int_equal(present, 3); /* class 3 is absent */
+        double w[4];
+        for (int c = 0; c < 4; c++) w[c] = mass[c] > 0 ? fmin(cap, fmax(1, tot / present / mass[c])) : 1;
+        assert_true(w[0] == 1 && w[1] > 1 && w[3] == 1);
+        if (cap == 2) assert_true(w[1] == 2); /* capped */
+        else assert_true(w[1] > 2 && w[1] < cap);
+        int64_t N = (int64_t)2 * f0.C * f0.A;
+        float *a0 = malloc((size_t)N * sizeof(float)), *a1 = malloc((size_t)N * sizeof(float));
+        acv_det_loss_parts p0, p1;
+        assert_int_equal(acv_det_loss_eval(f0.L, f0.out, 2, ACV_DET_TERM_ALL, a0, &p0), 0);
+        assert_int_equal(acv_det_loss_eval(f1.L, f1.out, 2, ACV_DET_TERM_ALL, a1, &p1), 0);
+        double worst = 0;
+        int changed = 0;
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < f0.C; c++)
+                for (int a = 0; a < f0.A; a++) {
+                    int64_t i = ((int64_t)b * f0.C + c) * f0.A + a;
+                    int k = c >= 4 * R ? c - 4 * R : t0->cls[b * f0.A + a];
+                    double want = k >= 0 ? w[k] * a0[i] : a0[i]; /* background box channels: 0 */
+                    worst = fmax(worst, fabs(a1[i] - want) / fmax(fabs(want), 1e-6));
+                    changed += a1[i] != a0[i];
+                }
+        print_message("class balance cap %d: weights %.3f %.3f %.3f %.3f, worst relative error %.2g\n", cap, w[0], w[1],
+                      w[2], w[3], worst);
+        assert_true(worst < 1e-5);
+        assert_true(changed > 0);
+        assert_true(p1.cls > p0.cls && p1.box > p0.box);
+        free(a0);
+        free(a1);
+        fx_free(&f0);
+        fx_free(&f1);
+    }
+}
+
 /* An image without boxes: only the classification term, pushing every class down. */
 static void test_loss_empty_image(void **state)
 {
@@ -1175,6 +1241,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_assign_small_first),
         cmocka_unit_test(test_assign_grow),
         cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_loss_balance),
         cmocka_unit_test(test_loss_empty_image),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_unletterbox),

@@ -57,6 +57,29 @@ export function visibleRect(view, vw, vh) {
   return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
 }
 
+// Whether a picture drawn with view `drawn`, moved and scaled by CSS to stand for `view`
+// (both on a vw x vh screen), still shows every pixel of the iw x ih image that `view` shows,
+// at no more than `maxRatio` times (or less than 1/maxRatio of) the scale it was drawn at:
+// what a pan or zoom gesture needs before it must draw again. Half a screen pixel of slack
+// absorbs rounding.
+export function viewCovers(drawn, view, vw, vh, iw, ih, maxRatio = 2) {
+  const k = view.scale / drawn.scale;
+  if (!(k <= maxRatio && k >= 1 / maxRatio)) return false;
+  const clip = (r) => {
+    const x0 = Math.max(0, r.x);
+    const y0 = Math.max(0, r.y);
+    const x1 = Math.min(iw, r.x + r.w);
+    const y1 = Math.min(ih, r.y + r.h);
+    return { x0, y0, x1, y1, empty: !(x1 > x0 && y1 > y0) };
+  };
+  const want = clip(visibleRect(view, vw, vh));
+  if (want.empty) return true;
+  const have = clip(visibleRect(drawn, vw, vh));
+  if (have.empty) return false;
+  const e = 0.5 / drawn.scale;
+  return want.x0 >= have.x0 - e && want.y0 >= have.y0 - e && want.x1 <= have.x1 + e && want.y1 <= have.y1 + e;
+}
+
 // The wheel's delta as a zoom factor: one notch (100 px) is about 1.2x; trackpads' small
 // deltas zoom smoothly.
 export function wheelFactor(deltaY, deltaMode = 0) {

@@ -3,7 +3,7 @@
 // values are worked by hand.
 import { describe, it, expect } from 'vitest';
 import {
-  toScreen, toImage, fitView, zoomAt, zoomTo, panBy, visibleRect, wheelFactor, MIN_SCALE, MAX_SCALE,
+  toScreen, toImage, fitView, zoomAt, zoomTo, panBy, visibleRect, viewCovers, wheelFactor, MIN_SCALE, MAX_SCALE,
   rectsIntersect, clampPoint, boxFromCorners, clampBox, boundsOfPoints, shapeBounds,
   signedArea, polygonArea, pointInPolygon, segmentDistance, nearestEdge, hitPoint,
   insertVertex, removeVertex, moveVertex, movePoints, limitMove, quadFromBox, orderQuad,
@@ -69,6 +69,32 @@ describe('the view', () => {
     const v = panBy({ scale: 2, tx: 0, ty: 0 }, -100, -50);
     expect(v).toEqual({ scale: 2, tx: -100, ty: -50 });
     expect(visibleRect(v, 400, 300)).toEqual({ x: 50, y: 25, w: 200, h: 150 });
+  });
+
+  it('says when a moved picture still covers what the view shows', () => {
+    // a 4000 x 3000 image fitted into 1000 x 800: the whole image was drawn
+    const fit = fitView(4000, 3000, 1000, 800);
+    expect(viewCovers(fit, fit, 1000, 800, 4000, 3000)).toBe(true);
+    // panned anywhere, even off the screen: nothing new of the image comes into sight
+    expect(viewCovers(fit, panBy(fit, 300, -200), 1000, 800, 4000, 3000)).toBe(true);
+    expect(viewCovers(fit, panBy(fit, 5000, 0), 1000, 800, 4000, 3000)).toBe(true);
+    // zoomed in 1.9x: covered; 2.1x: too coarse to stand for the view
+    expect(viewCovers(fit, zoomAt(fit, 1.9, 500, 400), 1000, 800, 4000, 3000)).toBe(true);
+    expect(viewCovers(fit, zoomAt(fit, 2.1, 500, 400), 1000, 800, 4000, 3000)).toBe(false);
+    expect(viewCovers(fit, zoomAt(fit, 0.4, 500, 400), 1000, 800, 4000, 3000)).toBe(false);
+    // zoomed in, a picture of the middle: a small pan within it... reveals new image at the edge
+    const z = { scale: 1, tx: -1500, ty: -1100 }; // shows x 1500..2500, y 1100..1900
+    expect(viewCovers(z, z, 1000, 800, 4000, 3000)).toBe(true);
+    expect(viewCovers(z, panBy(z, 10, 0), 1000, 800, 4000, 3000)).toBe(false);
+    expect(viewCovers(z, panBy(z, 0, -0.2), 1000, 800, 4000, 3000)).toBe(true); // under half a pixel
+    expect(viewCovers(z, zoomAt(z, 1.5, 500, 400), 1000, 800, 4000, 3000)).toBe(true);
+    expect(viewCovers(z, zoomAt(z, 0.9, 500, 400), 1000, 800, 4000, 3000)).toBe(false);
+    // at the image's right edge, panning further right shows only what lies past the image
+    const e = { scale: 1, tx: -3000, ty: -1100 }; // x 3000..4000
+    expect(viewCovers(e, panBy(e, -200, 0), 1000, 800, 4000, 3000)).toBe(true);
+    expect(viewCovers(e, panBy(e, 200, 0), 1000, 800, 4000, 3000)).toBe(false);
+    // a view that shows none of the image needs nothing
+    expect(viewCovers(z, { scale: 1, tx: 5000, ty: 0 }, 1000, 800, 4000, 3000)).toBe(true);
   });
 
   it('turns wheel deltas into zoom factors', () => {
