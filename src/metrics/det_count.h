@@ -9,9 +9,10 @@
  * (one class per box, class-aware NMS); for each class it then takes the threshold of a grid
  * that makes that class's count exact in the most images (ties: the smaller total count error,
  * then the threshold nearest 0.5). */
-#define ACV_COUNT_THR_DEFAULT 0.5f
 #ifndef ACV_METRICS_DET_COUNT_H
 #define ACV_METRICS_DET_COUNT_H
+
+#define ACV_COUNT_THR_DEFAULT 0.5f /* a class's threshold when too few images hold it */
 
 #include <stdint.h>
 
