@@ -27,7 +27,7 @@ static int train_det(int argc, char **argv)
         {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 100)"},
         {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 16)"},
         {"--imgsz", ACV_ARG_INT, &o.imgsz, "N", "letterboxed input side, a multiple of 32 (default 640)"},
-        {"--lr", ACV_ARG_FLOAT, &o.lr, "F", "peak AdamW learning rate (auto: 0.002*5/(4+classes))"},
+        {"--lr", ACV_ARG_FLOAT, &o.lr, "F", "peak AdamW learning rate (auto: 0.004)"},
         {"--weight-decay", ACV_ARG_FLOAT, &o.weight_decay, "F", "weight decay (auto: 5e-4*batch/64)"},
         {"--warmup", ACV_ARG_FLOAT, &o.warmup_epochs, "EPOCHS", "linear warmup in epochs (auto: 3)"},
         {"--ema", ACV_ARG_FLOAT, &o.ema_decay, "F", "EMA decay of the weights, 0 to disable (default 0.9999)"},

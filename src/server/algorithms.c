@@ -62,7 +62,7 @@ static const param DET_PARAMS[] = {
     {"batch", "--batch", P_INT, 1, 256, false, NULL, "auto", false, "images per step (auto: 16)"},
     {"imgsz", "--imgsz", P_INT, 64, 1280, false, NULL, "640", false,
      "letterboxed input side in pixels, a multiple of 32"},
-    {"lr", "--lr", P_NUM, 0, 1, true, NULL, "auto", false, "peak AdamW learning rate (auto: 0.002*5/(4+classes))"},
+    {"lr", "--lr", P_NUM, 0, 1, true, NULL, "auto", false, "peak AdamW learning rate (auto: 0.004)"},
     {"weight_decay", "--weight-decay", P_NUM, 0, 1, false, NULL, "auto", false, "weight decay"},
     {"warmup_epochs", "--warmup", P_NUM, 0, 100, false, NULL, "auto", false, "linear warmup length in epochs"},
     {"ema", "--ema", P_NUM, 0, 0.999999, false, NULL, "0.9999", false, "decay of the weights' moving average"},

@@ -451,6 +451,10 @@ async function run() {
     const zoom = await frames(80, (i) => el.dispatchEvent(new WheelEvent('wheel', { ...at(cx + 40, cy - 30), deltaY: Math.floor(i / 20) % 2 ? 100 : -100, deltaMode: 0 })));
     return { pan, zoom };
   });
+  // once the gestures have stopped, both canvases are drawn for the view again (no transform left)
+  await page.waitForTimeout(300);
+  const leftover = await page.evaluate(() => [...document.querySelectorAll('#ws-canvas canvas')].map((c) => c.style.transform));
+  expect(leftover.length === 2 && leftover.every((t) => !t), `a canvas still carries a gesture's transform: ${JSON.stringify(leftover)}`);
   // back to the fitted view, then drag the middle box
   await canvas.focus();
   await page.keyboard.press('0');
