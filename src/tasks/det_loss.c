@@ -461,31 +461,28 @@ int acv_det_loss_eval(acv_det_loss *L, const float *out, int n, unsigned terms, 
 {
     if (n != L->n) return acv_error(ACV_EINVAL, "detection loss: batch %d, the assignment was for %d", n, L->n);
     const int A = L->A, R = L->R, K = L->K, C = L->C;
-    double S = 0;
+    /* the target score in all (the normalizer) and per class (cw: its mass, then its weight) */
+    double S = 0, *cw = L->cw;
     int n_fg = 0;
+    for (int c = 0; c < K; c++) cw[c] = 0;
     for (int64_t i = 0; i < (int64_t)n * A; i++) {
         S += L->score[i];
-        n_fg += L->gt[i] >= 0;
-    }
-    /* class balance: each class's share of the target score, then its weight */
-    double *cw = L->cw;
-    for (int c = 0; c < K; c++) cw[c] = 0;
-    for (int64_t i = 0; i < (int64_t)n * A; i++)
-        if (L->gt[i] >= 0) cw[L->cls[i]] += L->score[i];
-    {
-        double tot = 0;
-        int present = 0;
-        for (int c = 0; c < K; c++)
-            if (cw[c] > 0) {
-                tot += cw[c];
-                present++;
-            }
-        for (int c = 0; c < K; c++) {
-            double w = 1;
-            if (L->o.balance > 1 && cw[c] > 0) w = fmin(L->o.balance, fmax(1.0, tot / present / cw[c]));
-            cw[c] = w;
+        if (L->gt[i] >= 0) {
+            n_fg++;
+            cw[L->cls[i]] += L->score[i];
         }
     }
+    /* class balance: a class below the mean mass of the classes present weighs mean / mass,
+     * at most o.balance; the others and the absent keep 1 */
+    double present_mass = 0;
+    int present = 0;
+    for (int c = 0; c < K; c++)
+        if (cw[c] > 0) {
+            present_mass += cw[c];
+            present++;
+        }
+    for (int c = 0; c < K; c++)
+        cw[c] = L->o.balance > 1 && cw[c] > 0 ? fmin(L->o.balance, fmax(1.0, present_mass / present / cw[c])) : 1;
     double norm = S > 1 ? S : 1;
     double scale = L->o.scale_by_batch ? n : 1;
     double f_cls = (terms & ACV_DET_TERM_CLS) ? L->o.w_cls / norm : 0;

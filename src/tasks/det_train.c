@@ -50,10 +50,10 @@ static json_t *cfg_json(const cfg_t *c)
     return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
                      "model", c->model, "epochs", c->epochs, "batch", c->batch, "imgsz", c->imgsz, "close_mosaic",
                      c->close_mosaic, "val_every", c->val_every, "patience", c->patience, "lr", c->lr,
-                     "weight_decay", c->weight_decay, "warmup_epochs", c->warmup_epochs, "ema", c->ema_decay, "class_balance", c->class_balance, "seed",
-                     (json_int_t)c->seed, "aug", "mosaic", (double)c->aug.mosaic, "fliplr", (double)c->aug.fliplr,
-                     "flipud", (double)c->aug.flipud, "scale", (double)c->aug.scale, "degrees",
-                     (double)c->aug.degrees, "translate", (double)c->aug.translate);
+                     "weight_decay", c->weight_decay, "warmup_epochs", c->warmup_epochs, "ema", c->ema_decay,
+                     "class_balance", c->class_balance, "seed", (json_int_t)c->seed, "aug", "mosaic",
+                     (double)c->aug.mosaic, "fliplr", (double)c->aug.fliplr, "flipud", (double)c->aug.flipud, "scale",
+                     (double)c->aug.scale, "degrees", (double)c->aug.degrees, "translate", (double)c->aug.translate);
 }
 
 static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
