@@ -414,7 +414,7 @@ async function run() {
     }));
     // n frames, each: the event's handlers (act(i)), then everything the browser does up to
     // the end of the next frame
-    async function frames(n, act) {
+    async function frames(n, act, what) {
       const out = [];
       for (let i = 0; i < n; i++) {
         await new Promise((r) => setTimeout(r, 0));
@@ -424,7 +424,7 @@ async function run() {
         const f = await afterFrame();
         out.push(h + (f.end - Math.max(f.ts, a)));
         window.__e2eSlow = window.__e2eSlow || [];
-        if (out[i] >= 16) window.__e2eSlow.push({ i, handlers: +h.toFixed(1), wait: +(f.ts - a).toFixed(1), total: +out[i].toFixed(1) });
+        if (out[i] >= 16) window.__e2eSlow.push({ what, i, handlers: +h.toFixed(1), wait: +(f.ts - a).toFixed(1), total: +out[i].toFixed(1) });
       }
       return out;
     }
@@ -445,10 +445,10 @@ async function run() {
     // pan with the middle button
     el.dispatchEvent(new PointerEvent('pointerdown', { ...at(cx, cy), button: 1, buttons: 4 }));
     await window.__e2eTiming.afterFrame(); // the press's own frame is not a step of the pan
-    const pan = await frames(90, (i) => el.dispatchEvent(new PointerEvent('pointermove', { ...at(cx + Math.sin(i / 9) * 200, cy + Math.cos(i / 7) * 120), button: -1, buttons: 4 })));
+    const pan = await frames(90, (i) => el.dispatchEvent(new PointerEvent('pointermove', { ...at(cx + Math.sin(i / 9) * 200, cy + Math.cos(i / 7) * 120), button: -1, buttons: 4 })), 'pan');
     el.dispatchEvent(new PointerEvent('pointerup', { ...at(cx, cy), button: 1, buttons: 0 }));
     // zoom with the wheel, in and out around the pointer
-    const zoom = await frames(80, (i) => el.dispatchEvent(new WheelEvent('wheel', { ...at(cx + 40, cy - 30), deltaY: Math.floor(i / 20) % 2 ? 100 : -100, deltaMode: 0 })));
+    const zoom = await frames(80, (i) => el.dispatchEvent(new WheelEvent('wheel', { ...at(cx + 40, cy - 30), deltaY: Math.floor(i / 20) % 2 ? 100 : -100, deltaMode: 0 })), 'zoom');
     return { pan, zoom };
   });
   // once the gestures have stopped, both canvases are drawn for the view again (no transform left)
@@ -465,7 +465,7 @@ async function run() {
     const { el, at } = canvasAt();
     el.dispatchEvent(new PointerEvent('pointerdown', { ...at(centre[0], centre[1]), button: 0, buttons: 1 }));
     await window.__e2eTiming.afterFrame(); // the press selects the box: its frame is not a step of the drag
-    const out = await frames(90, (i) => el.dispatchEvent(new PointerEvent('pointermove', { ...at(centre[0] + (i + 1) * 0.6, centre[1] + (i + 1) * 0.4), button: -1, buttons: 1 })));
+    const out = await frames(90, (i) => el.dispatchEvent(new PointerEvent('pointermove', { ...at(centre[0] + (i + 1) * 0.6, centre[1] + (i + 1) * 0.4), button: -1, buttons: 1 })), 'drag');
     el.dispatchEvent(new PointerEvent('pointerup', { ...at(centre[0] + 54, centre[1] + 36), button: 0, buttons: 0 }));
     return out;
   }, { centre });
