@@ -8,7 +8,7 @@ PY      ?= /usr/bin/python3
 CC      ?= cc
 OPT     ?= -O3 -g
 ARCH    ?= -march=native
-PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive libprotobuf-c
+PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive libprotobuf-c expat
 # OpenBLAS's OpenMP build shares libgomp's thread pool with oneDNN and our kernels (the
 # default pthreads build spins its own threads against them); it is not the system default,
 # so it is linked by path with an rpath.
@@ -17,7 +17,7 @@ BLAS_LIB  := /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC  := /usr/include/$(MULTIARCH)/openblas-openmp
 DEB_PKGS := build-essential pkg-config libdnnl-dev libopenblas-openmp-dev libjansson-dev libpng-dev \
             libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev libcmocka-dev libsqlite3-dev \
-            libmicrohttpd-dev libsodium-dev libarchive-dev protobuf-c-compiler libprotobuf-c-dev \
+            libmicrohttpd-dev libsodium-dev libarchive-dev protobuf-c-compiler libprotobuf-c-dev libexpat1-dev \
             python3 python3-numpy python3-torch python3-torchvision python3-onnx dataset-fashion-mnist \
             chromium fonts-noto-cjk
 # The web UI (web/) needs Node.js >= 20.19 and npm (Vite 8): Debian's nodejs/npm when no node

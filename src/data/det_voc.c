@@ -6,15 +6,11 @@
  * first of train.txt, val.txt, test.txt (then trainval.txt, as its own split, when there is
  * neither train.txt nor val.txt) that lists it; annotation files no list names keep no split.
  *
- * The XML is read by a small parser for the subset VOC files use: elements, text,
- * attributes (skipped), comments, processing instructions, CDATA, the five predefined
- * entities and numeric character references. A DOCTYPE is skipped whole, so no entity is ever
- * expanded. Each element remembers its byte offset, so errors name the line. */
+ * The XML is read by data/xml.h (expat; a DOCTYPE is refused, so no entity is ever expanded);
+ * each element remembers its line, so errors name it. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,310 +20,10 @@
 #include "autocv/error.h"
 #include "base/file.h"
 #include "data/det_internal.h"
+#include "data/xml.h"
 
 #define XML_MAX (16u << 20)
-#define XML_DEPTH 64
-#define XML_NODES 200000
 #define TEXT_MAX (64u << 20)
-
-/* ---- a small XML reader --------------------------------------------------------------------- */
-
-typedef struct xnode {
-    char *name;
-    char *text;          /* character data directly inside, concatenated */
-    size_t tlen, off;    /* off: byte offset of '<' */
-    struct xnode *child, *last, *next;
-} xnode;
-
-typedef struct xparser {
-    const char *begin, *s, *end;
-    int nodes;
-    char err[160];
-} xparser;
-
-static void xfree(xnode *n)
-{
-    while (n) {
-        xnode *next = n->next;
-        xfree(n->child);
-        free(n->name);
-        free(n->text);
-        free(n);
-        n = next;
-    }
-}
-
-static int xfail(xparser *x, const char *what)
-{
-    if (!x->err[0]) snprintf(x->err, sizeof x->err, "%s", what);
-    return -1;
-}
-
-static bool xstarts(const xparser *x, const char *lit)
-{
-    size_t n = strlen(lit);
-    return (size_t)(x->end - x->s) >= n && !memcmp(x->s, lit, n);
-}
-
-static int xskip_past(xparser *x, const char *lit)
-{
-    size_t n = strlen(lit);
-    for (; (size_t)(x->end - x->s) >= n; x->s++)
-        if (!memcmp(x->s, lit, n)) {
-            x->s += n;
-            return 0;
-        }
-    return xfail(x, "unterminated markup");
-}
-
-static void xspace(xparser *x)
-{
-    while (x->s < x->end && isspace((unsigned char)*x->s)) x->s++;
-}
-
-static bool name_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == ':' || (unsigned char)c >= 0x80;
-}
-
-static int xappend(xparser *x, xnode *n, const char *s, size_t len)
-{
-    char *t = realloc(n->text, n->tlen + len + 1);
-    if (!t) return xfail(x, "out of memory");
-    memcpy(t + n->tlen, s, len);
-    n->tlen += len;
-    t[n->tlen] = 0;
-    n->text = t;
-    return 0;
-}
-
-static size_t utf8_put(uint32_t cp, char *o)
-{
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xc0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 63)); o[2] = (char)(0x80 | (cp & 63));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 63));
-    o[2] = (char)(0x80 | ((cp >> 6) & 63)); o[3] = (char)(0x80 | (cp & 63));
-    return 4;
-}
-
-static int xentity(xparser *x, xnode *n)
-{
-    static const struct { const char *name; char c; } ENT[] = {
-        {"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}};
-    x->s++;
-    for (size_t i = 0; i < sizeof ENT / sizeof ENT[0]; i++)
-        if (xstarts(x, ENT[i].name)) {
-            x->s += strlen(ENT[i].name);
-            return xappend(x, n, &ENT[i].c, 1);
-        }
-    if (x->s < x->end && *x->s == '#') {
-        x->s++;
-        int base = 10;
-        if (x->s < x->end && (*x->s == 'x' || *x->s == 'X')) {
-            base = 16;
-            x->s++;
-        }
-        uint32_t cp = 0;
-        int digits = 0;
-        while (x->s < x->end && (base == 16 ? isxdigit((unsigned char)*x->s) : isdigit((unsigned char)*x->s))) {
-            cp = cp * (uint32_t)base +
-                 (uint32_t)(isdigit((unsigned char)*x->s) ? *x->s - '0' : tolower((unsigned char)*x->s) - 'a' + 10);
-            if (cp > 0x10ffff) return xfail(x, "a character reference out of range");
-            x->s++;
-            digits++;
-        }
-        if (!digits || x->s >= x->end || *x->s != ';' || cp == 0) return xfail(x, "a malformed character reference");
-        x->s++;
-        char o[4];
-        return xappend(x, n, o, utf8_put(cp, o));
-    }
-    return xfail(x, "an unknown entity (only &lt; &gt; &amp; &quot; &apos; and &#N; are read)");
-}
-
-/* Comments, processing instructions and a DOCTYPE. */
-static int xmisc(xparser *x, bool *did)
-{
-    *did = true;
-    if (xstarts(x, "<!--")) return xskip_past(x, "-->");
-    if (xstarts(x, "<?")) return xskip_past(x, "?>");
-    if (xstarts(x, "<!DOCTYPE")) {
-        int depth = 0;
-        for (; x->s < x->end; x->s++) {
-            if (*x->s == '[') depth++;
-            else if (*x->s == ']') depth--;
-            else if (*x->s == '>' && depth <= 0) {
-                x->s++;
-                return 0;
-            }
-        }
-        return xfail(x, "an unterminated DOCTYPE");
-    }
-    *did = false;
-    return 0;
-}
-
-static int xelement(xparser *x, int depth, xnode **out)
-{
-    *out = NULL;
-    if (depth > XML_DEPTH) return xfail(x, "elements nested too deep");
-    if (++x->nodes > XML_NODES) return xfail(x, "too many elements");
-    if (x->s >= x->end || *x->s != '<') return xfail(x, "an element was expected");
-    size_t off = (size_t)(x->s - x->begin);
-    x->s++;
-    const char *nm = x->s;
-    while (x->s < x->end && name_char(*x->s)) x->s++;
-    if (x->s == nm) return xfail(x, "an element without a name");
-    xnode *n = calloc(1, sizeof *n);
-    if (!n || !(n->name = strndup(nm, (size_t)(x->s - nm)))) {
-        free(n);
-        return xfail(x, "out of memory");
-    }
-    n->off = off;
-    *out = n;
-    for (;;) { /* attributes */
-        xspace(x);
-        if (x->s >= x->end) return xfail(x, "an unterminated start tag");
-        if (*x->s == '/' && x->s + 1 < x->end && x->s[1] == '>') {
-            x->s += 2;
-            return 0;
-        }
-        if (*x->s == '>') {
-            x->s++;
-            break;
-        }
-        const char *an = x->s;
-        while (x->s < x->end && name_char(*x->s)) x->s++;
-        if (x->s == an) return xfail(x, "a malformed attribute");
-        xspace(x);
-        if (x->s >= x->end || *x->s != '=') return xfail(x, "an attribute without a value");
-        x->s++;
-        xspace(x);
-        if (x->s >= x->end || (*x->s != '"' && *x->s != '\'')) return xfail(x, "an unquoted attribute value");
-        char q = *x->s++;
-        while (x->s < x->end && *x->s != q) x->s++;
-        if (x->s >= x->end) return xfail(x, "an unterminated attribute value");
-        x->s++;
-    }
-    for (;;) { /* content */
-        if (x->s >= x->end) return xfail(x, "an element is not closed");
-        if (*x->s == '<') {
-            if (xstarts(x, "</")) {
-                x->s += 2;
-                size_t k = strlen(n->name);
-                if ((size_t)(x->end - x->s) < k || memcmp(x->s, n->name, k) || (x->s + k < x->end && name_char(x->s[k])))
-                    return xfail(x, "a closing tag does not match its element");
-                x->s += k;
-                xspace(x);
-                if (x->s >= x->end || *x->s != '>') return xfail(x, "a malformed closing tag");
-                x->s++;
-                return 0;
-            }
-            if (xstarts(x, "<![CDATA[")) {
-                x->s += 9;
-                const char *start = x->s;
-                if (xskip_past(x, "]]>")) return -1;
-                if (xappend(x, n, start, (size_t)(x->s - 3 - start))) return -1;
-                continue;
-            }
-            bool did;
-            if (xmisc(x, &did)) return -1;
-            if (did) continue;
-            xnode *c;
-            int rc = xelement(x, depth + 1, &c);
-            if (c) {
-                if (n->last) n->last->next = c;
-                else n->child = c;
-                n->last = c;
-            }
-            if (rc) return rc;
-            continue;
-        }
-        if (*x->s == '&') {
-            if (xentity(x, n)) return -1;
-            continue;
-        }
-        const char *t = x->s;
-        while (x->s < x->end && *x->s != '<' && *x->s != '&') x->s++;
-        if (xappend(x, n, t, (size_t)(x->s - t))) return -1;
-    }
-}
-
-/* The line of byte off, counting on from a known (from, line) before it. */
-static int line_from(const char *s, size_t from, int line, size_t off)
-{
-    for (size_t i = from; i < off; i++) line += s[i] == '\n';
-    return line;
-}
-
-static int line_at(const char *s, size_t off) { return line_from(s, 0, 1, off); }
-
-/* Parses a document; on failure err holds "line N: what". */
-static int xml_parse(const char *s, size_t len, xnode **root, char *err, size_t errn)
-{
-    xparser x = {.begin = s, .s = s, .end = s + len};
-    *root = NULL;
-    if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) x.s += 3;
-    int rc = 0;
-    for (;;) {
-        xspace(&x);
-        bool did;
-        if ((rc = xmisc(&x, &did)) || !did) break;
-    }
-    if (!rc) rc = xelement(&x, 0, root);
-    for (bool did = true; !rc && did;) {
-        xspace(&x);
-        if (x.s >= x.end) break;
-        rc = xmisc(&x, &did);
-        if (!rc && !did) rc = xfail(&x, "content after the root element");
-    }
-    if (rc) {
-        xfree(*root);
-        *root = NULL;
-        snprintf(err, errn, "line %d: %s", line_at(s, (size_t)(x.s - s)), x.err[0] ? x.err : "malformed XML");
-        return -1;
-    }
-    return 0;
-}
-
-static xnode *xchild(const xnode *n, const char *name)
-{
-    for (xnode *c = n ? n->child : NULL; c; c = c->next)
-        if (!strcmp(c->name, name)) return c;
-    return NULL;
-}
-
-/* The trimmed text of child name (trimmed in place), or NULL. */
-static const char *xtext(const xnode *n, const char *name)
-{
-    xnode *c = xchild(n, name);
-    if (!c) return NULL;
-    if (!c->text) return "";
-    char *s = c->text;
-    while (isspace((unsigned char)*s)) s++;
-    size_t k = strlen(s);
-    while (k > 0 && isspace((unsigned char)s[k - 1])) s[--k] = 0;
-    return s;
-}
-
-static bool xnum(const xnode *n, const char *name, double *out)
-{
-    const char *t = xtext(n, name);
-    if (!t || !*t) return false;
-    char *end;
-    errno = 0;
-    *out = strtod(t, &end);
-    return !*end && !errno && isfinite(*out);
-}
-
-static bool xflag(const xnode *n, const char *name)
-{
-    const char *t = xtext(n, name);
-    return t && (!strcasecmp(t, "true") || atoi(t) != 0);
-}
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
@@ -370,28 +66,28 @@ static int read_xml(vann *a)
         return a->error ? 0 : acv_error(ACV_ENOMEM, "out of memory");
     }
     if (rc) return rc;
-    xnode *root;
-    char err[200];
-    const char *text = (const char *)buf;
-    if (xml_parse(text, len, &root, err, sizeof err)) {
-        a->error = acv__det_fmt("%s: malformed XML (%s)", a->xml, err);
-        free(buf);
+    acv_xml *root;
+    rc = acv_xml_parse((const char *)buf, len, &root);
+    free(buf);
+    if (rc == ACV_EFORMAT) {
+        a->error = acv__det_fmt("%s: malformed XML (%s)", a->xml, acv_errmsg());
         return a->error ? 0 : acv_error(ACV_ENOMEM, "out of memory");
     }
+    if (rc) return rc;
     if (strcmp(root->name, "annotation")) {
         a->error = acv__det_fmt("%s: the root element is <%s>, not <annotation>", a->xml, root->name);
     } else {
-        const char *fn = xtext(root, "filename");
+        const char *fn = acv_xml_text(root, "filename");
         if (fn && *fn && !(a->filename = strdup(fn))) rc = acv_error(ACV_ENOMEM, "out of memory");
-        xnode *size = xchild(root, "size");
+        acv_xml *size = acv_xml_child(root, "size");
         double w, h;
-        if (size && xnum(size, "width", &w) && xnum(size, "height", &h) && w >= 1 && h >= 1 && w <= 1e6 && h <= 1e6) {
+        if (size && acv_xml_num(size, "width", &w) && acv_xml_num(size, "height", &h) && w >= 1 && h >= 1 &&
+            w <= 1e6 && h <= 1e6) {
             a->w = (int)w;
             a->h = (int)h;
         }
-        int k = 0, line = 1;
-        size_t from = 0;
-        for (xnode *o = root->child; o && !rc; o = o->next) {
+        int k = 0;
+        for (acv_xml *o = root->child; o && !rc; o = o->next) {
             if (strcmp(o->name, "object")) continue;
             vobj *nv = realloc(a->obj, (size_t)(a->nobj + 1) * sizeof *nv);
             if (!nv) {
@@ -402,20 +98,18 @@ static int read_xml(vann *a)
             vobj *ob = &a->obj[a->nobj++];
             memset(ob, 0, sizeof *ob);
             ob->index = ++k;
-            ob->line = line = line_from(text, from, line, o->off); /* objects come in file order */
-            from = o->off;
-            const char *name = xtext(o, "name");
+            ob->line = o->line;
+            const char *name = acv_xml_text(o, "name");
             if (name && *name && !(ob->name = strdup(name))) rc = acv_error(ACV_ENOMEM, "out of memory");
-            xnode *bb = xchild(o, "bndbox");
-            ob->ok = ob->name && bb && xnum(bb, "xmin", &ob->v[0]) && xnum(bb, "ymin", &ob->v[1]) &&
-                     xnum(bb, "xmax", &ob->v[2]) && xnum(bb, "ymax", &ob->v[3]);
-            if (xflag(o, "difficult")) ob->flags |= ACV_BOX_DIFFICULT;
-            if (xflag(o, "iscrowd")) ob->flags |= ACV_BOX_CROWD;
+            acv_xml *bb = acv_xml_child(o, "bndbox");
+            ob->ok = ob->name && bb && acv_xml_num(bb, "xmin", &ob->v[0]) && acv_xml_num(bb, "ymin", &ob->v[1]) &&
+                     acv_xml_num(bb, "xmax", &ob->v[2]) && acv_xml_num(bb, "ymax", &ob->v[3]);
+            if (acv_xml_flag(o, "difficult")) ob->flags |= ACV_BOX_DIFFICULT;
+            if (acv_xml_flag(o, "iscrowd")) ob->flags |= ACV_BOX_CROWD;
         }
     }
     if (!rc && a->error == NULL && strcmp(root->name, "annotation")) rc = acv_error(ACV_ENOMEM, "out of memory");
-    xfree(root);
-    free(buf);
+    acv_xml_free(root);
     return rc;
 }
 
@@ -749,16 +443,7 @@ int acv__det_open_voc(const char *path, const char *split, acv__det_build *b)
 static int sb_esc(acv__det_sbuf *b, const char *s)
 {
     int rc = 0;
-    for (; !rc && *s; s++) {
-        switch (*s) {
-        case '&': rc = acv__det_sb_add(b, "&amp;"); break;
-        case '<': rc = acv__det_sb_add(b, "&lt;"); break;
-        case '>': rc = acv__det_sb_add(b, "&gt;"); break;
-        case '"': rc = acv__det_sb_add(b, "&quot;"); break;
-        case '\'': rc = acv__det_sb_add(b, "&apos;"); break;
-        default: rc = acv__det_sb_add(b, "%c", *s);
-        }
-    }
+    for (const char *e; !rc && *s; s++) rc = (e = acv_xml_entity(*s)) ? acv__det_sb_add(b, "%s", e) : acv__det_sb_add(b, "%c", *s);
     return rc;
 }
 

@@ -25,6 +25,7 @@
 
 #include "autocv/error.h"
 #include "base/log.h"
+#include "data/xml.h"
 #include "platform/annotation_doc.h"
 #include "platform/versions.h"
 
@@ -146,16 +147,7 @@ static int sb_json(sbuf *b, const json_t *v)
 static int sb_xml(sbuf *b, const char *s)
 {
     int rc = 0;
-    for (; !rc && *s; s++) {
-        switch (*s) {
-        case '&': rc = sb_str(b, "&amp;"); break;
-        case '<': rc = sb_str(b, "&lt;"); break;
-        case '>': rc = sb_str(b, "&gt;"); break;
-        case '"': rc = sb_str(b, "&quot;"); break;
-        case '\'': rc = sb_str(b, "&apos;"); break;
-        default: rc = sb_add(b, s, 1);
-        }
-    }
+    for (const char *e; !rc && *s; s++) rc = (e = acv_xml_entity(*s)) ? sb_str(b, e) : sb_add(b, s, 1);
     return rc;
 }
 

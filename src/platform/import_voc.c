@@ -3,305 +3,18 @@
  * name). Read from each XML: filename, and per object: name, difficult, bndbox (xmin, ymin,
  * xmax, ymax: 1-based pixel indices, the box covering pixels xmin..xmax, so x = xmin - 1 and
  * w = xmax - xmin + 1; the inverse of the VOC export). Difficult objects become ordinary
- * boxes (the document has no such flag); the summary counts them. The XML is read by a small parser for the subset VOC files use
- * (elements, text, attributes, comments, CDATA, the five predefined entities and numeric
- * character references); a DOCTYPE is skipped, so no entity is ever expanded. */
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
+ * boxes (the document has no such flag); the summary counts them. The XML is read by
+ * data/xml.h (expat; a DOCTYPE is refused, so no entity is ever expanded). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "autocv/error.h"
+#include "data/xml.h"
 #include "platform/import_internal.h"
 
 #define XML_MAX (16u << 20)
-#define XML_DEPTH 64
-#define XML_NODES 200000
-
-/* ---- a small XML reader -------------------------------------------------------------------- */
-
-typedef struct xnode {
-    char *name;
-    char *text;           /* character data directly inside, concatenated */
-    size_t tlen;
-    struct xnode *child, *last, *next;
-} xnode;
-
-typedef struct xparser {
-    const char *begin, *s, *end;
-    int nodes;
-    char err[160];
-} xparser;
-
-static void xfree(xnode *n)
-{
-    while (n) {
-        xnode *next = n->next;
-        xfree(n->child);
-        free(n->name);
-        free(n->text);
-        free(n);
-        n = next;
-    }
-}
-
-static int xfail(xparser *x, const char *what)
-{
-    if (!x->err[0]) snprintf(x->err, sizeof x->err, "%s (at byte %ld)", what, (long)(x->s - x->begin));
-    return -1;
-}
-
-static bool xstarts(const xparser *x, const char *lit)
-{
-    size_t n = strlen(lit);
-    return (size_t)(x->end - x->s) >= n && !memcmp(x->s, lit, n);
-}
-
-/* Skips past the next occurrence of lit. */
-static int xskip_past(xparser *x, const char *lit)
-{
-    size_t n = strlen(lit);
-    for (; (size_t)(x->end - x->s) >= n; x->s++)
-        if (!memcmp(x->s, lit, n)) {
-            x->s += n;
-            return 0;
-        }
-    return xfail(x, "unterminated markup");
-}
-
-static void xspace(xparser *x)
-{
-    while (x->s < x->end && isspace((unsigned char)*x->s)) x->s++;
-}
-
-static bool name_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == ':' || (unsigned char)c >= 0x80; }
-
-static int xappend(xnode *n, const char *s, size_t len)
-{
-    char *t = realloc(n->text, n->tlen + len + 1);
-    if (!t) return -1;
-    memcpy(t + n->tlen, s, len);
-    n->tlen += len;
-    t[n->tlen] = 0;
-    n->text = t;
-    return 0;
-}
-
-static size_t utf8_put(uint32_t cp, char *o)
-{
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xc0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 63)); o[2] = (char)(0x80 | (cp & 63));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 63));
-    o[2] = (char)(0x80 | ((cp >> 6) & 63)); o[3] = (char)(0x80 | (cp & 63));
-    return 4;
-}
-
-/* An entity reference at x->s ('&'): appended decoded to n. */
-static int xentity(xparser *x, xnode *n)
-{
-    static const struct { const char *name; char c; } ENT[] = {
-        {"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}};
-    x->s++;
-    for (size_t i = 0; i < sizeof ENT / sizeof ENT[0]; i++)
-        if (xstarts(x, ENT[i].name)) {
-            x->s += strlen(ENT[i].name);
-            return xappend(n, &ENT[i].c, 1) ? xfail(x, "out of memory") : 0;
-        }
-    if (x->s < x->end && *x->s == '#') {
-        x->s++;
-        int base = 10;
-        if (x->s < x->end && (*x->s == 'x' || *x->s == 'X')) {
-            base = 16;
-            x->s++;
-        }
-        uint32_t cp = 0;
-        int digits = 0;
-        while (x->s < x->end && isxdigit((unsigned char)*x->s) && (base == 16 || isdigit((unsigned char)*x->s))) {
-            cp = cp * (uint32_t)base + (uint32_t)(isdigit((unsigned char)*x->s) ? *x->s - '0' : (tolower(*x->s) - 'a' + 10));
-            if (cp > 0x10ffff) return xfail(x, "a character reference out of range");
-            x->s++;
-            digits++;
-        }
-        if (!digits || x->s >= x->end || *x->s != ';' || cp == 0) return xfail(x, "a malformed character reference");
-        x->s++;
-        char o[4];
-        return xappend(n, o, utf8_put(cp, o)) ? xfail(x, "out of memory") : 0;
-    }
-    return xfail(x, "an unknown entity (only &lt; &gt; &amp; &quot; &apos; and &#N; are read)");
-}
-
-/* Comments, processing instructions and a DOCTYPE (skipped whole, internal subset too). */
-static int xmisc(xparser *x, bool *did)
-{
-    *did = true;
-    if (xstarts(x, "<!--")) return xskip_past(x, "-->");
-    if (xstarts(x, "<?")) return xskip_past(x, "?>");
-    if (xstarts(x, "<!DOCTYPE")) {
-        int depth = 0;
-        for (; x->s < x->end; x->s++) {
-            if (*x->s == '[') depth++;
-            else if (*x->s == ']') depth--;
-            else if (*x->s == '>' && depth <= 0) {
-                x->s++;
-                return 0;
-            }
-        }
-        return xfail(x, "an unterminated DOCTYPE");
-    }
-    *did = false;
-    return 0;
-}
-
-static int xelement(xparser *x, int depth, xnode **out)
-{
-    *out = NULL;
-    if (depth > XML_DEPTH) return xfail(x, "elements nested too deep");
-    if (++x->nodes > XML_NODES) return xfail(x, "too many elements");
-    if (x->s >= x->end || *x->s != '<') return xfail(x, "an element was expected");
-    x->s++;
-    const char *nm = x->s;
-    while (x->s < x->end && name_char(*x->s)) x->s++;
-    if (x->s == nm) return xfail(x, "an element without a name");
-    xnode *n = calloc(1, sizeof *n);
-    if (!n || !(n->name = strndup(nm, (size_t)(x->s - nm)))) {
-        free(n);
-        return xfail(x, "out of memory");
-    }
-    *out = n;
-    /* Attributes: name = "value" | 'value' (values are not needed). */
-    for (;;) {
-        xspace(x);
-        if (x->s >= x->end) return xfail(x, "an unterminated start tag");
-        if (*x->s == '/' && x->s + 1 < x->end && x->s[1] == '>') {
-            x->s += 2;
-            return 0;
-        }
-        if (*x->s == '>') {
-            x->s++;
-            break;
-        }
-        const char *an = x->s;
-        while (x->s < x->end && name_char(*x->s)) x->s++;
-        if (x->s == an) return xfail(x, "a malformed attribute");
-        xspace(x);
-        if (x->s >= x->end || *x->s != '=') return xfail(x, "an attribute without a value");
-        x->s++;
-        xspace(x);
-        if (x->s >= x->end || (*x->s != '"' && *x->s != '\'')) return xfail(x, "an unquoted attribute value");
-        char q = *x->s++;
-        while (x->s < x->end && *x->s != q) x->s++;
-        if (x->s >= x->end) return xfail(x, "an unterminated attribute value");
-        x->s++;
-    }
-    /* Content. */
-    for (;;) {
-        if (x->s >= x->end) return xfail(x, "an element is not closed");
-        if (*x->s == '<') {
-            if (xstarts(x, "</")) {
-                x->s += 2;
-                size_t k = strlen(n->name);
-                if ((size_t)(x->end - x->s) < k || memcmp(x->s, n->name, k) || (x->s + k < x->end && name_char(x->s[k])))
-                    return xfail(x, "a closing tag does not match its element");
-                x->s += k;
-                xspace(x);
-                if (x->s >= x->end || *x->s != '>') return xfail(x, "a malformed closing tag");
-                x->s++;
-                return 0;
-            }
-            if (xstarts(x, "<![CDATA[")) {
-                x->s += 9;
-                const char *start = x->s;
-                if (xskip_past(x, "]]>")) return -1;
-                if (xappend(n, start, (size_t)(x->s - 3 - start))) return xfail(x, "out of memory");
-                continue;
-            }
-            bool did;
-            if (xmisc(x, &did)) return -1;
-            if (did) continue;
-            xnode *c;
-            int rc = xelement(x, depth + 1, &c);
-            if (c) {
-                if (n->last) n->last->next = c;
-                else n->child = c;
-                n->last = c;
-            }
-            if (rc) return rc;
-            continue;
-        }
-        if (*x->s == '&') {
-            if (xentity(x, n)) return -1;
-            continue;
-        }
-        const char *t = x->s;
-        while (x->s < x->end && *x->s != '<' && *x->s != '&') x->s++;
-        if (xappend(n, t, (size_t)(x->s - t))) return xfail(x, "out of memory");
-    }
-}
-
-/* Parses a whole document; *root is the root element. */
-static int xml_parse(const char *s, size_t len, xnode **root, char *err, size_t errn)
-{
-    xparser x = {.begin = s, .s = s, .end = s + len};
-    *root = NULL;
-    if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) x.s += 3;
-    int rc = 0;
-    for (;;) {
-        xspace(&x);
-        bool did;
-        if ((rc = xmisc(&x, &did)) || !did) break;
-    }
-    if (!rc) rc = xelement(&x, 0, root);
-    for (bool did = true; !rc && did;) {
-        xspace(&x);
-        if (x.s >= x.end) break;
-        rc = xmisc(&x, &did);
-        if (!rc && !did) rc = xfail(&x, "content after the root element");
-    }
-    if (rc) {
-        xfree(*root);
-        *root = NULL;
-        snprintf(err, errn, "%s", x.err[0] ? x.err : "malformed XML");
-        return -1;
-    }
-    return 0;
-}
-
-static xnode *xchild(const xnode *n, const char *name)
-{
-    for (xnode *c = n ? n->child : NULL; c; c = c->next)
-        if (!strcmp(c->name, name)) return c;
-    return NULL;
-}
-
-/* The trimmed text of child name (pointing into the node, trimmed in place), or NULL. */
-static const char *xtext(const xnode *n, const char *name)
-{
-    xnode *c = xchild(n, name);
-    if (!c) return NULL;
-    if (!c->text) return "";
-    char *s = c->text;
-    while (isspace((unsigned char)*s)) s++;
-    size_t k = strlen(s);
-    while (k > 0 && isspace((unsigned char)s[k - 1])) s[--k] = 0;
-    return s;
-}
-
-static bool xnum(const xnode *n, const char *name, double *out)
-{
-    const char *t = xtext(n, name);
-    if (!t || !*t) return false;
-    char *end;
-    errno = 0;
-    *out = strtod(t, &end);
-    return !*end && !errno && isfinite(*out);
-}
 
 /* ---- the layout ----------------------------------------------------------------------------- */
 
@@ -341,30 +54,30 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
         return 0;
     }
     if (rc) return rc;
-    xnode *root;
-    char err[200];
-    if (xml_parse(text, len, &root, err, sizeof err)) {
-        free(text);
-        snprintf(why, whyn, "malformed XML: %s", err);
+    acv_xml *root;
+    rc = acv_xml_parse(text, len, &root);
+    free(text);
+    if (rc == ACV_EFORMAT) {
+        snprintf(why, whyn, "malformed XML: %s", acv_errmsg());
         return 0;
     }
-    free(text);
+    if (rc) return rc;
     json_t *objs = json_array();
     const char *fname = NULL;
     if (!objs) rc = acv_error(ACV_ENOMEM, "out of memory");
     else if (strcmp(root->name, "annotation")) snprintf(why, whyn, "the root element is <%s>, not <annotation>", root->name);
-    else if (!(fname = xtext(root, "filename")) || !*fname) snprintf(why, whyn, "no <filename>");
+    else if (!(fname = acv_xml_text(root, "filename")) || !*fname) snprintf(why, whyn, "no <filename>");
     int k = 0;
-    for (xnode *o = root->child; !rc && !why[0] && o; o = o->next) {
+    for (acv_xml *o = root->child; !rc && !why[0] && o; o = o->next) {
         if (strcmp(o->name, "object")) continue;
         k++;
-        const char *name = xtext(o, "name"), *canon = NULL;
-        xnode *bb = xchild(o, "bndbox");
+        const char *name = acv_xml_text(o, "name"), *canon = NULL;
+        acv_xml *bb = acv_xml_child(o, "bndbox");
         double v[4];
-        const char *diff = xtext(o, "difficult");
+        const char *diff = acv_xml_text(o, "difficult");
         if (!name || !*name) snprintf(why, whyn, "object %d has no <name>", k);
-        else if (!bb || !xnum(bb, "xmin", &v[0]) || !xnum(bb, "ymin", &v[1]) || !xnum(bb, "xmax", &v[2]) ||
-                 !xnum(bb, "ymax", &v[3]))
+        else if (!bb || !acv_xml_num(bb, "xmin", &v[0]) || !acv_xml_num(bb, "ymin", &v[1]) ||
+                 !acv_xml_num(bb, "xmax", &v[2]) || !acv_xml_num(bb, "ymax", &v[3]))
             snprintf(why, whyn, "object %d ('%.60s') has no numeric <bndbox> xmin, ymin, xmax, ymax", k, name);
         else if ((rc = acv__plan_label(p, name, &canon)))
             acv_error_prefix(rc, "%s: object %d: ", e->path, k);
@@ -378,7 +91,7 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
         if (!*out) snprintf(why, whyn, "<filename> is not valid UTF-8");
     }
     json_decref(objs);
-    xfree(root);
+    acv_xml_free(root);
     return rc;
 }
 
