@@ -1,39 +1,27 @@
 /* Threaded detection batch loader (see det_loader.h).
  *
- * Design as in loader.c: the epoch is a sequence of positions 0..n-1 (perm[p] is the dataset
- * index); workers claim positions in order under the mutex and write each processed image
- * (uint8, S x S x 3: four times smaller than floats, so deeper prefetch is cheap) with its
- * boxes into slot p % cap of a ring. The caller consumes slots in position order, converting
- * readable images to floats and skipping failed ones, so batch composition depends only on
- * which images fail, never on timing. */
+ * The worker threads, the ring and the epoch order are data/prefetch.h's, as in loader.c: a
+ * ring slot here holds one processed image (uint8, S x S x 3: four times smaller than
+ * floats, so deeper prefetch is cheap) with its boxes. The caller's thread converts the
+ * readable images of each batch to floats, in position order. */
 #include "data/det_loader.h"
 
 #include "autocv/error.h"
-#include "base/log.h"
 #include "base/rng.h"
+#include "data/prefetch.h"
 
 #include <math.h>
-#include <omp.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-enum { SLOT_EMPTY = 0, SLOT_READY, SLOT_FAILED };
-#define SLOT_MSG 256
-#define MAX_THREADS 64
 #define PARTNER_TRIES 4
-/* Generator stream that can never collide with an image index. */
-#define STREAM_SHUFFLE UINT64_MAX
 
-/* One ring slot: written by the worker that claimed it, read by the caller once READY. */
+/* One ring slot's boxes and origin: written by the worker that processes it, read by the
+ * caller once it is ready (see prefetch.h). */
 typedef struct slot {
     acv_box *boxes;
     int n, cap;
     acv_det_item item;
-    int rc;
-    char msg[SLOT_MSG];
 } slot;
 
 struct acv_det_loader {
@@ -42,38 +30,18 @@ struct acv_det_loader {
     acv_det_aug_opts pending;   /* applied by the next epoch */
     int n, S;
     size_t img_bytes;           /* S * S * 3 */
-
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;     /* workers wait for claimable positions */
-    pthread_cond_t done_cv;     /* the caller waits for slots / for busy == 0 */
-    int stop;
-
-    /* epoch state (guarded by mu) */
-    int epoch;
-    int started;
-    int accepting;
-    int *perm;                  /* (n) */
-    long next_pos;
-    long consumed;
-    int busy;
+    acv__prefetch *pf;
 
     /* ring */
     int cap;
     uint8_t *simg;              /* (cap, S, S, 3) */
     slot *slots;                /* (cap) */
-    uint8_t *state;             /* (cap) SLOT_* */
 
     /* caller side */
-    long epoch_failed;
-    int done;
-    int fatal;
-    long skipped;
-    char first_err[512];
     float *bx;                  /* (batch, 3, S, S) */
     acv_box *bbox;
     int bbox_cap;
+    int nbox;                   /* boxes in the batch being built */
     int *bstart;                /* (batch + 1) */
     acv_det_item *bitems;       /* (batch) */
 };
@@ -205,37 +173,45 @@ static int process_image(const acv_det_loader *l, int idx, int epoch, slot *sl, 
     return process_train(l, idx, &r, sl, img);
 }
 
-static void *worker_main(void *arg)
+/* prefetch.h's process callback: image idx of epoch into ring slot s. */
+static int process_slot(void *ctx, int idx, int epoch, int s)
 {
-    acv_det_loader *l = arg;
-    omp_set_num_threads(1); /* the loader's parallelism is its threads */
-    pthread_mutex_lock(&l->mu);
-    while (!l->stop) {
-        if (!(l->accepting && l->next_pos < l->n && l->next_pos < l->consumed + l->cap)) {
-            pthread_cond_wait(&l->work_cv, &l->mu);
-            continue;
-        }
-        long p = l->next_pos++;
-        int idx = l->perm[p], epoch = l->epoch, s = (int)(p % l->cap);
-        l->busy++;
-        pthread_mutex_unlock(&l->mu);
+    acv_det_loader *l = ctx;
+    slot *sl = &l->slots[s];
+    sl->n = 0;
+    int rc = process_image(l, idx, epoch, sl, l->simg + (size_t)s * l->img_bytes);
+    if (rc) sl->item = (acv_det_item){.index = idx};
+    return rc;
+}
 
-        slot *sl = &l->slots[s];
-        sl->n = 0;
-        int rc = process_image(l, idx, epoch, sl, l->simg + (size_t)s * l->img_bytes);
-        sl->rc = rc;
-        if (rc) {
-            snprintf(sl->msg, SLOT_MSG, "%s", acv_errmsg());
-            sl->item = (acv_det_item){.index = idx};
-        }
+static int batch_reserve_boxes(acv_det_loader *l, int n)
+{
+    if (n <= l->bbox_cap) return 0;
+    int cap = l->bbox_cap ? l->bbox_cap : 256;
+    while (cap < n) cap *= 2;
+    acv_box *b = realloc(l->bbox, (size_t)cap * sizeof *b);
+    if (!b) return acv_error(ACV_ENOMEM, "detection loader: out of memory for %d boxes", n);
+    l->bbox = b;
+    l->bbox_cap = cap;
+    return 0;
+}
 
-        pthread_mutex_lock(&l->mu);
-        l->busy--;
-        l->state[s] = rc ? SLOT_FAILED : SLOT_READY;
-        pthread_cond_broadcast(&l->done_cv);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
+/* prefetch.h's take callback (caller's thread): the image in slot s and its boxes become
+ * item i of the batch. */
+static int take_slot(void *ctx, int s, int idx, int i)
+{
+    acv_det_loader *l = ctx;
+    const slot *sl = &l->slots[s];
+    int S = l->S;
+    int rc = batch_reserve_boxes(l, l->nbox + sl->n);
+    if (rc) return rc;
+    acv_image view = {.w = S, .h = S, .c = 3, .data = l->simg + (size_t)s * l->img_bytes};
+    acv_img_to_tensor(&view, l->bx + (size_t)i * 3 * S * S, l->o.mean, l->o.std);
+    if (sl->n) memcpy(l->bbox + l->nbox, sl->boxes, (size_t)sl->n * sizeof *sl->boxes);
+    l->bstart[i] = l->nbox;
+    l->nbox += sl->n;
+    l->bitems[i] = sl->item;
+    return 0;
 }
 
 /* ---- construction ----------------------------------------------------------------- */
@@ -246,13 +222,21 @@ static int check_opts(const acv_det_loader_opts *o)
     if (o->batch < 1 || o->batch > 65536) BAD("batch %d not in [1, 65536]", o->batch);
     if (o->imgsz < 32 || o->imgsz > 4096 || o->imgsz % 32)
         BAD("imgsz %d must be a multiple of 32 in [32, 4096]", o->imgsz);
-    if (o->workers < 0 || o->workers > MAX_THREADS) BAD("workers %d not in [0, %d]", o->workers, MAX_THREADS);
+    if (o->workers < 0 || o->workers > ACV__PREFETCH_MAX_THREADS)
+        BAD("workers %d not in [0, %d]", o->workers, ACV__PREFETCH_MAX_THREADS);
     if (o->prefetch < 0 || o->prefetch > 64) BAD("prefetch %d not in [0, 64]", o->prefetch);
     for (int i = 0; i < 3; i++)
         if (!(o->std[i] > 0.0f) || !isfinite(o->std[i]) || !isfinite(o->mean[i]))
             BAD("std[%d] must be > 0 and mean[%d] finite", i, i);
     return o->train ? acv_det_aug_opts_check(&o->aug) : 0;
 #undef BAD
+}
+
+/* prefetch.h's quiet callback: no worker is processing, so the options they read may change. */
+static void apply_pending(void *ctx)
+{
+    acv_det_loader *l = ctx;
+    l->o.aug = l->pending;
 }
 
 int acv_det_loader_new(const acv_det_dataset *ds, const acv_det_loader_opts *o, acv_det_loader **out)
@@ -263,9 +247,6 @@ int acv_det_loader_new(const acv_det_dataset *ds, const acv_det_loader_opts *o, 
     if (!ds || ds->n < 1) return acv_error(ACV_EINVAL, "detection loader: the dataset has no images");
     acv_det_loader *l = calloc(1, sizeof *l);
     if (!l) return acv_error(ACV_ENOMEM, "out of memory");
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->work_cv, NULL);
-    pthread_cond_init(&l->done_cv, NULL);
     l->ds = ds;
     l->o = *o;
     l->pending = o->aug;
@@ -275,34 +256,26 @@ int acv_det_loader_new(const acv_det_dataset *ds, const acv_det_loader_opts *o, 
     long cap = (long)(o->prefetch ? o->prefetch : 2) * o->batch;
     if (cap > l->n) cap = l->n;
     l->cap = (int)cap;
-    l->perm = malloc((size_t)l->n * sizeof *l->perm);
+    acv__prefetch_config pc = {
+        .name = "detection loader", .what = "images", .epoch_fn = "acv_det_loader_epoch",
+        .n = l->n, .cap = l->cap, .batch = o->batch, .drop_last = o->drop_last, .threads = o->workers,
+        .shuffle = o->shuffle, .seed = o->seed, .process = process_slot, .take = take_slot, .quiet = apply_pending,
+        .ctx = l,
+    };
+    rc = acv__prefetch_new(&pc, &l->pf);
     l->simg = malloc((size_t)l->cap * l->img_bytes);
     l->slots = calloc((size_t)l->cap, sizeof *l->slots);
-    l->state = calloc((size_t)l->cap, 1);
     l->bx = malloc((size_t)o->batch * l->img_bytes * sizeof *l->bx);
     l->bstart = malloc((size_t)(o->batch + 1) * sizeof *l->bstart);
     l->bitems = malloc((size_t)o->batch * sizeof *l->bitems);
-    if (!l->perm || !l->simg || !l->slots || !l->state || !l->bx || !l->bstart || !l->bitems) {
+    if (rc || !l->simg || !l->slots || !l->bx || !l->bstart || !l->bitems) {
         acv_det_loader_free(l);
-        return acv_error(ACV_ENOMEM, "detection loader: cannot allocate a ring of %d images of %dx%d", (int)cap, l->S,
-                         l->S);
+        return acv_error(ACV_ENOMEM, "detection loader: cannot allocate a ring of %d images of %dx%d", (int)cap,
+                         o->imgsz, o->imgsz);
     }
-    int nt = o->workers;
-    if (nt == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        nt = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
-    }
-    l->threads = calloc((size_t)nt, sizeof *l->threads);
-    if (!l->threads) {
+    if ((rc = acv__prefetch_start(l->pf))) {
         acv_det_loader_free(l);
-        return acv_error(ACV_ENOMEM, "out of memory");
-    }
-    for (int t = 0; t < nt; t++) {
-        if (pthread_create(&l->threads[t], NULL, worker_main, l) != 0) {
-            acv_det_loader_free(l);
-            return acv_error(ACV_EIO, "detection loader: cannot start worker thread %d of %d", t + 1, nt);
-        }
-        l->nthreads++;
+        return rc;
     }
     *out = l;
     return 0;
@@ -311,22 +284,11 @@ int acv_det_loader_new(const acv_det_dataset *ds, const acv_det_loader_opts *o, 
 void acv_det_loader_free(acv_det_loader *l)
 {
     if (!l) return;
-    pthread_mutex_lock(&l->mu);
-    l->stop = 1;
-    l->accepting = 0;
-    pthread_cond_broadcast(&l->work_cv);
-    pthread_mutex_unlock(&l->mu);
-    for (int t = 0; t < l->nthreads; t++) pthread_join(l->threads[t], NULL);
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->work_cv);
-    pthread_cond_destroy(&l->done_cv);
+    acv__prefetch_free(l->pf); /* joins the workers first */
     if (l->slots)
         for (int i = 0; i < l->cap; i++) free(l->slots[i].boxes);
-    free(l->threads);
-    free(l->perm);
     free(l->simg);
     free(l->slots);
-    free(l->state);
     free(l->bx);
     free(l->bbox);
     free(l->bstart);
@@ -346,122 +308,29 @@ int acv_det_loader_set_aug(acv_det_loader *l, const acv_det_aug_opts *aug)
 
 void acv_det_loader_epoch(acv_det_loader *l, int epoch)
 {
-    ACV_ASSERT(epoch >= 0);
-    pthread_mutex_lock(&l->mu);
-    l->accepting = 0;
-    while (l->busy > 0) pthread_cond_wait(&l->done_cv, &l->mu);
-    l->o.aug = l->pending; /* no worker is processing: safe to change */
-    for (int i = 0; i < l->n; i++) l->perm[i] = i;
-    if (l->o.shuffle) {
-        acv_rng r;
-        acv_rng_seed3(&r, l->o.seed, (uint64_t)epoch, STREAM_SHUFFLE);
-        acv_rng_shuffle(&r, l->perm, l->n);
-    }
-    memset(l->state, SLOT_EMPTY, (size_t)l->cap);
-    l->epoch = epoch;
-    l->next_pos = 0;
-    l->consumed = 0;
-    l->started = 1;
-    l->accepting = 1;
-    pthread_cond_broadcast(&l->work_cv);
-    pthread_mutex_unlock(&l->mu);
-    l->epoch_failed = 0;
-    l->done = 0;
-    l->fatal = 0;
-}
-
-/* Is rc a problem with one image (skip it) rather than with the loader (stop)? */
-static int is_image_error(int rc)
-{
-    return rc == ACV_EFORMAT || rc == ACV_EIO || rc == ACV_ENOTFOUND || rc == ACV_ERANGE || rc == ACV_EUNSUPPORTED ||
-           rc == ACV_ESHAPE || rc == ACV_EINVAL;
-}
-
-static int batch_reserve_boxes(acv_det_loader *l, int n)
-{
-    if (n <= l->bbox_cap) return 0;
-    int cap = l->bbox_cap ? l->bbox_cap : 256;
-    while (cap < n) cap *= 2;
-    acv_box *b = realloc(l->bbox, (size_t)cap * sizeof *b);
-    if (!b) return acv_error(ACV_ENOMEM, "detection loader: out of memory for %d boxes", n);
-    l->bbox = b;
-    l->bbox_cap = cap;
-    return 0;
+    acv__prefetch_epoch(l->pf, epoch); /* applies the pending aug options (apply_pending) */
 }
 
 int acv_det_loader_next(acv_det_loader *l, acv_det_batch *b)
 {
     memset(b, 0, sizeof *b);
-    if (!l->started) return acv_error(ACV_EINVAL, "detection loader: acv_det_loader_epoch was not called");
-    if (l->fatal) return l->fatal;
-    if (l->done) return 0;
-    const acv_det_loader_opts *o = &l->o;
-    int S = l->S, cnt = 0, nbox = 0;
-    size_t chw = (size_t)3 * S * S;
-    while (cnt < o->batch && l->consumed < l->n) {
-        int s = (int)(l->consumed % l->cap);
-        pthread_mutex_lock(&l->mu);
-        while (l->state[s] == SLOT_EMPTY) pthread_cond_wait(&l->done_cv, &l->mu);
-        int st = l->state[s];
-        pthread_mutex_unlock(&l->mu);
-        slot *sl = &l->slots[s];
-        /* The slot is ours until consumed advances past it. */
-        if (st == SLOT_READY) {
-            int rc = batch_reserve_boxes(l, nbox + sl->n);
-            if (rc) return l->fatal = rc;
-            acv_image view = {.w = S, .h = S, .c = 3, .data = l->simg + (size_t)s * l->img_bytes};
-            acv_img_to_tensor(&view, l->bx + (size_t)cnt * chw, o->mean, o->std);
-            if (sl->n) memcpy(l->bbox + nbox, sl->boxes, (size_t)sl->n * sizeof *sl->boxes);
-            l->bstart[cnt] = nbox;
-            nbox += sl->n;
-            l->bitems[cnt] = sl->item;
-            cnt++;
-        } else {
-            if (!is_image_error(sl->rc)) {
-                l->fatal = acv_error(sl->rc, "detection loader: %s", sl->msg);
-                return l->fatal;
-            }
-            if (l->skipped == 0) {
-                snprintf(l->first_err, sizeof l->first_err, "%s", sl->msg);
-                acv_warn("skipping unreadable image (further ones are only counted): %s", sl->msg);
-            }
-            l->skipped++;
-            l->epoch_failed++;
-            if (l->epoch_failed * 2 > l->n) {
-                l->fatal = acv_error(sl->rc, "detection loader: more than half of the %d images could not be read "
-                                             "(first: %s)", l->n, l->first_err);
-                return l->fatal;
-            }
-        }
-        pthread_mutex_lock(&l->mu);
-        l->state[s] = SLOT_EMPTY;
-        l->consumed++;
-        pthread_cond_signal(&l->work_cv);
-        pthread_mutex_unlock(&l->mu);
-    }
-    if (l->consumed >= l->n) l->done = 1;
-    if (cnt == 0 || (cnt < o->batch && o->drop_last)) {
-        l->done = 1;
-        return 0;
-    }
-    l->bstart[cnt] = nbox;
+    l->nbox = 0;
+    int cnt = acv__prefetch_next(l->pf);
+    if (cnt <= 0) return cnt;
+    int S = l->S;
+    l->bstart[cnt] = l->nbox;
     b->n = cnt;
     b->c = 3;
     b->h = S;
     b->w = S;
     b->x = l->bx;
-    b->nbox = nbox;
+    b->nbox = l->nbox;
     b->boxes = l->bbox;
     b->box_start = l->bstart;
     b->items = l->bitems;
     return 1;
 }
 
-int acv_det_loader_num_batches(const acv_det_loader *l)
-{
-    int b = l->o.batch;
-    return l->o.drop_last ? l->n / b : (l->n + b - 1) / b;
-}
-
-long acv_det_loader_skipped(const acv_det_loader *l) { return l->skipped; }
-const char *acv_det_loader_first_error(const acv_det_loader *l) { return l->first_err; }
+int acv_det_loader_num_batches(const acv_det_loader *l) { return acv__prefetch_num_batches(l->pf); }
+long acv_det_loader_skipped(const acv_det_loader *l) { return acv__prefetch_skipped(l->pf); }
+const char *acv_det_loader_first_error(const acv_det_loader *l) { return acv__prefetch_first_error(l->pf); }

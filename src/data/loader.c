@@ -1,69 +1,37 @@
 /* Threaded batch loader (see loader.h).
  *
- * Design: the epoch is a sequence of positions 0..n-1 (perm[p] is the dataset index).
- * Workers claim positions strictly in order under the mutex and write each processed
- * sample into slot p % cap of a sample ring (cap = prefetch * batch), so at most cap
- * samples are in flight. The caller's thread consumes slots in position order, copying
- * readable samples into the batch and skipping failed ones; batch composition therefore
- * depends only on which samples fail, never on timing. */
+ * The worker threads, the ring and the epoch order are data/prefetch.h's: a ring slot here
+ * holds one processed sample (chw floats), and the ring has cap = prefetch * batch slots, so
+ * at most cap samples are in flight. The caller's thread copies the readable samples of
+ * each batch out of the ring, in position order, and then mixes the batch. */
 #include "data/loader.h"
 
 #include "autocv/error.h"
-#include "base/log.h"
 #include "base/rng.h"
+#include "data/prefetch.h"
 #include "vision/transform.h"
 
 #include <math.h>
-#include <omp.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-enum { SLOT_EMPTY = 0, SLOT_READY, SLOT_FAILED };
-#define SLOT_MSG 256
-#define MAX_THREADS 64
-/* Generator streams that can never collide with a sample index. */
-#define STREAM_SHUFFLE UINT64_MAX
+/* Generator streams of batch mixing: they can never collide with a sample index (nor with
+ * prefetch.c's shuffle stream, UINT64_MAX). */
 #define STREAM_BATCH(b) (UINT64_MAX - 1 - (uint64_t)(b))
 
 struct acv_loader {
     const acv_cls_dataset *ds;  /* borrowed */
     acv_loader_config cfg;
-    int n, k, chw;
+    int k, chw;
+    acv__prefetch *pf;
 
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;     /* workers wait for claimable positions */
-    pthread_cond_t done_cv;     /* the caller waits for slots / for busy == 0 */
-    int stop;
-
-    /* epoch state (guarded by mu) */
-    int epoch;
-    int started;
-    int accepting;              /* workers may claim positions */
-    int *perm;                  /* (n) */
-    long next_pos;              /* next position a worker claims */
-    long consumed;              /* first position the caller has not consumed */
-    int busy;                   /* workers processing a sample */
-
-    /* sample ring */
+    /* sample ring (slot s written by the worker that processes it, see prefetch.h) */
     int cap;
     float *sx;                  /* (cap, chw) */
-    int *sidx;                  /* (cap) dataset index */
-    int *src;                   /* (cap) error code of failed slots */
-    uint8_t *state;             /* (cap) SLOT_* */
-    char *smsg;                 /* (cap, SLOT_MSG) error message of failed slots */
 
     /* caller side (touched only by the caller's thread) */
+    int epoch;
     long batch_no;
-    long epoch_failed;
-    int done;                   /* epoch exhausted */
-    int fatal;                  /* sticky error of the epoch */
-    long skipped;
-    char first_err[512];
     float *bx;                  /* (batch, chw) */
     int *blabel, *bidx;         /* (batch) */
     float *bsoft;               /* (batch, k) or NULL */
@@ -183,33 +151,23 @@ static int process_sample(const acv_loader *l, int idx, int epoch, float *out)
     return rc;
 }
 
-static void *worker_main(void *arg)
+/* prefetch.h's process callback: sample idx of epoch into ring slot s. */
+static int process_slot(void *ctx, int idx, int epoch, int s)
 {
-    acv_loader *l = arg;
-    omp_set_num_threads(1); /* the loader's parallelism is its threads; no nested teams */
-    pthread_mutex_lock(&l->mu);
-    while (!l->stop) {
-        if (!(l->accepting && l->next_pos < l->n && l->next_pos < l->consumed + l->cap)) {
-            pthread_cond_wait(&l->work_cv, &l->mu);
-            continue;
-        }
-        long p = l->next_pos++;
-        int idx = l->perm[p], epoch = l->epoch, s = (int)(p % l->cap);
-        l->busy++;
-        pthread_mutex_unlock(&l->mu);
+    acv_loader *l = ctx;
+    return process_sample(l, idx, epoch, l->sx + (size_t)s * l->chw);
+}
 
-        int rc = process_sample(l, idx, epoch, l->sx + (size_t)s * l->chw);
-        if (rc) snprintf(l->smsg + (size_t)s * SLOT_MSG, SLOT_MSG, "%s", acv_errmsg());
-
-        pthread_mutex_lock(&l->mu);
-        l->busy--;
-        l->sidx[s] = idx;
-        l->src[s] = rc;
-        l->state[s] = rc ? SLOT_FAILED : SLOT_READY;
-        pthread_cond_broadcast(&l->done_cv);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
+/* prefetch.h's take callback (caller's thread): the sample in slot s becomes item i of the
+ * batch. */
+static int take_slot(void *ctx, int s, int idx, int i)
+{
+    acv_loader *l = ctx;
+    size_t chw = (size_t)l->chw;
+    memcpy(l->bx + (size_t)i * chw, l->sx + (size_t)s * chw, chw * sizeof *l->bx);
+    l->bidx[i] = idx;
+    l->blabel[i] = acv_cls_dataset_label(l->ds, idx);
+    return 0;
 }
 
 /* ---- construction ----------------------------------------------------------------- */
@@ -218,7 +176,8 @@ static int check_config(const acv_loader_config *c)
 {
 #define BAD(...) return acv_error(ACV_EINVAL, "loader config: " __VA_ARGS__)
     if (c->batch < 1) BAD("batch %d must be at least 1", c->batch);
-    if (c->threads < 0 || c->threads > MAX_THREADS) BAD("threads %d not in [0, %d]", c->threads, MAX_THREADS);
+    if (c->threads < 0 || c->threads > ACV__PREFETCH_MAX_THREADS)
+        BAD("threads %d not in [0, %d]", c->threads, ACV__PREFETCH_MAX_THREADS);
     if (c->prefetch < 0 || c->prefetch > 64) BAD("prefetch %d not in [0, 64]", c->prefetch);
     if (c->out_c != 1 && c->out_c != 3) BAD("out_c %d must be 1 or 3", c->out_c);
     if (c->out_h < 1 || c->out_w < 1 || c->out_h > 8192 || c->out_w > 8192)
@@ -255,12 +214,8 @@ int acv_loader_new(const acv_cls_dataset *ds, const acv_loader_config *cfg, acv_
     if (n < 1) return acv_error(ACV_EINVAL, "loader: the dataset is empty");
     acv_loader *l = calloc(1, sizeof *l);
     if (!l) return acv_error(ACV_ENOMEM, "out of memory");
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->work_cv, NULL);
-    pthread_cond_init(&l->done_cv, NULL);
     l->ds = ds;
     l->cfg = *cfg;
-    l->n = n;
     l->k = acv_cls_dataset_num_classes(ds);
     l->chw = cfg->out_c * cfg->out_h * cfg->out_w;
     int prefetch = cfg->prefetch ? cfg->prefetch : 4;
@@ -269,37 +224,24 @@ int acv_loader_new(const acv_cls_dataset *ds, const acv_loader_config *cfg, acv_
     l->cap = (int)cap;
     int mixing = !cfg->eval && (cfg->mixup_alpha > 0.0f || cfg->cutmix_alpha > 0.0f);
     size_t chw = (size_t)l->chw;
-    l->perm = malloc((size_t)n * sizeof *l->perm);
+    acv__prefetch_config pc = {
+        .name = "loader", .what = "samples", .epoch_fn = "acv_loader_start_epoch",
+        .n = n, .cap = l->cap, .batch = cfg->batch, .drop_last = cfg->drop_last, .threads = cfg->threads,
+        .shuffle = cfg->shuffle, .seed = cfg->seed, .process = process_slot, .take = take_slot, .ctx = l,
+    };
+    rc = acv__prefetch_new(&pc, &l->pf);
     l->sx = malloc((size_t)l->cap * chw * sizeof *l->sx);
-    l->sidx = calloc((size_t)l->cap, sizeof *l->sidx);
-    l->src = calloc((size_t)l->cap, sizeof *l->src);
-    l->state = calloc((size_t)l->cap, 1);
-    l->smsg = calloc((size_t)l->cap, SLOT_MSG);
     l->bx = malloc((size_t)cfg->batch * chw * sizeof *l->bx);
     l->blabel = malloc((size_t)cfg->batch * sizeof *l->blabel);
     l->bidx = malloc((size_t)cfg->batch * sizeof *l->bidx);
     if (mixing) l->bsoft = malloc((size_t)cfg->batch * l->k * sizeof *l->bsoft);
-    if (!l->perm || !l->sx || !l->sidx || !l->src || !l->state || !l->smsg || !l->bx || !l->blabel || !l->bidx ||
-        (mixing && !l->bsoft)) {
+    if (rc || !l->sx || !l->bx || !l->blabel || !l->bidx || (mixing && !l->bsoft)) {
         acv_loader_free(l);
-        return acv_error(ACV_ENOMEM, "loader: cannot allocate the ring of %d samples of %zu floats", l->cap, chw);
+        return acv_error(ACV_ENOMEM, "loader: cannot allocate the ring of %d samples of %zu floats", (int)cap, chw);
     }
-    int nt = cfg->threads;
-    if (nt == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        nt = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
-    }
-    l->threads = calloc((size_t)nt, sizeof *l->threads);
-    if (!l->threads) {
+    if ((rc = acv__prefetch_start(l->pf))) {
         acv_loader_free(l);
-        return acv_error(ACV_ENOMEM, "out of memory");
-    }
-    for (int t = 0; t < nt; t++) {
-        if (pthread_create(&l->threads[t], NULL, worker_main, l) != 0) {
-            acv_loader_free(l);
-            return acv_error(ACV_EIO, "loader: cannot start worker thread %d of %d", t + 1, nt);
-        }
-        l->nthreads++;
+        return rc;
     }
     *out = l;
     return 0;
@@ -308,22 +250,8 @@ int acv_loader_new(const acv_cls_dataset *ds, const acv_loader_config *cfg, acv_
 void acv_loader_free(acv_loader *l)
 {
     if (!l) return;
-    pthread_mutex_lock(&l->mu);
-    l->stop = 1;
-    l->accepting = 0;
-    pthread_cond_broadcast(&l->work_cv);
-    pthread_mutex_unlock(&l->mu);
-    for (int t = 0; t < l->nthreads; t++) pthread_join(l->threads[t], NULL);
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->work_cv);
-    pthread_cond_destroy(&l->done_cv);
-    free(l->threads);
-    free(l->perm);
+    acv__prefetch_free(l->pf); /* joins the workers first */
     free(l->sx);
-    free(l->sidx);
-    free(l->src);
-    free(l->state);
-    free(l->smsg);
     free(l->bx);
     free(l->blabel);
     free(l->bidx);
@@ -335,88 +263,17 @@ void acv_loader_free(acv_loader *l)
 
 void acv_loader_start_epoch(acv_loader *l, int epoch)
 {
-    ACV_ASSERT(epoch >= 0);
-    pthread_mutex_lock(&l->mu);
-    l->accepting = 0;
-    while (l->busy > 0) pthread_cond_wait(&l->done_cv, &l->mu);
-    for (int i = 0; i < l->n; i++) l->perm[i] = i;
-    if (l->cfg.shuffle) {
-        acv_rng r;
-        acv_rng_seed3(&r, l->cfg.seed, (uint64_t)epoch, STREAM_SHUFFLE);
-        acv_rng_shuffle(&r, l->perm, l->n);
-    }
-    memset(l->state, SLOT_EMPTY, (size_t)l->cap);
+    acv__prefetch_epoch(l->pf, epoch);
     l->epoch = epoch;
-    l->next_pos = 0;
-    l->consumed = 0;
-    l->started = 1;
-    l->accepting = 1;
-    pthread_cond_broadcast(&l->work_cv);
-    pthread_mutex_unlock(&l->mu);
     l->batch_no = 0;
-    l->epoch_failed = 0;
-    l->done = 0;
-    l->fatal = 0;
-}
-
-/* Is rc a problem with one sample (skip it) rather than with the loader (stop)? */
-static int is_sample_error(int rc)
-{
-    return rc == ACV_EFORMAT || rc == ACV_EIO || rc == ACV_ENOTFOUND || rc == ACV_ERANGE ||
-           rc == ACV_EUNSUPPORTED || rc == ACV_ESHAPE || rc == ACV_EINVAL;
 }
 
 int acv_loader_next(acv_loader *l, acv_batch *b)
 {
     memset(b, 0, sizeof *b);
-    if (!l->started) return acv_error(ACV_EINVAL, "loader: acv_loader_start_epoch was not called");
-    if (l->fatal) return l->fatal;
-    if (l->done) return 0;
+    int cnt = acv__prefetch_next(l->pf);
+    if (cnt <= 0) return cnt;
     const acv_loader_config *cfg = &l->cfg;
-    size_t chw = (size_t)l->chw;
-    int cnt = 0;
-    while (cnt < cfg->batch && l->consumed < l->n) {
-        int s = (int)(l->consumed % l->cap);
-        pthread_mutex_lock(&l->mu);
-        while (l->state[s] == SLOT_EMPTY) pthread_cond_wait(&l->done_cv, &l->mu);
-        int st = l->state[s];
-        pthread_mutex_unlock(&l->mu);
-        /* The slot is ours until consumed advances past it. */
-        if (st == SLOT_READY) {
-            memcpy(l->bx + (size_t)cnt * chw, l->sx + (size_t)s * chw, chw * sizeof *l->bx);
-            l->bidx[cnt] = l->sidx[s];
-            l->blabel[cnt] = acv_cls_dataset_label(l->ds, l->sidx[s]);
-            cnt++;
-        } else {
-            int rc = l->src[s];
-            const char *msg = l->smsg + (size_t)s * SLOT_MSG;
-            if (!is_sample_error(rc)) {
-                l->fatal = acv_error(rc, "loader: %s", msg);
-                return l->fatal;
-            }
-            if (l->skipped == 0) {
-                snprintf(l->first_err, sizeof l->first_err, "%s", msg);
-                acv_warn("skipping unreadable image (further ones are only counted): %s", msg);
-            }
-            l->skipped++;
-            l->epoch_failed++;
-            if (l->epoch_failed * 2 > l->n) {
-                l->fatal = acv_error(rc, "loader: more than half of the %d samples could not be read (first: %s)",
-                                     l->n, l->first_err);
-                return l->fatal;
-            }
-        }
-        pthread_mutex_lock(&l->mu);
-        l->state[s] = SLOT_EMPTY;
-        l->consumed++;
-        pthread_cond_signal(&l->work_cv); /* one slot freed: one more claim possible */
-        pthread_mutex_unlock(&l->mu);
-    }
-    if (l->consumed >= l->n) l->done = 1;
-    if (cnt == 0 || (cnt < cfg->batch && cfg->drop_last)) {
-        l->done = 1;
-        return 0;
-    }
     b->n = cnt;
     b->c = cfg->out_c;
     b->h = cfg->out_h;
@@ -440,11 +297,6 @@ int acv_loader_next(acv_loader *l, acv_batch *b)
     return 1;
 }
 
-int acv_loader_num_batches(const acv_loader *l)
-{
-    int b = l->cfg.batch;
-    return l->cfg.drop_last ? l->n / b : (l->n + b - 1) / b;
-}
-
-long acv_loader_skipped(const acv_loader *l) { return l->skipped; }
-const char *acv_loader_first_error(const acv_loader *l) { return l->first_err; }
+int acv_loader_num_batches(const acv_loader *l) { return acv__prefetch_num_batches(l->pf); }
+long acv_loader_skipped(const acv_loader *l) { return acv__prefetch_skipped(l->pf); }
+const char *acv_loader_first_error(const acv_loader *l) { return acv__prefetch_first_error(l->pf); }
