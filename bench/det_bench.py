@@ -4,7 +4,7 @@ the default detector trained on it with its training wall time and throughput, A
 counting on the held-out test images, and detector inference latency at 320 and 640 (batch 1)
 in AutoCV and in ONNX Runtime running the same exported model, with the ratio.
 
-    /usr/bin/python3 bench/det_bench.py [--build build] [--train 1000] [--epochs 30] [--threads 2]
+    /usr/bin/python3 bench/det_bench.py [--build build] [--train 1000] [--epochs 28] [--threads 2]
                                         [--model auto] [--skip-train] [--out DIR]
 
 Writes DIR/det.json (default $BUILD/bench/det) and prints a table. Run it on a quiet machine:
@@ -61,7 +61,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--train", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=28)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default="auto", help="detector architecture to train (default: auto)")
     ap.add_argument("--skip-train", action="store_true", help="reuse the trained model in --out")

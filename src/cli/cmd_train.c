@@ -25,7 +25,7 @@ static int train_det(int argc, char **argv)
         {"--model", ACV_ARG_STR, &o.model, "NAME", "detector: auto, det-s (fast on CPU), det-m (more accurate), det-s-p2 / det-m-p2 (very small objects)"},
         {"--init", ACV_ARG_STR, &o.init, "MODEL", "start from this detection model directory's weights"},
         {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 100)"},
-        {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 16)"},
+        {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 8)"},
         {"--imgsz", ACV_ARG_INT, &o.imgsz, "N", "letterboxed input side, a multiple of 32 (default 640)"},
         {"--lr", ACV_ARG_FLOAT, &o.lr, "F", "peak AdamW learning rate (auto: 0.004)"},
         {"--weight-decay", ACV_ARG_FLOAT, &o.weight_decay, "F", "weight decay (auto: 5e-4*batch/64)"},

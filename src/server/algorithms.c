@@ -59,7 +59,7 @@ static const param CLS_PARAMS[] = {
 
 static const param DET_PARAMS[] = {
     {"epochs", "--epochs", P_INT, 1, 1000, false, NULL, "auto", false, "passes over the training images (auto: 100)"},
-    {"batch", "--batch", P_INT, 1, 256, false, NULL, "auto", false, "images per step (auto: 16)"},
+    {"batch", "--batch", P_INT, 1, 256, false, NULL, "auto", false, "images per step (auto: 8)"},
     {"imgsz", "--imgsz", P_INT, 64, 1280, false, NULL, "640", false,
      "letterboxed input side in pixels, a multiple of 32"},
     {"lr", "--lr", P_NUM, 0, 1, true, NULL, "auto", false, "peak AdamW learning rate (auto: 0.004)"},

@@ -406,7 +406,7 @@ export default {
   'paramdesc.seed': 'The same seed on the same data gives the same model.',
   'paramdesc.freeze_backbone': 'Train only the final classifier of a custom network.',
   'paramdesc.det.epochs': 'How many times training goes over all training images (auto: 100).',
-  'paramdesc.det.batch': 'Images per training step (auto: 16).',
+  'paramdesc.det.batch': 'Images per training step (auto: 8).',
   'paramdesc.det.imgsz': 'Side of the network input in pixels, a multiple of 32; images are letterboxed to it. Small defects need a size at which they are about 10 pixels or more.',
   'paramdesc.det.lr': 'Peak AdamW learning rate (auto: 0.004; lower it if the loss turns to NaN).',
   'paramdesc.det.patience': 'Stop after this many validations without a better AP (0: never).',

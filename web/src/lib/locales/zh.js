@@ -405,7 +405,7 @@ export default {
   'paramdesc.seed': '相同的种子、相同的数据会得到相同的模型。',
   'paramdesc.freeze_backbone': '只训练自定义网络的最后分类层。',
   'paramdesc.det.epochs': '训练过程中遍历全部训练图片的次数（自动：100）。',
-  'paramdesc.det.batch': '每一步训练使用的图片数（自动：16）。',
+  'paramdesc.det.batch': '每一步训练使用的图片数（自动：8）。',
   'paramdesc.det.imgsz': '网络输入的边长（像素），32 的倍数；图片按比例缩放并补边到这个尺寸。小缺陷需要在这个尺寸下至少约 10 像素。',
   'paramdesc.det.lr': 'AdamW 峰值学习率（自动：0.004；若损失变为 NaN，请调低）。',
   'paramdesc.det.patience': '连续这么多次验证 AP 没有提升就停止（0：从不停止）。',
