@@ -290,6 +290,56 @@ static void test_maxpool_ties_nan(void **state)
     assert_int_equal(am[1], 6);
 }
 
+/* Wide rows (the kernel selects up to 16 windows side by side, then the rest one by one):
+ * ties and NaNs everywhere, every window's value and argmax against the rule applied one
+ * window at a time (the first tap that lands inside, then each later one that is greater or
+ * NaN). */
+static void test_maxpool_wide_ties_nan(void **state)
+{
+    (void)state;
+    acv_pool_params cases[] = {
+        pool_params(1, 3, 5, 53, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, false),
+        pool_params(2, 2, 9, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, false),
+        pool_params(1, 2, 8, 61, 2, 3, 1, 1, 1, 2, 1, 2, 2, 2, false, false),
+        pool_params(1, 2, 11, 64, 5, 5, 3, 3, 2, 2, 2, 2, 1, 1, false, true),
+        pool_params(1, 1, 4, 40, 1, 4, 1, 2, 0, 0, 0, 0, 1, 1, false, false),
+    };
+    acv_rng rng;
+    acv_rng_seed(&rng, 7);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const acv_pool_params *p = &cases[t];
+        int64_t ni = (int64_t)p->N * p->C * p->H * p->W, no = (int64_t)p->N * p->C * p->OH * p->OW;
+        float *in = xmalloc(sizeof(float) * ni), *out = xmalloc(sizeof(float) * no);
+        int32_t *am = xmalloc(sizeof(int32_t) * no);
+        for (int64_t i = 0; i < ni; i++) {
+            uint32_t r = acv_rng_below(&rng, 16);
+            in[i] = r == 0 ? NAN : r == 1 ? -INFINITY : (float)(r % 3);
+        }
+        acv_ref_maxpool_forward(out, am, in, p);
+        for (int64_t pl = 0, j = 0; pl < (int64_t)p->N * p->C; pl++)
+            for (int oh = 0; oh < p->OH; oh++)
+                for (int ow = 0; ow < p->OW; ow++, j++) {
+                    const float *x = in + pl * p->H * p->W;
+                    float best = -INFINITY;
+                    int32_t idx = -1;
+                    for (int kh = 0; kh < p->KH; kh++)
+                        for (int kw = 0; kw < p->KW; kw++) {
+                            int ih = oh * p->stride_h - p->pad_t + kh * p->dil_h;
+                            int iw = ow * p->stride_w - p->pad_l + kw * p->dil_w;
+                            if (ih < 0 || ih >= p->H || iw < 0 || iw >= p->W) continue;
+                            float v = x[ih * p->W + iw];
+                            if (idx < 0 || v > best || isnan(v)) best = v, idx = ih * p->W + iw;
+                        }
+                    if (am[j] != idx || (isnan(best) ? !isnan(out[j]) : out[j] != best))
+                        fail_msg("case %zu, plane %lld, window (%d, %d): got %g at %d, want %g at %d", t,
+                                 (long long)pl, oh, ow, (double)out[j], am[j], (double)best, idx);
+                }
+        free(in);
+        free(out);
+        free(am);
+    }
+}
+
 /* ---- average pool ---------------------------------------------------------------------------- */
 
 /* Direct PyTorch definition: a window position counts for count_include_pad when it lies in
@@ -645,6 +695,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties_nan),
+        cmocka_unit_test(test_maxpool_wide_ties_nan),
         cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_avgpool_hand),
         cmocka_unit_test(test_gap),

@@ -7,11 +7,14 @@
 #include "nn/kernels.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 #include "autocv/error.h"
 
 /* Parallelize over planes only when there is enough work to pay for the threads. */
 #define POOL_PAR_MIN ((int64_t)1 << 15)
+/* max pool windows selected side by side (a 512-bit vector of floats) */
+#define MP_LANES 16
 
 static void check_pool(const acv_pool_params *p)
 {
@@ -60,38 +63,76 @@ void acv_ref_maxpool_forward(float *out, int32_t *argmax, const float *in, const
         maxpool_2x2(out, argmax, in, p);
         return;
     }
+    const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
+    const int sh = p->stride_h, sw = p->stride_w, pt = p->pad_t, pw = p->pad_l;
     const int dh = p->dil_h > 0 ? p->dil_h : 1, dw = p->dil_w > 0 ? p->dil_w : 1;
-    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W;
-    const int64_t ohw = (int64_t)p->OH * p->OW;
-#pragma omp parallel for schedule(static) if (planes * ohw * p->KH * p->KW >= POOL_PAR_MIN)
+    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)H * W;
+    const int64_t ohw = (int64_t)OH * OW;
+    /* the output columns [owa, owb) whose windows lie wholly inside the input's columns */
+    int owa = 0;
+    while (owa < OW && owa * sw - pw < 0) owa++;
+    int owb = owa;
+    while (owb < OW && owb * sw - pw + (KW - 1) * dw < W) owb++;
+#pragma omp parallel for schedule(static) if (planes * ohw * KH * KW >= POOL_PAR_MIN)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = in + pl * hw;
         float *y = out + pl * ohw;
         int32_t *am = argmax + pl * ohw;
-        for (int oh = 0; oh < p->OH; oh++) {
-            const int h0 = oh * p->stride_h - p->pad_t;
-            for (int ow = 0; ow < p->OW; ow++) {
-                const int w0 = ow * p->stride_w - p->pad_l;
+        for (int oh = 0; oh < OH; oh++) {
+            const int h0 = oh * sh - pt;
+            /* the kernel rows that land inside the input */
+            const int kh0 = h0 < 0 ? (-h0 + dh - 1) / dh : 0;
+            const int kh1 = h0 + (KH - 1) * dh < H ? KH : h0 >= H ? 0 : (H - 1 - h0) / dh + 1;
+            for (int ow = 0; ow < OW;) {
+                if (ow >= owa && ow < owb && kh1 > kh0) {
+                    /* up to MP_LANES windows inside the row, side by side: the selections are
+                     * independent, so they run as vectors (one window at a time is a chain of
+                     * dependent compares, several times slower); lanes past n repeat column
+                     * ow's taps and are not stored */
+                    const int n = owb - ow < MP_LANES ? owb - ow : MP_LANES;
+                    float b[MP_LANES];
+                    int32_t ix[MP_LANES];
+                    for (int j = 0; j < MP_LANES; j++) b[j] = -INFINITY, ix[j] = -1;
+                    for (int kh = kh0; kh < kh1; kh++) {
+                        const int ih = h0 + kh * dh;
+                        const float *row = x + (int64_t)ih * W;
+                        for (int kw = 0; kw < KW; kw++) {
+                            const int base = ow * sw - pw + kw * dw;
+                            for (int j = 0; j < MP_LANES; j++) {
+                                const int iw = base + (j < n ? j : 0) * sw;
+                                const float v = row[iw];
+                                const bool take = (ix[j] < 0) | (v > b[j]) | (v != v);
+                                b[j] = take ? v : b[j];
+                                ix[j] = take ? ih * W + iw : ix[j];
+                            }
+                        }
+                    }
+                    for (int j = 0; j < n; j++) y[oh * OW + ow + j] = b[j], am[oh * OW + ow + j] = ix[j];
+                    ow += n;
+                    continue;
+                }
+                /* a window at the border: the taps that land inside the input */
+                const int w0 = ow * sw - pw;
+                int kw0 = 0, kw1 = KW;
+                if (w0 < 0) kw0 = (-w0 + dw - 1) / dw;
+                if (w0 + (KW - 1) * dw >= W) kw1 = w0 >= W ? 0 : (W - 1 - w0) / dw + 1;
                 float best = -INFINITY;
                 int32_t idx = -1;
-                /* the kernel taps that land inside the input, computed once per window */
-                const int kh0 = h0 < 0 ? (-h0 + dh - 1) / dh : 0, kw0 = w0 < 0 ? (-w0 + dw - 1) / dw : 0;
-                const int kh1 = h0 + (p->KH - 1) * dh < p->H ? p->KH : h0 >= p->H ? 0 : (p->H - 1 - h0) / dh + 1;
-                const int kw1 = w0 + (p->KW - 1) * dw < p->W ? p->KW : w0 >= p->W ? 0 : (p->W - 1 - w0) / dw + 1;
                 for (int kh = kh0; kh < kh1; kh++) {
                     const int ih = h0 + kh * dh;
-                    const float *row = x + (int64_t)ih * p->W;
+                    const float *row = x + (int64_t)ih * W;
                     for (int kw = kw0; kw < kw1; kw++) {
                         const int iw = w0 + kw * dw;
                         const float v = row[iw];
                         if (idx < 0 || v > best || isnan(v)) {
                             best = v;
-                            idx = ih * p->W + iw;
+                            idx = ih * W + iw;
                         }
                     }
                 }
-                y[oh * p->OW + ow] = best;
-                am[oh * p->OW + ow] = idx;
+                y[oh * OW + ow] = best;
+                am[oh * OW + ow] = idx;
+                ow++;
             }
         }
     }
