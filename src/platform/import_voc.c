@@ -74,7 +74,6 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
         const char *name = acv_xml_text(o, "name"), *canon = NULL;
         acv_xml *bb = acv_xml_child(o, "bndbox");
         double v[4];
-        const char *diff = acv_xml_text(o, "difficult");
         if (!name || !*name) snprintf(why, whyn, "object %d has no <name>", k);
         else if (!bb || !acv_xml_num(bb, "xmin", &v[0]) || !acv_xml_num(bb, "ymin", &v[1]) ||
                  !acv_xml_num(bb, "xmax", &v[2]) || !acv_xml_num(bb, "ymax", &v[3]))
@@ -83,7 +82,7 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
             acv_error_prefix(rc, "%s: object %d: ", e->path, k);
         else if (json_array_append_new(objs, json_pack("{s:s, s:f, s:f, s:f, s:f, s:b}", "name", canon, "xmin", v[0],
                                                        "ymin", v[1], "xmax", v[2], "ymax", v[3], "difficult",
-                                                       diff && atoi(diff) != 0)))
+                                                       acv_xml_flag(o, "difficult"))))
             rc = acv_error(ACV_ENOMEM, "out of memory");
     }
     if (!rc && !why[0]) {

@@ -158,7 +158,9 @@ static acv_pool_params pool_params(int N, int C, int H, int W, int KH, int KW, i
     return p;
 }
 
-/* Index of the maximum of window (n,c,oh,ow) in the input plane, -1 if empty. */
+/* Index of the maximum of window (n,c,oh,ow) in the input plane, -1 if empty: the first tap
+ * inside the input, then each later one that is greater or NaN (PyTorch's rule: ties keep the
+ * first maximum, NaN propagates). */
 static int64_t ref_max_index(const double *in, const acv_pool_params *p, int64_t plane, int oh,
                              int ow)
 {
@@ -169,7 +171,7 @@ static int64_t ref_max_index(const double *in, const acv_pool_params *p, int64_t
             int iw = ow * p->stride_w - p->pad_l + kw * p->dil_w;
             if (ih < 0 || ih >= p->H || iw < 0 || iw >= p->W) continue;
             int64_t idx = (int64_t)ih * p->W + iw;
-            if (best < 0 || in[plane + idx] > in[plane + best]) best = idx;
+            if (best < 0 || in[plane + idx] > in[plane + best] || isnan(in[plane + idx])) best = idx;
         }
     return best;
 }
@@ -291,9 +293,8 @@ static void test_maxpool_ties_nan(void **state)
 }
 
 /* Wide rows (the kernel selects up to 16 windows side by side, then the rest one by one):
- * ties and NaNs everywhere, every window's value and argmax against the rule applied one
- * window at a time (the first tap that lands inside, then each later one that is greater or
- * NaN). */
+ * ties and NaNs everywhere, every window's value and argmax against ref_max_index, the rule
+ * applied one window at a time. */
 static void test_maxpool_wide_ties_nan(void **state)
 {
     (void)state;
@@ -303,6 +304,7 @@ static void test_maxpool_wide_ties_nan(void **state)
         pool_params(1, 2, 8, 61, 2, 3, 1, 1, 1, 2, 1, 2, 2, 2, false, false),
         pool_params(1, 2, 11, 64, 5, 5, 3, 3, 2, 2, 2, 2, 1, 1, false, true),
         pool_params(1, 1, 4, 40, 1, 4, 1, 2, 0, 0, 0, 0, 1, 1, false, false),
+        pool_params(1, 2, 6, 70, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, false, false),
     };
     acv_rng rng;
     acv_rng_seed(&rng, 7);
@@ -310,30 +312,24 @@ static void test_maxpool_wide_ties_nan(void **state)
         const acv_pool_params *p = &cases[t];
         int64_t ni = (int64_t)p->N * p->C * p->H * p->W, no = (int64_t)p->N * p->C * p->OH * p->OW;
         float *in = xmalloc(sizeof(float) * ni), *out = xmalloc(sizeof(float) * no);
+        double *ind = xmalloc(sizeof(double) * ni);
         int32_t *am = xmalloc(sizeof(int32_t) * no);
         for (int64_t i = 0; i < ni; i++) {
             uint32_t r = acv_rng_below(&rng, 16);
             in[i] = r == 0 ? NAN : r == 1 ? -INFINITY : (float)(r % 3);
+            ind[i] = in[i];
         }
         acv_ref_maxpool_forward(out, am, in, p);
         for (int64_t pl = 0, j = 0; pl < (int64_t)p->N * p->C; pl++)
             for (int oh = 0; oh < p->OH; oh++)
                 for (int ow = 0; ow < p->OW; ow++, j++) {
-                    const float *x = in + pl * p->H * p->W;
-                    float best = -INFINITY;
-                    int32_t idx = -1;
-                    for (int kh = 0; kh < p->KH; kh++)
-                        for (int kw = 0; kw < p->KW; kw++) {
-                            int ih = oh * p->stride_h - p->pad_t + kh * p->dil_h;
-                            int iw = ow * p->stride_w - p->pad_l + kw * p->dil_w;
-                            if (ih < 0 || ih >= p->H || iw < 0 || iw >= p->W) continue;
-                            float v = x[ih * p->W + iw];
-                            if (idx < 0 || v > best || isnan(v)) best = v, idx = ih * p->W + iw;
-                        }
+                    const int64_t plane = pl * p->H * p->W, idx = ref_max_index(ind, p, plane, oh, ow);
+                    const float best = idx < 0 ? -INFINITY : in[plane + idx];
                     if (am[j] != idx || (isnan(best) ? !isnan(out[j]) : out[j] != best))
-                        fail_msg("case %zu, plane %lld, window (%d, %d): got %g at %d, want %g at %d", t,
-                                 (long long)pl, oh, ow, (double)out[j], am[j], (double)best, idx);
+                        fail_msg("case %zu, plane %lld, window (%d, %d): got %g at %d, want %g at %lld", t,
+                                 (long long)pl, oh, ow, (double)out[j], am[j], (double)best, (long long)idx);
                 }
+        free(ind);
         free(in);
         free(out);
         free(am);

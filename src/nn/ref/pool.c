@@ -29,40 +29,9 @@ static void check_pool(const acv_pool_params *p)
  * columns); padded positions never win. Ties keep the first maximum in row-major window
  * order and NaN propagates, as in PyTorch. A window without any input position (possible
  * only for inconsistent sizes) yields -inf with argmax -1. */
-/* The common 2x2 / stride 2 / no padding window over whole rows: the same selection rule
- * as the general loop, without its bounds arithmetic. */
-static void maxpool_2x2(float *out, int32_t *argmax, const float *in, const acv_pool_params *p)
-{
-    const int64_t planes = (int64_t)p->N * p->C, hw = (int64_t)p->H * p->W, ohw = (int64_t)p->OH * p->OW;
-#pragma omp parallel for schedule(static) if (planes * ohw * 4 >= POOL_PAR_MIN)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = in + pl * hw;
-        float *y = out + pl * ohw;
-        int32_t *am = argmax + pl * ohw;
-        for (int oh = 0; oh < p->OH; oh++) {
-            const float *r0 = x + (int64_t)(2 * oh) * p->W, *r1 = r0 + p->W;
-            for (int ow = 0; ow < p->OW; ow++) {
-                const int c = 2 * ow;
-                float best = r0[c];
-                int32_t idx = 2 * oh * p->W + c;
-                if (r0[c + 1] > best || isnan(r0[c + 1])) best = r0[c + 1], idx = 2 * oh * p->W + c + 1;
-                if (r1[c] > best || isnan(r1[c])) best = r1[c], idx = (2 * oh + 1) * p->W + c;
-                if (r1[c + 1] > best || isnan(r1[c + 1])) best = r1[c + 1], idx = (2 * oh + 1) * p->W + c + 1;
-                y[oh * p->OW + ow] = best;
-                am[oh * p->OW + ow] = idx;
-            }
-        }
-    }
-}
-
 void acv_ref_maxpool_forward(float *out, int32_t *argmax, const float *in, const acv_pool_params *p)
 {
     check_pool(p);
-    if (p->KH == 2 && p->KW == 2 && p->stride_h == 2 && p->stride_w == 2 && !p->pad_t && !p->pad_l &&
-        (p->dil_h <= 1) && (p->dil_w <= 1) && 2 * p->OH <= p->H && 2 * p->OW <= p->W) {
-        maxpool_2x2(out, argmax, in, p);
-        return;
-    }
     const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
     const int sh = p->stride_h, sw = p->stride_w, pt = p->pad_t, pw = p->pad_l;
     const int dh = p->dil_h > 0 ? p->dil_h : 1, dw = p->dil_w > 0 ? p->dil_w : 1;
