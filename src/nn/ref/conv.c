@@ -289,305 +289,196 @@ static void dw_backward(float *d_in, float *d_w, const float *d_out, const float
     }
 }
 
-/* ---- convolution ------------------------------------------------------------------- */
+/* ---- lowering to (sample, group) GEMMs ------------------------------------------------- */
+/* Per group, a convolution relates an "image" (g.C channels of H x W: what im2col reads and
+ * col2im writes) to a "grid" (M channels on the OH x OW window positions of g) through the
+ * weight matrix W_g (M, C*KH*KW). Convolution: image = input, grid = output, M = K/groups,
+ * weight (K, Cg, KH, KW). Transposed (geometry swapped): image = output, grid = input,
+ * M = C/groups, weight (C, Kg, KH, KW). Forward and data gradient of the two are then the
+ * same two products with the roles exchanged, and so are their weight gradients. */
+typedef struct lowered {
+    conv_geom g;
+    int N, G, M;
+    int64_t ckk, img_sz, grid_hw; /* C*KH*KW; one unit's image size; OH*OW of g */
+    const float *w;               /* (G, M, ckk) */
+    /* Operands, each used only by the steps that name it: */
+    const float *img, *grid; /* whole tensors, unit (n, gi) at offset n*G + gi */
+    float *dst;              /* the unit step's destination (an image or a grid) */
+    const float *b;          /* NULL, or the bias added to dst's channels */
+    bool acc;                /* dst += result (else dst = result) */
+    float *d_w;              /* NULL, or the weight gradient to add into */
+} lowered;
 
-/* out (Kg, OHW) of one (sample, group) = W_g (Kg, CKK) @ im2col(in (Cg, H, W)) + b. */
-static void conv_fwd_one(float *out, const float *in, const float *w, const float *b,
-                         const conv_geom *g, int Kg, float *col)
+/* Checks p and describes it lowered; operands are left empty for the caller to set. */
+static lowered lower(const acv_conv_params *p, bool transposed, const float *w)
 {
-    const int ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
-    const float *x = in;
-    if (!geom_is_identity(g)) {
-        im2col(col, in, g);
-        x = col;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Kg, ohw, ckk, 1.0f, w, ckk, x, ohw,
-                0.0f, out, ohw);
-    add_bias(out, b, Kg, ohw);
+    check_params(p, transposed);
+    lowered L = {.g = make_geom(p, transposed), .N = p->N, .G = p->groups, .w = w};
+    L.M = (transposed ? p->C : p->K) / p->groups;
+    L.ckk = (int64_t)L.g.C * L.g.KH * L.g.KW;
+    L.img_sz = (int64_t)L.g.C * L.g.H * L.g.W;
+    L.grid_hw = (int64_t)L.g.OH * L.g.OW;
+    return L;
 }
 
-/* Contract in nn/kernels.h. Depthwise -> direct loops; else per (sample, group)
- * im2col + GEMM, serial with threaded GEMMs when large, OpenMP over (n, g) when small. */
-static void conv2d_forward_plain(float *out, const float *in, const float *w, const float *b,
-                                 const acv_conv_params *p)
+/* grid dst (M, OHW) of unit (n, gi) (+)= W_g (M, CKK) @ im2col(img) (+ b). Convolution
+ * forward; transposed convolution's d_in. */
+static void unit_im2col_gemm(const lowered *L, int n, int gi, float *col)
 {
-    check_params(p, false);
-    const conv_geom g = make_geom(p, false);
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int64_t ckk = (int64_t)Cg * p->KH * p->KW, ohw = (int64_t)p->OH * p->OW;
-    const int64_t hw = (int64_t)p->H * p->W, colsz = ckk * ohw;
-    const bool big = (int64_t)Kg * ckk * ohw >= CONV_BIG_GEMM;
-
-    if (Cg == 1 && G > 1) {
-        dw_forward(out, in, w, b, p, &g);
-        return;
+    const conv_geom *g = &L->g;
+    const int ckk = (int)L->ckk, ohw = (int)L->grid_hw;
+    const int64_t u = (int64_t)n * L->G + gi;
+    float *out = L->dst + u * L->M * ohw;
+    const float *x = L->img + u * L->img_sz;
+    if (!geom_is_identity(g)) {
+        im2col(col, x, g);
+        x = col;
     }
-    if (big) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->M, ohw, ckk, 1.0f,
+                L->w + (int64_t)gi * L->M * ckk, ckk, x, ohw, L->acc ? 1.0f : 0.0f, out, ohw);
+    if (L->b) add_bias(out, L->b + (int64_t)gi * L->M, L->M, ohw);
+}
+
+/* image dst (C, H, W) of unit (n, gi) (+)= col2im(W_g^T (CKK, M) @ grid (M, OHW)) (+ b).
+ * Convolution's d_in; transposed convolution forward. */
+static void unit_col2im_gemm(const lowered *L, int n, int gi, float *col)
+{
+    const conv_geom *g = &L->g;
+    const int ckk = (int)L->ckk, ohw = (int)L->grid_hw;
+    const int64_t u = (int64_t)n * L->G + gi;
+    float *out = L->dst + u * L->img_sz;
+    const float *y = L->grid + u * L->M * ohw, *wg = L->w + (int64_t)gi * L->M * ckk;
+    if (geom_is_identity(g)) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, L->M, 1.0f, wg, ckk, y,
+                    ohw, L->acc ? 1.0f : 0.0f, out, ohw);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, L->M, 1.0f, wg, ckk, y,
+                    ohw, 0.0f, col, ohw);
+        if (!L->acc) memset(out, 0, sizeof(float) * (size_t)L->img_sz);
+        col2im(out, col, g);
+    }
+    if (L->b) add_bias(out, L->b + (int64_t)gi * g->C, g->C, (int64_t)g->H * g->W);
+}
+
+/* d_w_g (M, CKK) += grid_g (M, OHW) @ im2col(img_g)^T over all samples, in sample order. */
+static void weight_grad_group(const lowered *L, int gi, float *col)
+{
+    const int ckk = (int)L->ckk, ohw = (int)L->grid_hw;
+    for (int n = 0; n < L->N; n++) {
+        const int64_t u = (int64_t)n * L->G + gi;
+        const float *x = L->img + u * L->img_sz;
+        if (!geom_is_identity(&L->g)) {
+            im2col(col, x, &L->g);
+            x = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->M, ckk, ohw, 1.0f,
+                    L->grid + u * L->M * ohw, ohw, x, ohw, 1.0f,
+                    L->d_w + (int64_t)gi * L->M * ckk, ckk);
+    }
+}
+
+typedef void (*unit_fn)(const lowered *L, int n, int gi, float *col);
+
+/* Runs the weight gradient of every group when L->d_w, then unit (if not NULL) for every
+ * (sample, group); each call gets a scratch `col` of CKK*OHW floats that no other thread
+ * uses at the same time. Large GEMMs (M*CKK*OHW >= CONV_BIG_GEMM) run serially in (n, gi)
+ * order with one scratch and threaded GEMMs; small ones in OpenMP loops over groups and
+ * (n, gi), one scratch per thread. Each unit and group writes its own slice, so results do
+ * not depend on the schedule. */
+static void run_units(const lowered *L, unit_fn unit)
+{
+    const int G = L->G;
+    const int64_t colsz = L->ckk * L->grid_hw, units = (int64_t)L->N * G;
+    if ((int64_t)L->M * colsz >= CONV_BIG_GEMM) {
         float *col = alloc_floats(colsz);
-        for (int n = 0; n < p->N; n++)
-            for (int gi = 0; gi < G; gi++)
-                conv_fwd_one(out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                             in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                             w + (int64_t)gi * Kg * ckk, b ? b + (int64_t)gi * Kg : NULL, &g, Kg,
-                             col);
+        if (L->d_w)
+            for (int gi = 0; gi < G; gi++) weight_grad_group(L, gi, col);
+        if (unit)
+            for (int64_t t = 0; t < units; t++) unit(L, (int)(t / G), (int)(t % G), col);
         free(col);
         return;
     }
 #pragma omp parallel
     {
         float *col = alloc_floats(colsz);
+        if (L->d_w) {
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < (int64_t)p->N * G; t++) {
-            int n = (int)(t / G), gi = (int)(t % G);
-            conv_fwd_one(out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                         in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                         w + (int64_t)gi * Kg * ckk, b ? b + (int64_t)gi * Kg : NULL, &g, Kg, col);
+            for (int gi = 0; gi < G; gi++) weight_grad_group(L, gi, col);
+        }
+        if (unit) {
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < units; t++) unit(L, (int)(t / G), (int)(t % G), col);
         }
         free(col);
     }
 }
 
-/* d_w_g (Kg, CKK) += d_out_g (Kg, OHW) @ im2col(in_g)^T over all samples, in sample order. */
-static void conv_bwd_weight_group(float *d_w, const float *d_out, const float *in,
-                                  const acv_conv_params *p, const conv_geom *g, int gi,
-                                  float *col)
-{
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int ckk = Cg * p->KH * p->KW, ohw = p->OH * p->OW;
-    const int64_t hw = (int64_t)p->H * p->W;
-    for (int n = 0; n < p->N; n++) {
-        const float *x = in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw;
-        if (!geom_is_identity(g)) {
-            im2col(col, x, g);
-            x = col;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Kg, ckk, ohw, 1.0f,
-                    d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw, ohw, x, ohw, 1.0f,
-                    d_w + (int64_t)gi * Kg * ckk, ckk);
-    }
-}
+/* ---- entry points (contracts in nn/kernels.h) ------------------------------------------ */
 
-/* d_in_g (Cg, H, W) += col2im(W_g^T (CKK, Kg) @ d_out_g (Kg, OHW)) for one (sample, group). */
-static void conv_bwd_data_one(float *d_in, const float *d_out, const float *w,
-                              const conv_geom *g, int Kg, float *dcol)
+/* out = conv(in) + b (convolution: depthwise -> direct loops, else im2col + GEMM per
+ * (sample, group)) or col2im(W^T in) + b (transposed), then the fused activation when
+ * p->post_act. */
+static void forward(float *out, const float *in, const float *w, const float *b,
+                    const acv_conv_params *p, bool transposed)
 {
-    const int ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
-    if (geom_is_identity(g)) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, Kg, 1.0f, w, ckk, d_out,
-                    ohw, 1.0f, d_in, ohw);
-        return;
+    lowered L = lower(p, transposed, w);
+    L.dst = out;
+    L.b = b;
+    if (transposed) {
+        L.grid = in;
+        run_units(&L, unit_col2im_gemm);
+    } else if (L.g.C == 1 && L.G > 1) {
+        dw_forward(out, in, w, b, p, &L.g);
+    } else {
+        L.img = in;
+        run_units(&L, unit_im2col_gemm);
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, Kg, 1.0f, w, ckk, d_out, ohw,
-                0.0f, dcol, ohw);
-    col2im(d_in, dcol, g);
+    if (p->post_act)
+        acv_ref_act_forward(out, out, (int64_t)p->N * p->K * p->OH * p->OW,
+                            (acv_act)(p->post_act - 1), p->post_alpha);
 }
 
 /* Adds into d_in, d_w, d_b (each may be NULL). d_w accumulates samples in order per group;
- * d_in is col2im(W^T d_out) per (sample, group). */
-void acv_ref_conv2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
-                             const float *in, const float *w, const acv_conv_params *p)
+ * d_in is col2im(W^T d_out) per (sample, group) for a convolution, W im2col(d_out) for a
+ * transposed one. */
+static void backward(float *d_in, float *d_w, float *d_b, const float *d_out, const float *in,
+                     const float *w, const acv_conv_params *p, bool transposed)
 {
-    check_params(p, false);
-    const conv_geom g = make_geom(p, false);
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int64_t ckk = (int64_t)Cg * p->KH * p->KW, ohw = (int64_t)p->OH * p->OW;
-    const int64_t hw = (int64_t)p->H * p->W, colsz = ckk * ohw;
-    const bool big = (int64_t)Kg * ckk * ohw >= CONV_BIG_GEMM;
-
-    if (d_b) bias_backward(d_b, d_out, p->N, p->K, ohw);
+    lowered L = lower(p, transposed, w);
+    if (d_b) bias_backward(d_b, d_out, p->N, p->K, (int64_t)p->OH * p->OW);
     if (!d_w && !d_in) return;
-
-    if (Cg == 1 && G > 1) {
-        dw_backward(d_in, d_w, d_out, in, w, p, &g);
+    if (!transposed && L.g.C == 1 && L.G > 1) {
+        dw_backward(d_in, d_w, d_out, in, w, p, &L.g);
         return;
     }
-    if (big) {
-        float *col = alloc_floats(colsz);
-        if (d_w)
-            for (int gi = 0; gi < G; gi++) conv_bwd_weight_group(d_w, d_out, in, p, &g, gi, col);
-        if (d_in)
-            for (int n = 0; n < p->N; n++)
-                for (int gi = 0; gi < G; gi++)
-                    conv_bwd_data_one(d_in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                                      d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                                      w + (int64_t)gi * Kg * ckk, &g, Kg, col);
-        free(col);
-        return;
-    }
-#pragma omp parallel
-    {
-        float *col = alloc_floats(colsz);
-        if (d_w) {
-#pragma omp for schedule(static)
-            for (int gi = 0; gi < G; gi++) conv_bwd_weight_group(d_w, d_out, in, p, &g, gi, col);
-        }
-        if (d_in) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < (int64_t)p->N * G; t++) {
-                int n = (int)(t / G), gi = (int)(t % G);
-                conv_bwd_data_one(d_in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                                  d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                                  w + (int64_t)gi * Kg * ckk, &g, Kg, col);
-            }
-        }
-        free(col);
-    }
+    L.img = transposed ? d_out : in;
+    L.grid = transposed ? in : d_out;
+    L.dst = d_in;
+    L.acc = true;
+    L.d_w = d_w;
+    run_units(&L, !d_in ? NULL : transposed ? unit_im2col_gemm : unit_col2im_gemm);
 }
 
-/* ---- transposed convolution ---------------------------------------------------------- */
-/* Geometry (swapped): the "source" image is the output (Kg, OH, OW) and the window grid is
- * the input (H, W). Weight (C, Kg, KH, KW) holds, per group, a (Cg, Kg*KH*KW) matrix. */
-
-/* out_g (Kg, OH, OW) = col2im(W_g^T (KgKK, Cg) @ in_g (Cg, HW)) + b for one (sample, group). */
-static void convt_fwd_one(float *out, const float *in, const float *w, const float *b,
-                          const conv_geom *g, int Cg, float *col)
-{
-    const int kkk = g->C * g->KH * g->KW, hw = g->OH * g->OW;
-    const int64_t ohw = (int64_t)g->H * g->W;
-    if (geom_is_identity(g)) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kkk, hw, Cg, 1.0f, w, kkk, in, hw,
-                    0.0f, out, hw);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kkk, hw, Cg, 1.0f, w, kkk, in, hw,
-                    0.0f, col, hw);
-        memset(out, 0, sizeof(float) * (size_t)(g->C * ohw));
-        col2im(out, col, g);
-    }
-    add_bias(out, b, g->C, ohw);
-}
-
-/* Contract in nn/kernels.h: out = col2im(W^T in) + b per (sample, group). */
-static void convt2d_forward_plain(float *out, const float *in, const float *w, const float *b,
-                                  const acv_conv_params *p)
-{
-    check_params(p, true);
-    const conv_geom g = make_geom(p, true);
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int64_t kkk = (int64_t)Kg * p->KH * p->KW, hw = (int64_t)p->H * p->W;
-    const int64_t ohw = (int64_t)p->OH * p->OW, colsz = kkk * hw;
-    const bool big = (int64_t)Cg * kkk * hw >= CONV_BIG_GEMM;
-
-    if (big) {
-        float *col = alloc_floats(colsz);
-        for (int n = 0; n < p->N; n++)
-            for (int gi = 0; gi < G; gi++)
-                convt_fwd_one(out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                              in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                              w + (int64_t)gi * Cg * kkk, b ? b + (int64_t)gi * Kg : NULL, &g, Cg,
-                              col);
-        free(col);
-        return;
-    }
-#pragma omp parallel
-    {
-        float *col = alloc_floats(colsz);
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < (int64_t)p->N * G; t++) {
-            int n = (int)(t / G), gi = (int)(t % G);
-            convt_fwd_one(out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                          in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                          w + (int64_t)gi * Cg * kkk, b ? b + (int64_t)gi * Kg : NULL, &g, Cg, col);
-        }
-        free(col);
-    }
-}
-
-/* d_w_g (Cg, KgKK) += in_g (Cg, HW) @ im2col(d_out_g)^T (HW, KgKK), in sample order. */
-static void convt_bwd_weight_group(float *d_w, const float *d_out, const float *in,
-                                   const acv_conv_params *p, const conv_geom *g, int gi,
-                                   float *col)
-{
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int kkk = Kg * p->KH * p->KW, hw = p->H * p->W;
-    const int64_t ohw = (int64_t)p->OH * p->OW;
-    for (int n = 0; n < p->N; n++) {
-        const float *x = d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw;
-        if (!geom_is_identity(g)) {
-            im2col(col, x, g);
-            x = col;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cg, kkk, hw, 1.0f,
-                    in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw, hw, x, hw, 1.0f,
-                    d_w + (int64_t)gi * Cg * kkk, kkk);
-    }
-}
-
-/* d_in_g (Cg, HW) += W_g (Cg, KgKK) @ im2col(d_out_g) for one (sample, group). */
-static void convt_bwd_data_one(float *d_in, const float *d_out, const float *w,
-                               const conv_geom *g, int Cg, float *col)
-{
-    const int kkk = g->C * g->KH * g->KW, hw = g->OH * g->OW;
-    const float *x = d_out;
-    if (!geom_is_identity(g)) {
-        im2col(col, d_out, g);
-        x = col;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, hw, kkk, 1.0f, w, kkk, x, hw, 1.0f,
-                d_in, hw);
-}
-
-/* Adds into d_in (= W im2col(d_out)), d_w (= in im2col(d_out)^T) and d_b; NULL skipped. */
-void acv_ref_convt2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
-                              const float *in, const float *w, const acv_conv_params *p)
-{
-    check_params(p, true);
-    const conv_geom g = make_geom(p, true);
-    const int G = p->groups, Cg = p->C / G, Kg = p->K / G;
-    const int64_t kkk = (int64_t)Kg * p->KH * p->KW, hw = (int64_t)p->H * p->W;
-    const int64_t ohw = (int64_t)p->OH * p->OW, colsz = kkk * hw;
-    const bool big = (int64_t)Cg * kkk * hw >= CONV_BIG_GEMM;
-
-    if (d_b) bias_backward(d_b, d_out, p->N, p->K, ohw);
-    if (!d_w && !d_in) return;
-
-    if (big) {
-        float *col = alloc_floats(colsz);
-        if (d_w)
-            for (int gi = 0; gi < G; gi++)
-                convt_bwd_weight_group(d_w, d_out, in, p, &g, gi, col);
-        if (d_in)
-            for (int n = 0; n < p->N; n++)
-                for (int gi = 0; gi < G; gi++)
-                    convt_bwd_data_one(d_in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                                       d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                                       w + (int64_t)gi * Cg * kkk, &g, Cg, col);
-        free(col);
-        return;
-    }
-#pragma omp parallel
-    {
-        float *col = alloc_floats(colsz);
-        if (d_w) {
-#pragma omp for schedule(static)
-            for (int gi = 0; gi < G; gi++)
-                convt_bwd_weight_group(d_w, d_out, in, p, &g, gi, col);
-        }
-        if (d_in) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < (int64_t)p->N * G; t++) {
-                int n = (int)(t / G), gi = (int)(t % G);
-                convt_bwd_data_one(d_in + ((int64_t)n * p->C + (int64_t)gi * Cg) * hw,
-                                   d_out + ((int64_t)n * p->K + (int64_t)gi * Kg) * ohw,
-                                   w + (int64_t)gi * Cg * kkk, &g, Cg, col);
-            }
-        }
-        free(col);
-    }
-}
-
-/* The forward entry points: the convolution, then the fused activation when p->post_act. */
 void acv_ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
                             const acv_conv_params *p)
 {
-    conv2d_forward_plain(out, in, w, b, p);
-    if (p->post_act)
-        acv_ref_act_forward(out, out, (int64_t)p->N * p->K * p->OH * p->OW, (acv_act)(p->post_act - 1), p->post_alpha);
+    forward(out, in, w, b, p, false);
+}
+
+void acv_ref_conv2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
+                             const float *in, const float *w, const acv_conv_params *p)
+{
+    backward(d_in, d_w, d_b, d_out, in, w, p, false);
 }
 
 void acv_ref_convt2d_forward(float *out, const float *in, const float *w, const float *b,
                              const acv_conv_params *p)
 {
-    convt2d_forward_plain(out, in, w, b, p);
-    if (p->post_act)
-        acv_ref_act_forward(out, out, (int64_t)p->N * p->K * p->OH * p->OW, (acv_act)(p->post_act - 1), p->post_alpha);
+    forward(out, in, w, b, p, true);
+}
+
+void acv_ref_convt2d_backward(float *d_in, float *d_w, float *d_b, const float *d_out,
+                              const float *in, const float *w, const acv_conv_params *p)
+{
+    backward(d_in, d_w, d_b, d_out, in, w, p, true);
 }
