@@ -20,8 +20,11 @@ static int g_prof = -1;
 static double g_prof_t[ACV_OP_COUNT][2];
 static long g_prof_n[ACV_OP_COUNT][2];
 
-static double *g_node_t; /* ACV_PROFILE=nodes: forward and backward time per node id (2 each) */
+/* ACV_PROFILE=nodes: per node id, forward and backward seconds, then forward and backward
+ * floating-point operations (convolutions and linear layers) */
+static double *g_node_t;
 static int g_node_cap;
+#define NODE_STATS 4
 
 static bool prof_on(void)
 {
@@ -32,39 +35,54 @@ static bool prof_on(void)
     return g_prof;
 }
 
-static void prof_node(int id, int bwd, double dt)
+/* The operations of node id's backward: a forward's worth for the input's gradient and one
+ * for the weights' (when each is wanted). */
+static double bwd_flops(const acv_graph *g, int id)
+{
+    const acv_node *n = &g->nodes[id];
+    if (n->op != ACV_OP_CONV2D && n->op != ACV_OP_CONVT2D && n->op != ACV_OP_LINEAR) return 0.0;
+    int parts = g->nodes[n->in[0]].need_grad + g->nodes[n->in[1]].need_grad;
+    return parts * acv__node_flops(g, id);
+}
+
+static void prof_node(const acv_graph *g, int id, int bwd, double dt)
 {
     if (g_prof != 2) return;
     if (id >= g_node_cap) {
         int cap = id + 256;
-        double *t = realloc(g_node_t, (size_t)cap * 2 * sizeof *t);
+        double *t = realloc(g_node_t, (size_t)cap * NODE_STATS * sizeof *t);
         if (!t) return;
-        memset(t + 2 * g_node_cap, 0, (size_t)(cap - g_node_cap) * 2 * sizeof *t);
+        memset(t + NODE_STATS * g_node_cap, 0, (size_t)(cap - g_node_cap) * NODE_STATS * sizeof *t);
         g_node_t = t;
         g_node_cap = cap;
     }
-    g_node_t[2 * id + bwd] += dt;
+    double *st = g_node_t + NODE_STATS * id;
+    st[bwd] += dt;
+    st[2 + bwd] += (bwd ? bwd_flops(g, id) : acv__node_flops(g, id)) * g->batch;
 }
 
 void acv_graph_profile_nodes(const acv_graph *g, FILE *f)
 {
     if (g_prof != 2 || !g_node_t) return;
     double tot = 0;
-    for (int i = 0; i < g->n && i < g_node_cap; i++) tot += g_node_t[2 * i] + g_node_t[2 * i + 1];
+    for (int i = 0; i < g->n && i < g_node_cap; i++) tot += g_node_t[NODE_STATS * i] + g_node_t[NODE_STATS * i + 1];
     if (tot <= 0) return;
-    fprintf(f, "%5s %-10s %-22s %-22s %10s %10s %6s  %s\n", "node", "op", "input", "output", "fwd ms", "bwd ms", "share",
-            "impl (forward)");
+    fprintf(f, "%5s %-10s %-22s %-22s %10s %10s %6s %8s %8s  %s\n", "node", "op", "input", "output", "fwd ms",
+            "bwd ms", "share", "fwd GF/s", "bwd GF/s", "impl (forward)");
     for (int i = 0; i < g->n && i < g_node_cap; i++) {
         const acv_node *nd = &g->nodes[i];
-        double tf = g_node_t[2 * i], tb = g_node_t[2 * i + 1];
+        const double *st = g_node_t + NODE_STATS * i;
+        double tf = st[0], tb = st[1];
         if (tf + tb <= 0 || nd->op == ACV_OP_PARAM) continue;
-        char si[64] = "", so[64] = "";
+        char si[64] = "", so[64] = "", rf[16] = "", rb[16] = "";
         if (nd->n_in) acv_shape_str(&g->nodes[nd->in[0]].shape, si, sizeof si);
         acv_shape_str(&nd->shape, so, sizeof so);
+        if (st[2] > 0 && tf > 0) snprintf(rf, sizeof rf, "%.1f", st[2] / tf / 1e9);
+        if (st[3] > 0 && tb > 0) snprintf(rb, sizeof rb, "%.1f", st[3] / tb / 1e9);
         const char *impl = "";
         if (nd->op == ACV_OP_CONV2D && g->be && g->be->conv_impl) impl = g->be->conv_impl(nd->cache);
-        fprintf(f, "%5d %-10s %-22s %-22s %10.2f %10.2f %5.1f%%  %s\n", i, acv__op_name(nd->op), si, so, tf * 1e3,
-                tb * 1e3, 100 * (tf + tb) / tot, impl);
+        fprintf(f, "%5d %-10s %-22s %-22s %10.2f %10.2f %5.1f%% %8s %8s  %s\n", i, acv__op_name(nd->op), si, so,
+                tf * 1e3, tb * 1e3, 100 * (tf + tb) / tot, rf, rb, impl);
     }
 }
 
@@ -887,7 +905,7 @@ int acv_graph_forward(acv_graph *g, acv_id upto, bool training, uint64_t seed)
             double dt = acv_now() - t0;
             g_prof_t[g->nodes[i].op][0] += dt;
             g_prof_n[g->nodes[i].op][0]++;
-            prof_node(i, 0, dt);
+            prof_node(g, i, 0, dt);
         }
     }
     return 0;
@@ -919,7 +937,7 @@ static int backward_seeded(acv_graph *g, acv_id from, const float *grad, int64_t
                 double dt = acv_now() - t0;
                 g_prof_t[g->nodes[i].op][1] += dt;
                 g_prof_n[g->nodes[i].op][1]++;
-                prof_node(i, 1, dt);
+                prof_node(g, i, 1, dt);
             }
         }
     return 0;

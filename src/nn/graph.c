@@ -864,24 +864,25 @@ int acv_graph_init_params(acv_graph *g, uint64_t seed)
     return 0;
 }
 
+double acv__node_flops(const acv_graph *g, int i)
+{
+    const acv_node *n = &g->nodes[i];
+    int64_t b = n->shape.ndim > 0 && n->batched ? n->shape.d[0] : 1;
+    if (b < 1) b = 1;
+    if (n->op == ACV_OP_CONV2D || n->op == ACV_OP_CONVT2D) {
+        const acv_shape *w = &g->nodes[n->in[1]].shape;
+        double per = (double)acv_shape_numel(w) / (double)w->d[0]; /* C/g*kh*kw for conv */
+        if (n->op == ACV_OP_CONV2D) return 2.0 * per * (double)acv_shape_numel(&n->shape) / (double)b;
+        return 2.0 * (double)acv_shape_numel(w) *
+               (double)(acv_shape_numel(&g->nodes[n->in[0]].shape) / g->nodes[n->in[0]].shape.d[1]) / (double)b;
+    }
+    if (n->op == ACV_OP_LINEAR) return 2.0 * (double)acv_shape_numel(&g->nodes[n->in[1]].shape);
+    return 0.0;
+}
+
 double acv_graph_gflops(const acv_graph *g)
 {
     double f = 0;
-    for (int i = 0; i < g->n; i++) {
-        const acv_node *n = &g->nodes[i];
-        int64_t b = n->shape.ndim > 0 && n->batched ? n->shape.d[0] : 1;
-        if (b < 1) b = 1;
-        if (n->op == ACV_OP_CONV2D || n->op == ACV_OP_CONVT2D) {
-            const acv_shape *w = &g->nodes[n->in[1]].shape;
-            double per = (double)acv_shape_numel(w) / (double)w->d[0]; /* C/g*kh*kw for conv */
-            if (n->op == ACV_OP_CONV2D)
-                f += 2.0 * per * (double)acv_shape_numel(&n->shape) / (double)b;
-            else
-                f += 2.0 * (double)acv_shape_numel(w) * (double)(acv_shape_numel(&g->nodes[n->in[0]].shape) /
-                     g->nodes[n->in[0]].shape.d[1]) / (double)b;
-        } else if (n->op == ACV_OP_LINEAR) {
-            f += 2.0 * (double)acv_shape_numel(&g->nodes[n->in[1]].shape);
-        }
-    }
+    for (int i = 0; i < g->n; i++) f += acv__node_flops(g, i);
     return f / 1e9;
 }

@@ -97,6 +97,9 @@ int acv__graph_place_params(acv_graph *g);
 acv_id acv__graph_add(acv_graph *g, acv_op op, const char *name, int n_in, const acv_id *in,
                       const acv_attrs *a);
 const char *acv__op_name(acv_op op);
+/* Floating-point operations of node i's forward pass for one sample (multiply-adds count
+ * two; convolutions and linear layers only, 0 for other ops). */
+double acv__node_flops(const acv_graph *g, int i);
 int acv__op_from_name(const char *s);
 void acv__graph_release_exec(acv_graph *g);
 
