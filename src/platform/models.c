@@ -16,6 +16,7 @@
 #include "autocv/error.h"
 #include "autocv/model.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "onnx/import.h"
 #include "platform/audit.h"
 #include "platform/import_internal.h"
@@ -178,7 +179,12 @@ int acv_models_resolve(acv_dbconn *c, const char *name, int version, int64_t *ve
     return 0;
 }
 
-int acv_models_version_get(acv_dbconn *c, const char *name, int version, json_t **out)
+int64_t acv_models_viewer(const acv_principal *who)
+{
+    return !who || (who->roles & ACV_ROLE_ADMIN) ? 0 : who->user_id;
+}
+
+int acv_models_version_get(acv_dbconn *c, const char *name, int version, int64_t viewer, json_t **out)
 {
     int64_t vid;
     json_t *v, *evals = NULL, *deps = NULL;
@@ -187,8 +193,10 @@ int acv_models_version_get(acv_dbconn *c, const char *name, int version, json_t 
     rc = acv_db_query(c, &evals,
                       "SELECT id, status, dataset_version_id, split, created_at, CASE WHEN json_valid(report_json) "
                       "THEN CASE WHEN json_type(report_json, '$.summary') = 'object' THEN json_extract(report_json, "
-                      "'$.summary') END END AS summary_json FROM evaluations WHERE model_version_id = ? ORDER BY id DESC",
-                      "I", vid);
+                      "'$.summary') END END AS summary_json FROM evaluations e WHERE model_version_id = ?1 AND (?2 = 0 OR "
+                      "EXISTS (SELECT 1 FROM dataset_versions d JOIN project_members pm ON pm.project_id = d.project_id "
+                      "WHERE d.id = e.dataset_version_id AND pm.user_id = ?2)) ORDER BY id DESC",
+                      "II", vid, viewer);
     if (!rc)
         rc = acv_db_query(c, &deps, "SELECT id, name FROM deployments WHERE model_version_id = ? ORDER BY id", "I", vid);
     if (rc) {
@@ -217,7 +225,7 @@ int acv_models_update(acv_dbconn *c, const acv_principal *who, const char *name,
     if (!rc) rc = tags_ok(tags);
     if (rc) return rc;
     if (!desc && !tags) /* nothing to change */
-        return !out ? 0 : version > 0 ? acv_models_version_get(c, name, version, out) : acv_models_get(c, name, out);
+        return !out ? 0 : version > 0 ? acv_models_version_get(c, name, version, acv_models_viewer(who), out) : acv_models_get(c, name, out);
     char now[ACV_DB_TIME_LEN];
     acv_db_time(acv_db_now(), now);
     int64_t mid = 0, vid = 0;
@@ -243,8 +251,79 @@ int acv_models_update(acv_dbconn *c, const acv_principal *who, const char *name,
         rc = acv_audit_write(c, who, "update", version > 0 ? "model_version" : "model", version > 0 ? vid : mid, 0, d);
     }
     rc = acv_db_end(c, rc);
-    if (!rc && out) rc = version > 0 ? acv_models_version_get(c, name, version, out) : acv_models_get(c, name, out);
+    if (!rc && out) rc = version > 0 ? acv_models_version_get(c, name, version, acv_models_viewer(who), out) : acv_models_get(c, name, out);
     return rc;
+}
+
+/* Folders moved aside: DATA/models/.trash-XXXXXX/<i>, each remembering where it was. */
+typedef struct trash {
+    char *dir;
+    char *from[64], *to[64];
+    int n;
+} trash;
+
+/* Moves DATA/rel (when it exists) into the trash; an error names the folder. */
+static int trash_move(trash *t, const char *data_dir, const char *rel)
+{
+    char *src = acv_path_join(data_dir, rel);
+    if (!src) return acv_error(ACV_ENOMEM, "out of memory");
+    struct stat st;
+    if (lstat(src, &st)) {
+        free(src);
+        return 0; /* nothing there (a crash removed it, or it never was) */
+    }
+    if (t->n == (int)(sizeof t->from / sizeof t->from[0])) {
+        free(src);
+        return acv_error(ACV_ERANGE, "too many model folders to delete at once");
+    }
+    if (!t->dir) {
+        char *models = acv_path_join(data_dir, "models");
+        int rc = models ? acv_mkdirs(models) : acv_error(ACV_ENOMEM, "out of memory");
+        char *tmpl = rc ? NULL : acv_path_join(models, ".trash-XXXXXX");
+        free(models);
+        if (!rc && (!tmpl || !mkdtemp(tmpl)))
+            rc = tmpl ? acv_error(ACV_EIO, "making a folder in %s/models: %s", data_dir, strerror(errno))
+                      : acv_error(ACV_ENOMEM, "out of memory");
+        if (rc) {
+            free(tmpl);
+            free(src);
+            return rc;
+        }
+        t->dir = tmpl;
+    }
+    char name[16];
+    snprintf(name, sizeof name, "%d", t->n);
+    char *dst = acv_path_join(t->dir, name);
+    if (!dst) {
+        free(src);
+        return acv_error(ACV_ENOMEM, "out of memory");
+    }
+    if (rename(src, dst)) {
+        int rc = acv_error(ACV_EIO, "moving %s aside: %s", src, strerror(errno));
+        free(src);
+        free(dst);
+        return rc;
+    }
+    t->from[t->n] = src;
+    t->to[t->n++] = dst;
+    return 0;
+}
+
+/* After the transaction: committed, the trash is removed; else every folder goes back. */
+static void trash_end(trash *t, bool committed)
+{
+    bool keep = false;
+    for (int i = t->n - 1; i >= 0; i--) {
+        if (!committed && rename(t->to[i], t->from[i])) {
+            acv_warn("could not put %s back from %s (left there): %s", t->from[i], t->to[i], strerror(errno));
+            keep = true;
+        }
+        free(t->from[i]);
+        free(t->to[i]);
+    }
+    if (t->dir && !keep) acv_remove_tree(t->dir);
+    free(t->dir);
+    memset(t, 0, sizeof *t);
 }
 
 int acv_models_delete(acv_dbconn *c, const acv_principal *who, const char *data_dir, const char *name, int version)
@@ -285,24 +364,20 @@ int acv_models_delete(acv_dbconn *c, const acv_principal *who, const char *data_
                                  json_pack("{s:s, s:I}", "name", name, "versions", (json_int_t)json_array_size(dirs)));
     }
     json_decref(dep);
-    rc = acv_db_end(c, rc);
-    /* The rows are gone: the folders go after the commit (a crash in between leaves a folder
-     * no row names, replaced when its number is used again). */
+    /* The folders move aside inside the transaction (a version committed after it may take
+     * the same number and path) and are removed after the commit; back in place if it fails. */
+    trash t = {0};
     if (!rc) {
-        char rel[64];
-        for (size_t i = 0; i < json_array_size(dirs); i++) {
+        for (size_t i = 0; !rc && i < json_array_size(dirs); i++) {
             const char *d = json_string_value(json_object_get(json_array_get(dirs, i), "dir"));
-            char *p = d && *d ? acv_path_join(data_dir, d) : NULL;
-            if (p) acv_remove_tree(p);
-            free(p);
+            if (d && *d) rc = trash_move(&t, data_dir, d);
         }
-        if (version <= 0) {
-            snprintf(rel, sizeof rel, "models/%lld", (long long)mid);
-            char *p = acv_path_join(data_dir, rel);
-            if (p) acv_remove_tree(p);
-            free(p);
-        }
+        char rel[64];
+        snprintf(rel, sizeof rel, "models/%lld", (long long)mid);
+        if (!rc && version <= 0) rc = trash_move(&t, data_dir, rel);
     }
+    rc = acv_db_end(c, rc);
+    trash_end(&t, rc == 0);
     json_decref(dirs);
     return rc;
 }
@@ -511,7 +586,7 @@ static int commit_version(acv_dbconn *c, const acv_principal *who, const char *d
     json_decref(empty_metrics);
     free(abs);
     free(parent);
-    if (!rc && out) rc = acv_models_version_get(c, name, (int)version, out);
+    if (!rc && out) rc = acv_models_version_get(c, name, (int)version, acv_models_viewer(who), out);
     return rc;
 }
 

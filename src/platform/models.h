@@ -55,8 +55,12 @@ int acv_models_list(acv_dbconn *c, const char *q, const char *task, int limit, i
 int acv_models_get(acv_dbconn *c, const char *name, json_t **out);
 /* The versions of a model, newest first (without evaluations and deployments). */
 int acv_models_versions(acv_dbconn *c, const char *name, int limit, int offset, json_t **items, int64_t *total);
-/* One version with its evaluations and deployments; version <= 0: the latest. */
-int acv_models_version_get(acv_dbconn *c, const char *name, int version, json_t **out);
+/* One version with its evaluations and deployments; version <= 0: the latest. Models are
+ * global but evaluations are made on a project's dataset version: viewer > 0 lists only
+ * those on dataset versions of projects that user is a member of (0: all of them). */
+int acv_models_version_get(acv_dbconn *c, const char *name, int version, int64_t viewer, json_t **out);
+/* The viewer for acv_models_version_get: the user, or 0 for an administrator (or no one). */
+int64_t acv_models_viewer(const acv_principal *who);
 
 /* Finds version `version` of model `name` (version <= 0: the newest) for code that uses the
  * model directory (deployments, evaluations, pre-annotation). Each output may be NULL:

@@ -91,7 +91,7 @@ static int version_get(acv_call *c)
     int v;
     json_t *out;
     int rc = version_param(c, &v);
-    if (!rc) rc = acv_models_version_get(c->db, acv_call_param(c, "name"), v, &out);
+    if (!rc) rc = acv_models_version_get(c->db, acv_call_param(c, "name"), v, acv_models_viewer(&c->user), &out);
     return rc ? rc : acv_call_json(c, 200, out);
 }
 

@@ -6,6 +6,7 @@
 #include "platform/jsonarg.h"
 #include "platform/projects.h"
 #include "server/api.h"
+#include "server/jobs.h"
 
 static int project_list(acv_call *c)
 {
@@ -50,6 +51,7 @@ static int project_patch(acv_call *c)
 static int project_delete(acv_call *c)
 {
     int rc = acv_project_delete(c->db, acv_server_blobs(c->srv), &c->user, c->project_id);
+    if (!rc) acv_jobs_sweep(acv_server_jobs(c->srv)); /* the folders of its jobs (their training data) */
     return rc ? rc : acv_call_no_content(c);
 }
 

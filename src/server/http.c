@@ -307,15 +307,22 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         }
         return MHD_YES;
     }
-    /* A text field. */
-    r->field_bytes += size;
+    /* A text field: its name and bookkeeping count towards the fields' limit with its value,
+     * and each one is a part */
+    formfield *f = r->nfields ? &r->fields[r->nfields - 1] : NULL;
+    bool fresh = off == 0 || !f || strcmp(f->name, key ? key : "");
+    r->field_bytes += size + (fresh ? strlen(key ? key : "") + sizeof *f : 0);
     if (r->field_bytes > FIELDS_MAX) {
         r->body_error = 413;
         snprintf(r->body_msg, sizeof r->body_msg, "form text fields exceed %u bytes", FIELDS_MAX);
         return MHD_NO;
     }
-    formfield *f = r->nfields ? &r->fields[r->nfields - 1] : NULL;
-    if (off == 0 || !f || strcmp(f->name, key ? key : "")) {
+    if (fresh && r->nfiles + r->nfields >= PARTS_MAX) {
+        r->body_error = 413;
+        snprintf(r->body_msg, sizeof r->body_msg, "more than %d parts in one request", PARTS_MAX);
+        return MHD_NO;
+    }
+    if (fresh) {
         if (r->nfields == r->capfields) {
             int nc = r->capfields ? r->capfields * 2 : 8;
             formfield *nf = realloc(r->fields, (size_t)nc * sizeof *nf);

@@ -2,6 +2,7 @@
  * reads what they print, stores it as events, and records how they end. */
 #include "server/jobs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -52,6 +53,7 @@ typedef struct run {
     char last_err[1024];
     FILE *log;
     bool cancel;       /* cancellation requested: terminating */
+    bool gone;         /* its row was deleted (with its project): the folder goes when it ends */
     double term_at;    /* when SIGTERM was sent (0: not yet) */
     bool killed;
 } run;
@@ -68,6 +70,7 @@ struct acv_jobs {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t gen;      /* bumped on every event */
+    volatile int sweep; /* folders of deleted jobs to remove (acv_jobs_sweep) */
     run *runs[MAX_RUNNING];
     int nrun;
 };
@@ -258,6 +261,9 @@ static void run_free(run *r)
     if (r->out_fd >= 0) close(r->out_fd);
     if (r->err_fd >= 0) close(r->err_fd);
     if (r->log) fclose(r->log);
+    const char *dir = json_string_value(json_object_get(r->job, "dir"));
+    if (r->gone && dir && acv_remove_tree(dir))
+        acv_warn("job %lld was deleted; its folder could not be removed: %s", (long long)r->id, acv_errmsg());
     json_decref(r->job);
     json_decref(r->steps);
     json_decref(r->results);
@@ -439,14 +445,61 @@ static void end_run(acv_jobs *j, acv_dbconn *c, run *r, const char *status, cons
     acv_info("job %lld (%s) %s%s%s", (long long)r->id, r->kind->name, status, error ? ": " : "", error ? error : "");
 }
 
+/* The run of job id, or NULL. */
+static run *run_of(acv_jobs *j, int64_t id)
+{
+    for (int i = 0; i < j->nrun; i++)
+        if (j->runs[i]->id == id) return j->runs[i];
+    return NULL;
+}
+
+/* Removes the folders under DATA/jobs that no job row names and no run holds: those of jobs
+ * deleted with their project (and any a crash left). */
+static void sweep_folders(acv_jobs *j, acv_dbconn *c)
+{
+    char *root = NULL;
+    if (asprintf(&root, "%s/jobs", j->data_dir) < 0) return;
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end;
+        long long id = strtoll(e->d_name, &end, 10);
+        if (*end || id <= 0 || e->d_name[0] == '0' || run_of(j, id)) continue;
+        int64_t n = 1;
+        if (acv_db_query_int(c, &n, 1, "SELECT COUNT(*) FROM jobs WHERE id = ?", "I", (int64_t)id) || n) continue;
+        char *p = acv_jobs_dir(j, id);
+        if (p && acv_remove_tree(p)) acv_warn("the folder of deleted job %lld: %s", id, acv_errmsg());
+        else if (p) acv_info("removed the folder of deleted job %lld", id);
+        free(p);
+    }
+    if (d) closedir(d);
+    free(root);
+}
+
+void acv_jobs_sweep(acv_jobs *j)
+{
+    if (!j) return;
+    j->sweep = 1;
+    wake(j);
+}
+
 /* Starts the oldest queued job when a slot is free. Returns true when one was started (or
  * failed to start) so the caller looks again. */
 static bool start_next(acv_jobs *j, acv_dbconn *c)
 {
     if (j->nrun >= j->max_jobs || j->nrun >= MAX_RUNNING) return false;
+    /* the oldest queued job whose id no run still holds (a run whose row was deleted, still
+     * stopping, keeps its folder until it ends) */
     int64_t id = 0;
-    if (acv_db_query_int(c, &id, 0, "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1", "") || !id)
+    json_t *ids = NULL;
+    if (acv_db_query(c, &ids, "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?", "i", MAX_RUNNING + 1))
         return false;
+    for (size_t k = 0; !id && k < json_array_size(ids); k++) {
+        int64_t cand = json_integer_value(json_object_get(json_array_get(ids, k), "id"));
+        if (!run_of(j, cand)) id = cand;
+    }
+    json_decref(ids);
+    if (!id) return false;
     char now[ACV_DB_TIME_LEN];
     acv_db_time(acv_db_now(), now);
     if (acv_db_exec(c,
@@ -466,13 +519,16 @@ static bool start_next(acv_jobs *j, acv_dbconn *c)
     const char *dir = rc ? NULL : json_string_value(json_object_get(r->job, "dir"));
     if (!rc && !(r->kind = kind_of(json_string_value(json_object_get(r->job, "kind")))))
         rc = acv_error(ACV_EINVAL, "unknown job kind");
+    int attempts = rc ? 0 : (int)json_integer_value(json_object_get(r->job, "attempts"));
+    /* a first attempt starts from an empty folder: one already there belonged to a deleted
+     * job that had the same id (later attempts resume from what the folder holds) */
+    if (!rc && attempts <= 1) rc = acv_remove_tree(dir);
     if (!rc) rc = acv_mkdirs(dir);
     if (!rc) {
         char *lp = acv_path_join(dir, "log.txt");
         r->log = lp ? fopen(lp, "a") : NULL;
         free(lp);
     }
-    int attempts = (int)json_integer_value(json_object_get(r->job, "attempts"));
     if (!rc) rc = r->kind->prepare(j, c, r->job, attempts > 1, &r->steps);
     if (!rc && json_array_size(r->steps) == 0) rc = acv_error(ACV_EINVAL, "the job has nothing to run");
     if (!rc) {
@@ -543,8 +599,10 @@ static void check_cancels(acv_jobs *j, acv_dbconn *c)
         run *r = j->runs[i];
         if (!r->cancel) {
             int64_t flag = 0;
-            if (!acv_db_query_int(c, &flag, 0, "SELECT cancel_requested FROM jobs WHERE id = ?", "I", r->id) && flag) {
+            /* no row (-1): the job was deleted with its project */
+            if (!acv_db_query_int(c, &flag, -1, "SELECT cancel_requested FROM jobs WHERE id = ?", "I", r->id) && flag) {
                 r->cancel = true;
+                r->gone = flag < 0;
                 r->term_at = acv_now();
                 kill(r->pid, SIGTERM);
             }
@@ -598,8 +656,12 @@ static void *scheduler(void *arg)
             sleep(1);
             continue;
         }
-        while (!j->stop && start_next(j, c)) {}
         check_cancels(j, c);
+        if (j->sweep) {
+            j->sweep = 0;
+            sweep_folders(j, c);
+        }
+        while (!j->stop && start_next(j, c)) {}
         struct pollfd pf[1 + 2 * MAX_RUNNING];
         int np = 0;
         pf[np++] = (struct pollfd){.fd = j->wake[0], .events = POLLIN};
@@ -730,6 +792,7 @@ int acv_jobs_new(acv_server *s, acv_jobs **out)
 
 int acv_jobs_start(acv_jobs *j)
 {
+    j->sweep = 1; /* folders of jobs deleted while the server was down */
     if (pthread_create(&j->th, NULL, scheduler, j)) return acv_error(ACV_EIO, "cannot start the job scheduler");
     j->started = true;
     return 0;

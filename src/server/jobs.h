@@ -45,6 +45,9 @@ int acv_jobs_submit(acv_jobs *j, acv_dbconn *c, const acv_principal *who, int64_
 /* Requests cancellation: a queued job is cancelled at once, a running one when its child has
  * been terminated. ACV_ENOTFOUND, or ACV_EINVAL when the job has already finished. */
 int acv_jobs_cancel(acv_jobs *j, acv_dbconn *c, const acv_principal *who, int64_t id);
+/* Asks the scheduler to remove the folders of jobs whose rows are gone (deleted with their
+ * project): at once for those not running, when its child has stopped for a running one. */
+void acv_jobs_sweep(acv_jobs *j);
 /* The job as the API shows it: {"id","project_id","kind","status","dataset_version_id",
  * "algorithm","params","result","progress","error","attempts","created_by","created_at",
  * "started_at","finished_at"}. */

@@ -153,6 +153,27 @@ static bool content_type_ok(const char *accepted, const char *ct)
     return false;
 }
 
+/* Whether ct (a Content-Type, parameters allowed) is parsed as JSON: application/json, a
+ * +json type, or the form type curl -d sends. */
+static bool json_ctype(const char *ct)
+{
+    size_t n = strcspn(ct, "; ");
+    return (n == 16 && !strncasecmp(ct, "application/json", n)) ||
+           (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", n)) ||
+           (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
+/* Whether a route accepting `accepted` takes file bodies (anything but JSON and CSV). */
+static bool takes_files(const char *accepted)
+{
+    char list[256];
+    snprintf(list, sizeof list, "%s", accepted);
+    char *save = NULL;
+    for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (strcmp(t, "application/json") && strcmp(t, "text/csv")) return true;
+    return false;
+}
+
 static int role_list(unsigned roles, char *out, size_t n)
 {
     out[0] = 0;
@@ -222,8 +243,12 @@ static int on_begin(void *ud, acv_http_req *req)
         else if (!content_type_ok(rt->body_types, ct))
             return acv_http_respond_error(req, 415, "%s %s accepts %s, not %s", rt->method, rt->pattern, rt->body_types,
                                           ct);
-        /* CSV is parsed into memory like JSON (label imports): the JSON limit holds for it. */
-        else if (!strncasecmp(ct, "text/csv", 8) || !strncasecmp(ct, "application/csv", 15))
+        /* JSON and CSV (label imports) are parsed into memory: the JSON limit holds for them
+         * before a byte is stored, as it does for a body without a type on a route that takes
+         * no files (the handler reads it as JSON) */
+        else if ((ct && *ct && (json_ctype(ct) || !strncasecmp(ct, "text/csv", 8) ||
+                                !strncasecmp(ct, "application/csv", 15))) ||
+                 ((!ct || !*ct) && !takes_files(rt->body_types)))
             acv_http_limit_body(req, c->srv->cfg.max_json_bytes);
         if (rt->body_in_memory) acv_http_keep_in_memory(req, rt->body_in_memory);
     }

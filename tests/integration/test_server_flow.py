@@ -87,6 +87,14 @@ class TestModelFlow(unittest.TestCase):
                                % self.version["id"]))
         self.assertEqual([x["version"] for x in cmp["items"]], [1, 2])
         self.assertEqual([x["top1"] for x in cmp["items"]], [r["accuracy"]["top1"] for r in reports])
+        # models are global, evaluations are of a project's data: someone outside the project
+        # sees the version but not its evaluations (their figures and dataset versions)
+        self.ok(self.req("POST", "/api/v1/users", {"username": "outsider", "password": "outsider-password",
+                                                   "roles": ["engineer"]}), 201)
+        outsider = self.srv.login("outsider", "outsider-password")
+        seen = self.ok(self.req("GET", "/api/v1/models/fmnist-cls/versions/1", token=outsider))
+        self.assertEqual(seen["evaluations"], [])
+        self.assertEqual(len(self.ok(self.req("GET", "/api/v1/models/fmnist-cls/versions/1"))["evaluations"]), 1)
         # deploy version 1, predict held-out images: the same answers as the CLI on the published model
         dep = self.ok(self.req("POST", "/api/v1/deployments", {"model": "fmnist-cls", "version": 1, "name": "fmnist"}),
                       201)

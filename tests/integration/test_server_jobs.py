@@ -163,6 +163,46 @@ class TestJobs(unittest.TestCase):
                                                  "seq": ev[-1][0]}))
         self.assertEqual(self.srv.request("GET", "/healthz").status, 200)
 
+    def test_deleted_project_takes_its_job_folders(self):
+        # a running job of a project that is deleted stops, and its folder (log, copied images,
+        # checkpoints) goes with it
+        r = self.req("POST", "/api/v1/projects", {"name": "jobs-deleted"})
+        self.assertEqual(r.status, 201, r)
+        pid = r.json()["id"]
+        _, ver = import_reviewed_version(self.srv, self.admin, pid, fmnist("train", 40))
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "params": {"epochs": 200}})
+        self.assertEqual(r.status, 201, r)
+        jid = r.json()["id"]
+        jdir = os.path.join(self.srv.data, "jobs", str(jid))
+        wait_job(self.srv, self.admin, jid, ("running",))
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(os.path.join(jdir, "log.txt")):
+            time.sleep(0.2)
+        self.assertTrue(os.path.isdir(jdir))
+        self.assertEqual(self.req("DELETE", "/api/v1/projects/%d" % pid).status, 204)
+        deadline = time.time() + 60
+        while time.time() < deadline and os.path.exists(jdir):
+            time.sleep(0.2)
+        self.assertFalse(os.path.exists(jdir), "the deleted project's job folder is still there")
+        self.assertEqual(self.req("GET", "/api/v1/jobs/%d" % jid).status, 404)
+        # a folder no job row names (left by a crash) where the next job's id points: the job
+        # starts from an empty folder, not with that folder's log and checkpoint
+        items = self.req("GET", "/api/v1/projects/%d/jobs?limit=100" % self.project).json()["items"]
+        nxt = max([j["id"] for j in items] + [0]) + 1  # the id the next job gets (the deleted one's, when it was last)
+        stale = os.path.join(self.srv.data, "jobs", str(nxt))
+        os.makedirs(os.path.join(stale, "model"), exist_ok=True)
+        with open(os.path.join(stale, "log.txt"), "w") as f:
+            f.write("STALE LOG OF ANOTHER JOB\n")
+        job = self.train({"epochs": 1})
+        self.assertEqual(job["id"], nxt)
+        j = wait_job(self.srv, self.admin, job["id"])
+        self.assertEqual(j["status"], "succeeded", j)
+        logs = self.req("GET", "/api/v1/jobs/%d/logs" % job["id"])
+        self.assertEqual(logs.status, 200)
+        self.assertNotIn(b"STALE LOG", logs.body)
+        self.assertIn(b'"event":"epoch"', logs.body)
+
     def test_custom_network(self):
         tmp = tempfile.mkdtemp(prefix="autocv-custom-")
         try:

@@ -432,6 +432,8 @@ class TestServerModels(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(root)), ["3"])
         self.assertEqual(self.req("DELETE", "/api/v1/models/del-net").status, 204)
         self.assertFalse(os.path.exists(root))
+        # the folders were moved aside inside the transaction and removed after it: nothing left
+        self.assertEqual([n for n in os.listdir(os.path.dirname(root)) if n.startswith(".trash")], [])
         self.assertEqual(self.req("GET", "/api/v1/models/del-net").status, 404)
         self.assertEqual(self.sql("SELECT COUNT(*) FROM model_versions v JOIN models m ON m.id = v.model_id "
                                   "WHERE m.name = 'del-net'")[0], [(0,)])

@@ -3,6 +3,7 @@ user stay dead after the user is enabled again, label CSV bodies are held to the
 (they are parsed in memory), a CSV record with a huge number of fields is refused without
 exhausting memory, and cross-project ids in paths and bodies are refused."""
 import io
+import os
 import socket
 import struct
 import time
@@ -122,6 +123,61 @@ class SecurityTest(unittest.TestCase):
         # a small CSV still works
         r = self.req("POST", "/api/v1/projects/%d/labels" % pid, self.admin, data=b"name\nok\n", content_type="text/csv")
         self.assertEqual(r.status, 201, r)
+
+    def raw_post(self, path, headers, body=b""):
+        """Sends a request by hand (headers as given) and returns (status, response bytes)."""
+        with socket.create_connection(("127.0.0.1", self.srv.port), timeout=30) as sock:
+            sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" +
+                         b"".join(h.encode() + b"\r\n" for h in headers) + b"\r\n" + body)
+            out = b""
+            while b"\r\n\r\n" not in out or b"}" not in out:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        return int(out.split(b" ")[1]), out
+
+    def test_json_routes_hold_untyped_bodies_to_the_json_limit(self):
+        # a JSON route (login needs no token) sent a body without a type, or as a form: it is
+        # parsed in memory, so the JSON limit (1 MiB here) answers 413 from the declared length
+        # instead of streaming up to the upload limit into a temporary file
+        tmp = os.path.join(self.srv.data, "tmp")
+        before = set(os.listdir(tmp)) if os.path.isdir(tmp) else set()
+        for ctype in (None, "application/x-www-form-urlencoded", "application/problem+json"):
+            hdrs = ["Content-Length: %d" % (1 << 30)] + (["Content-Type: " + ctype] if ctype else [])
+            st, out = self.raw_post("/api/v1/auth/login", hdrs)
+            self.assertEqual(st, 413, out)
+            self.assertIn(b"payload_too_large", out)
+        after = set(os.listdir(tmp)) if os.path.isdir(tmp) else set()
+        self.assertEqual(after - before, set())
+        # a route that takes files still takes an untyped body up to the upload limit: 2 MiB of
+        # it reach the handler (which refuses it as no image, not as too large)
+        pid = self.project("sec-untyped")
+        st, out = self.raw_post("/api/v1/projects/%d/images" % pid,
+                                ["Authorization: Bearer " + self.admin, "Content-Length: %d" % (2 << 20)],
+                                b"\0" * (2 << 20))
+        self.assertNotEqual(st, 413, out)
+        self.assertEqual(self.req("GET", "/healthz").status, 200)
+
+    def test_multipart_text_fields_are_bounded(self):
+        # many text fields with long names and one-byte values: names count towards the 1 MiB of
+        # form fields, and the number of fields towards the parts limit
+        pid = self.project("sec-fields")
+        boundary = "----acvfields"
+        parts = b"".join(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\nx\r\n"
+                          % (boundary, "n%05d" % i + "a" * 4000)).encode() for i in range(400))
+        body = parts + ("--%s--\r\n" % boundary).encode()
+        r = self.req("POST", "/api/v1/projects/%d/images" % pid, self.admin, data=body,
+                     content_type="multipart/form-data; boundary=" + boundary)
+        self.assertEqual(r.status, 413, r)
+        self.assertIn("fields", r.json()["error"]["message"])
+        body = b"".join(("--%s\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n"
+                         % boundary).encode() for i in range(10001)) + ("--%s--\r\n" % boundary).encode()
+        r = self.req("POST", "/api/v1/projects/%d/images" % pid, self.admin, data=body,
+                     content_type="multipart/form-data; boundary=" + boundary)
+        self.assertEqual(r.status, 413, r)
+        self.assertIn("parts", r.json()["error"]["message"])
+        self.assertEqual(self.req("GET", "/healthz").status, 200)
 
     def test_csv_record_with_too_many_fields(self):
         pid = self.project("sec-csv-fields")
