@@ -265,6 +265,7 @@ static int bmp_size(const uint8_t *b, size_t n, int *w, int *h)
     } else {
         *w = (int)(int32_t)le32(b + 18);
         int32_t hh = (int32_t)le32(b + 22);
+        if (hh == INT32_MIN) return 0; /* no such height (its negation overflows): invalid */
         *h = hh < 0 ? -hh : hh;
     }
     return 1;

@@ -86,12 +86,13 @@ int acv_idx_read(const char *path, acv_idx *out)
             goto done;
         }
         out->dims[d] = (int)v;
-        total *= v;
-        if (total > IDX_MAX_BYTES) {
+        /* checked before multiplying: dims like [2^30, 16, 2^30] must not wrap to 0 */
+        if (v && total > IDX_MAX_BYTES / v) {
             rc = acv_error(ACV_ERANGE, "%s: idx header announces more than %llu bytes", path,
                            (unsigned long long)IDX_MAX_BYTES);
             goto done;
         }
+        total *= v;
     }
     out->ndim = ndim;
 

@@ -131,17 +131,38 @@ void acv__graph_release_exec(acv_graph *g)
     g->compiled = false;
 }
 
+/* Sets every input's batch dim to n and re-infers the shapes (inputs included: their
+ * element counts are checked at the new batch). A shape that fails (over the per-tensor
+ * element limit: a batch too large for this model) puts the inputs back, re-infers the
+ * shapes as they were and returns the error without leaving it as the graph's sticky
+ * error, so that a smaller batch can still be compiled. */
 static int set_batch_shapes(acv_graph *g, int n)
 {
-    for (int i = 0; i < g->n; i++) {
-        acv_node *nd = &g->nodes[i];
-        if (nd->op == ACV_OP_INPUT) nd->shape.d[0] = n;
-        else if (nd->op != ACV_OP_PARAM) {
-            int rc = acv__graph_infer(g, i);
-            if (rc) return rc;
+    if (g->status) return acv_error(g->status, "%s", g->errmsg);
+    int64_t *old = malloc((size_t)(g->n ? g->n : 1) * sizeof *old);
+    if (!old) return acv_error(ACV_ENOMEM, "out of memory");
+    int rc = 0, done = 0;
+    for (; done < g->n && !rc; done++) {
+        acv_node *nd = &g->nodes[done];
+        if (nd->op == ACV_OP_PARAM) continue;
+        if (nd->op == ACV_OP_INPUT) {
+            old[done] = nd->shape.d[0];
+            nd->shape.d[0] = n;
         }
+        rc = acv__graph_infer(g, done);
     }
-    return 0;
+    if (rc) {
+        char msg[sizeof g->errmsg];
+        snprintf(msg, sizeof msg, "%s", g->errmsg);
+        g->status = 0;
+        for (int i = 0; i < done; i++)
+            if (g->nodes[i].op == ACV_OP_INPUT) g->nodes[i].shape.d[0] = old[i];
+        for (int i = 0; i < g->n; i++)
+            if (g->nodes[i].op != ACV_OP_PARAM) acv__graph_infer(g, i);
+        rc = acv_error(rc, "batch %d: %s", n, msg);
+    }
+    free(old);
+    return rc;
 }
 
 /* Nodes that own no storage: reshapes and nodes fused into a convolution. */

@@ -1,6 +1,7 @@
 /* Graph builder: nodes, shape inference, parameters (see autocv/graph.h). */
 #include "nn/graph_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,6 +81,37 @@ static const char *nname(const acv_graph *g, acv_id id, char *buf, size_t cap)
     return buf;
 }
 
+/* The most elements any one tensor (activation or parameter, at the compiled batch size)
+ * may hold: 2^31 - 1. Every dim and element count then fits the int that kernels index
+ * dims and planes with, and a tensor's bytes (8 GiB of floats) stay far from size_t
+ * overflow. Only malformed models (a model.json or ONNX file with absurd sizes) or absurd
+ * batches reach it; they fail shape inference with ACV_ERANGE instead of wrapping. */
+#define MAX_NUMEL ((int64_t)INT32_MAX)
+/* Largest upsample output side, as the ONNX importer allows. */
+#define MAX_UPSAMPLE 65536
+
+/* Element count of s with every product checked: -1 when a dim is negative or over
+ * MAX_NUMEL, or the count passes MAX_NUMEL (a product of huge dims never wraps to a small
+ * count). */
+static int64_t checked_numel(const acv_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++)
+        if (s->d[i] < 0 || s->d[i] > MAX_NUMEL) return -1;
+    for (int i = 0; i < s->ndim; i++)
+        if (__builtin_mul_overflow(n, s->d[i], &n) || n > MAX_NUMEL) return -1;
+    return n;
+}
+
+/* Refuses node id's shape when it holds more than MAX_NUMEL elements. */
+static int check_numel(acv_graph *g, acv_id id)
+{
+    if (checked_numel(&g->nodes[id].shape) >= 0) return 0;
+    char nb[64], sb[160];
+    return fail(g, ACV_ERANGE, "%s: shape %s has more than %lld elements (the limit per tensor)",
+                nname(g, id, nb, sizeof nb), acv_shape_str(&g->nodes[id].shape, sb, sizeof sb), (long long)MAX_NUMEL);
+}
+
 /* Channel/extent helpers for NCHW. */
 static int64_t out_extent(int64_t in, int k, int s, int pb, int pe, int d, bool ceil_mode)
 {
@@ -121,7 +153,12 @@ static int infer_conv(acv_graph *g, acv_node *n)
         if (w->d[0] != C || C % a->groups)
             return fail(g, ACV_ESHAPE, "%s: transposed weight dim 0 (%lld) must equal input channels (%lld)",
                         nm, (long long)w->d[0], (long long)C);
+        if (w->d[2] != a->kh || w->d[3] != a->kw)
+            return fail(g, ACV_ESHAPE, "%s: weight kernel %lldx%lld does not match the kernel attribute %dx%d", nm,
+                        (long long)w->d[2], (long long)w->d[3], a->kh, a->kw);
         K = w->d[1] * a->groups;
+        /* inputs and weights hold at most MAX_NUMEL elements and strides, dilations and
+         * paddings are ints: these sums of products of two such values fit int64 */
         int64_t oh = (x->d[2] - 1) * a->stride_h - a->pad_t - a->pad_b + (int64_t)a->dil_h * (a->kh - 1) + a->out_pad_h + 1;
         int64_t ow = (x->d[3] - 1) * a->stride_w - a->pad_l - a->pad_r + (int64_t)a->dil_w * (a->kw - 1) + a->out_pad_w + 1;
         if (oh <= 0 || ow <= 0) return fail(g, ACV_ESHAPE, "%s: empty output", nm);
@@ -154,7 +191,7 @@ static int infer_binary(acv_graph *g, acv_node *n)
     return 0;
 }
 
-int acv__graph_infer(acv_graph *g, acv_id id)
+static int infer_op(acv_graph *g, acv_id id)
 {
     acv_node *n = &g->nodes[id];
     char nb[64];
@@ -188,10 +225,13 @@ int acv__graph_infer(acv_graph *g, acv_id id)
     case ACV_OP_AVGPOOL: {
         const acv_pool_attrs *a = &n->a.pool;
         if (x->ndim != 4) return fail(g, ACV_ESHAPE, "%s: input must be 4-D NCHW", nm);
-        if (a->kh < 1 || a->kw < 1 || a->stride_h < 1 || a->stride_w < 1)
-            return fail(g, ACV_EINVAL, "%s: kernel and stride must be >= 1", nm);
-        if (a->pad_t * 2 > a->kh || a->pad_l * 2 > a->kw)
-            return fail(g, ACV_EINVAL, "%s: padding must be at most half the kernel", nm);
+        if (a->kh < 1 || a->kw < 1 || a->stride_h < 1 || a->stride_w < 1 || a->dil_h < 1 || a->dil_w < 1)
+            return fail(g, ACV_EINVAL, "%s: kernel, stride and dilation must be >= 1", nm);
+        /* as PyTorch: 0 <= pad <= kernel / 2 on every side (the kernels rely on it) */
+        if (a->pad_t < 0 || a->pad_b < 0 || a->pad_l < 0 || a->pad_r < 0 || a->pad_t > a->kh / 2 ||
+            a->pad_b > a->kh / 2 || a->pad_l > a->kw / 2 || a->pad_r > a->kw / 2)
+            return fail(g, ACV_EINVAL, "%s: pads (top %d, left %d, bottom %d, right %d) must be between 0 and half the "
+                        "kernel (%dx%d)", nm, a->pad_t, a->pad_l, a->pad_b, a->pad_r, a->kh, a->kw);
         int64_t oh = out_extent(x->d[2], a->kh, a->stride_h, a->pad_t, a->pad_b, a->dil_h, a->ceil_mode);
         int64_t ow = out_extent(x->d[3], a->kw, a->stride_w, a->pad_l, a->pad_r, a->dil_w, a->ceil_mode);
         if (oh <= 0 || ow <= 0) return fail(g, ACV_ESHAPE, "%s: input smaller than the pooling window", nm);
@@ -204,7 +244,8 @@ int acv__graph_infer(acv_graph *g, acv_id id)
         return 0;
     case ACV_OP_UPSAMPLE:
         if (x->ndim != 4) return fail(g, ACV_ESHAPE, "%s: input must be 4-D NCHW", nm);
-        if (n->a.oh < 1 || n->a.ow < 1) return fail(g, ACV_EINVAL, "%s: output size must be positive", nm);
+        if (n->a.oh < 1 || n->a.ow < 1 || n->a.oh > MAX_UPSAMPLE || n->a.ow > MAX_UPSAMPLE)
+            return fail(g, ACV_EINVAL, "%s: output size %dx%d is not in 1..%d", nm, n->a.oh, n->a.ow, MAX_UPSAMPLE);
         n->shape = acv_shape_make(4, x->d[0], x->d[1], n->a.oh, n->a.ow);
         return 0;
     case ACV_OP_BINARY:
@@ -234,7 +275,7 @@ int acv__graph_infer(acv_graph *g, acv_id id)
         if (st < 0 || st >= en) return fail(g, ACV_EINVAL, "%s: empty slice [%lld, %lld) of %lld", nm,
                                             (long long)st, (long long)en, (long long)dim);
         n->shape = *x;
-        n->shape.d[ax] = (en - st + n->a.step - 1) / n->a.step;
+        n->shape.d[ax] = (en - st - 1) / n->a.step + 1; /* no overflow for a huge step */
         return 0;
     }
     case ACV_OP_RESHAPE: {
@@ -261,7 +302,8 @@ int acv__graph_infer(acv_graph *g, acv_id id)
             }
             if (s < 0) return fail(g, ACV_EINVAL, "%s: negative dim %lld", nm, (long long)s);
             o.d[i] = s;
-            known *= s;
+            if (__builtin_mul_overflow(known, s, &known) || known > MAX_NUMEL)
+                return fail(g, ACV_ERANGE, "%s: reshape dims multiply past %lld elements", nm, (long long)MAX_NUMEL);
         }
         if (infer_at >= 0) {
             if (known == 0 || total % known) return fail(g, ACV_ESHAPE, "%s: cannot infer -1", nm);
@@ -310,6 +352,12 @@ int acv__graph_infer(acv_graph *g, acv_id id)
     default:
         return fail(g, ACV_EINVAL, "unknown op %d", n->op);
     }
+}
+
+int acv__graph_infer(acv_graph *g, acv_id id)
+{
+    int rc = infer_op(g, id);
+    return rc ? rc : check_numel(g, id);
 }
 
 acv_id acv__graph_add(acv_graph *g, acv_op op, const char *name, int n_in, const acv_id *in,
@@ -370,7 +418,8 @@ acv_id acv_input(acv_graph *g, const char *name, int ndim, const int64_t *shape)
         if (shape[i] < 1) return fail(g, ACV_EINVAL, "input %s: dim %d is %lld", name, i, (long long)shape[i]);
         s->d[i] = shape[i];
     }
-    return id;
+    int rc = check_numel(g, id);
+    return rc ? rc : id;
 }
 
 acv_id acv_param(acv_graph *g, const char *name, int ndim, const int64_t *shape, acv_init init,
@@ -389,6 +438,8 @@ acv_id acv_param(acv_graph *g, const char *name, int ndim, const int64_t *shape,
             return fail(g, ACV_EINVAL, "parameter %s: dim %d is %lld", name, i, (long long)shape[i]);
         n->shape.d[i] = shape[i];
     }
+    int rc = check_numel(g, id);
+    if (rc) return rc;
     n->init = init;
     n->trainable = trainable;
     g->params_placed = false;
@@ -684,6 +735,13 @@ int acv_graph_reshape_input(acv_graph *g, acv_id input, int ndim, const int64_t 
             return acv_error(ACV_EINVAL, "input dim %d is %lld", i, (long long)shape[i]);
         }
         s->d[i] = shape[i];
+    }
+    if (checked_numel(s) < 0) {
+        char sb[160];
+        acv_shape_str(s, sb, sizeof sb);
+        *s = old;
+        return acv_error(ACV_ERANGE, "input shape %s has more than %lld elements (the limit per tensor)", sb,
+                         (long long)MAX_NUMEL);
     }
     for (int i = 0; i < g->n; i++) {
         if (g->nodes[i].op == ACV_OP_INPUT || g->nodes[i].op == ACV_OP_PARAM) continue;

@@ -3,6 +3,8 @@
 #include "nn/graph_internal.h"
 
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,7 +140,8 @@ char *acv_graph_to_json(const acv_graph *g)
     return s;
 }
 
-/* Reads an int array attribute of exactly n values into out. */
+/* Reads an int array attribute of exactly n values into out (each must fit an int: a
+ * wider value is refused, never truncated). */
 static int get_ints(json_t *at, const char *key, int *out, int n, int idx)
 {
     json_t *a = json_object_get(at, key);
@@ -147,7 +150,10 @@ static int get_ints(json_t *at, const char *key, int *out, int n, int idx)
     for (int i = 0; i < n; i++) {
         json_t *v = json_array_get(a, (size_t)i);
         if (!json_is_integer(v)) return acv_error(ACV_EFORMAT, "graph node %d: attribute '%s' must be integers", idx, key);
-        out[i] = (int)json_integer_value(v);
+        json_int_t x = json_integer_value(v);
+        if (x < INT_MIN || x > INT_MAX)
+            return acv_error(ACV_EFORMAT, "graph node %d: attribute '%s' value %lld is out of range", idx, key, (long long)x);
+        out[i] = (int)x;
     }
     return 0;
 }
@@ -156,6 +162,31 @@ static double num(json_t *at, const char *key, double dflt)
 {
     json_t *v = json_object_get(at, key);
     return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* A number attribute as an integer in [lo, hi] (dflt when absent or not a number, as num()
+ * reads it); a number outside is refused rather than converted (out-of-range float-to-int
+ * conversion is undefined, and a truncated size would pass for a small one). */
+static int get_int64(json_t *at, const char *key, int64_t dflt, int64_t lo, int64_t hi, int idx, int64_t *out)
+{
+    json_t *v = json_object_get(at, key);
+    *out = dflt;
+    if (!json_is_number(v)) return 0;
+    if (json_is_integer(v)) *out = json_integer_value(v);
+    else if (!(fabs(json_real_value(v)) <= 9e18))
+        return acv_error(ACV_EFORMAT, "graph node %d: attribute '%s' value %g is out of range", idx, key, json_real_value(v));
+    else *out = (int64_t)json_real_value(v);
+    if (*out < lo || *out > hi)
+        return acv_error(ACV_EFORMAT, "graph node %d: attribute '%s' value %lld is out of range", idx, key, (long long)*out);
+    return 0;
+}
+
+static int get_int(json_t *at, const char *key, int dflt, int idx, int *out)
+{
+    int64_t v;
+    int rc = get_int64(at, key, dflt, INT_MIN, INT_MAX, idx, &v);
+    *out = (int)v;
+    return rc;
 }
 
 static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
@@ -206,7 +237,7 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
         a.conv.pad_t = v[0]; a.conv.pad_l = v[1]; a.conv.pad_b = v[2]; a.conv.pad_r = v[3];
         if ((rc = get_ints(at, "dilation", v, 2, idx))) return rc;
         a.conv.dil_h = v[0]; a.conv.dil_w = v[1];
-        a.conv.groups = (int)num(at, "groups", 1);
+        if ((rc = get_int(at, "groups", 1, idx, &a.conv.groups))) return rc;
         if (op == ACV_OP_CONVT2D) {
             if ((rc = get_ints(at, "output_padding", v, 2, idx))) return rc;
             a.conv.out_pad_h = v[0]; a.conv.out_pad_w = v[1];
@@ -219,7 +250,7 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
         if (n_in != 5) return acv_error(ACV_EFORMAT, "graph node %d: batchnorm needs 5 inputs", idx);
         break;
     case ACV_OP_ACT:
-        a.act = (int)num(at, "kind", -1);
+        if ((rc = get_int(at, "kind", -1, idx, &a.act))) return rc;
         a.alpha = (float)num(at, "alpha", 0);
         if (a.act < 0 || a.act >= ACV_ACT_COUNT) return acv_error(ACV_EFORMAT, "graph node %d: unknown activation", idx);
         break;
@@ -242,22 +273,23 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
         a.align_corners = json_is_true(json_object_get(at, "align_corners"));
         break;
     case ACV_OP_BINARY:
-        a.binop = (int)num(at, "op", -1);
+        if ((rc = get_int(at, "op", -1, idx, &a.binop))) return rc;
         if (a.binop < ACV_BIN_ADD || a.binop > ACV_BIN_DIV) return acv_error(ACV_EFORMAT, "graph node %d: unknown binary op", idx);
         break;
     case ACV_OP_CONCAT: case ACV_OP_SOFTMAX:
-        a.axis = (int)num(at, "axis", 1);
+        if ((rc = get_int(at, "axis", 1, idx, &a.axis))) return rc;
         a.log = json_is_true(json_object_get(at, "log"));
         break;
     case ACV_OP_SLICE:
-        a.axis = (int)num(at, "axis", 0);
-        a.start = (int64_t)num(at, "start", 0);
-        a.end = (int64_t)num(at, "end", 0);
-        a.step = (int64_t)num(at, "step", 1);
+        if ((rc = get_int(at, "axis", 0, idx, &a.axis)) ||
+            (rc = get_int64(at, "start", 0, INT64_MIN, INT64_MAX, idx, &a.start)) ||
+            (rc = get_int64(at, "end", 0, INT64_MIN, INT64_MAX, idx, &a.end)) ||
+            (rc = get_int64(at, "step", 1, INT64_MIN, INT64_MAX, idx, &a.step)))
+            return rc;
         break;
     case ACV_OP_RESHAPE:
         if (json_object_get(at, "flatten_axis")) {
-            a.axis = (int)num(at, "flatten_axis", 1);
+            if ((rc = get_int(at, "flatten_axis", 1, idx, &a.axis))) return rc;
             a.spec_ndim = 2;
             if (a.axis < 1) return acv_error(ACV_EFORMAT, "graph node %d: bad flatten axis", idx);
         } else {

@@ -217,12 +217,15 @@ int acv_model_load(const char *dir, acv_model **out)
         if (!json_is_array(cl) || json_array_size(cl) == 0 || json_array_size(cl) > 1000000)
             rc = acv_error(ACV_EFORMAT, "%s: 'classes' must be a non-empty array of names", mpath);
         else {
-            m->n_classes = (int)json_array_size(cl);
-            m->classes = calloc((size_t)m->n_classes, sizeof(char *));
+            int n = (int)json_array_size(cl);
+            m->classes = calloc((size_t)n, sizeof(char *));
+            if (!m->classes) rc = acv_error(ACV_ENOMEM, "%s: out of memory for %d class names", mpath, n);
+            else m->n_classes = n; /* acv_model_free frees the names set so far */
             for (int i = 0; i < m->n_classes && !rc; i++) {
                 const char *s = json_string_value(json_array_get(cl, (size_t)i));
                 if (!s) rc = acv_error(ACV_EFORMAT, "%s: classes[%d] is not a string", mpath, i);
-                else m->classes[i] = strdup(s);
+                else if (!(m->classes[i] = strdup(s)))
+                    rc = acv_error(ACV_ENOMEM, "%s: out of memory reading classes[%d]", mpath, i);
             }
         }
     }

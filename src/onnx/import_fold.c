@@ -5,6 +5,7 @@
 #include "onnx/import_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,8 +404,12 @@ static int fold_transpose(acv__ictx *c, acv__oval *x)
     }
     if (n != xs->ndim) return acv__nerr(c, ACV_EINVAL, "perm has %d entries for %d dims", n, xs->ndim);
     acv_shape os = {n, {0}};
+    unsigned seen = 0; /* perm must be a permutation: each dim exactly once */
     for (int k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= n) return acv__nerr(c, ACV_EINVAL, "perm entry %lld out of range", (long long)perm[k]);
+        if (seen & (1u << perm[k]))
+            return acv__nerr(c, ACV_EINVAL, "perm repeats dim %lld (it must name each dim once)", (long long)perm[k]);
+        seen |= 1u << perm[k];
         os.d[k] = xs->d[perm[k]];
     }
     acv__otensor t;
@@ -452,12 +457,24 @@ static int fold_binary(acv__ictx *c, acv__oval *a, acv__oval *b, char op)
             if (pb.d[k] != 1) ib += idx * sb[k];
         }
         if (is_int) {
-            int64_t x = a->c.i[ia], y = b->c.i[ib];
+            /* int64 arithmetic is checked: an overflow (or INT64_MIN / -1, which traps) is
+             * a malformed model, not a value to wrap */
+            int64_t x = a->c.i[ia], y = b->c.i[ib], r = 0;
+            bool ovf = false;
             if (op == '/' && y == 0) {
                 acv__otensor_free(&t);
                 return acv__nerr(c, ACV_EINVAL, "integer division by zero");
             }
-            t.i[o] = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
+            if (op == '+') ovf = __builtin_add_overflow(x, y, &r);
+            else if (op == '-') ovf = __builtin_sub_overflow(x, y, &r);
+            else if (op == '*') ovf = __builtin_mul_overflow(x, y, &r);
+            else if (x == INT64_MIN && y == -1) ovf = true;
+            else r = x / y;
+            if (ovf) {
+                acv__otensor_free(&t);
+                return acv__nerr(c, ACV_ERANGE, "int64 overflow in %lld %c %lld", (long long)x, op, (long long)y);
+            }
+            t.i[o] = r;
         } else {
             float x = a->c.is_int ? (float)a->c.i[ia] : a->c.f[ia], y = b->c.is_int ? (float)b->c.i[ib] : b->c.f[ib];
             t.f[o] = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
@@ -474,7 +491,9 @@ int acv__fold(acv__ictx *c, const char *op)
         return rc ? rc : 1;
     }
     if (!all_const(c)) return 0;
+    /* all_const skips absent inputs: every fold below reads input 0 */
     acv__oval *x = acv__in(c, 0);
+    if (!x) return acv__nerr(c, ACV_EFORMAT, "input 0 is missing (empty name)");
     int rc;
     if (!strcmp(op, "Cast")) rc = fold_cast(c, x);
     else if (!strcmp(op, "ConstantOfShape")) rc = fold_constant_of_shape(c, x);

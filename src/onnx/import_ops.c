@@ -186,8 +186,13 @@ static acv_id scalar(acv__ictx *c, const char *tag, float v)
     float *d = malloc(sizeof(float));
     if (!d) return acv_error(ACV_ENOMEM, "out of memory");
     d[0] = v;
+    /* named after the node, else its first output, else a fixed name (made unique) */
+    const Onnx__NodeProto *n = c->node;
+    const char *base = "scalar";
+    if (n->name && *n->name) base = n->name;
+    else if (n->n_output > 0 && n->output[0] && *n->output[0]) base = n->output[0];
     char nm[300];
-    snprintf(nm, sizeof nm, "%s.%s", c->node->name && *c->node->name ? c->node->name : c->node->output[0], tag);
+    snprintf(nm, sizeof nm, "%s.%s", base, tag);
     acv_shape s = acv_shape_make(1, 1, 0, 0, 0);
     return acv__new_param(c, nm, &s, d, false);
 }
@@ -386,6 +391,7 @@ static int op_split(acv__ictx *c)
     if (ax < 0) ax += s->ndim;
     int64_t sizes[64];
     int n = -1, no = (int)c->node->n_output;
+    if (no < 1) return acv__nerr(c, ACV_EFORMAT, "Split needs at least one output");
     if (no > 64) return acv__nerr(c, ACV_EUNSUPPORTED, "more than 64 outputs");
     if ((rc = acv__attr_ints(c, "split", sizes, 64, &n))) return rc;
     if (n < 0 && acv__in(c, 1) && (rc = acv__const_ints(c, acv__in(c, 1), "split", sizes, 64, &n))) return rc;
@@ -489,8 +495,12 @@ static int op_transpose(acv__ictx *c)
     acv_shape o = {n, {0}};
     int64_t last = -1;
     int bp = -1;
+    unsigned seen = 0; /* perm must be a permutation: each dim exactly once */
     for (int k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= n) return acv__nerr(c, ACV_EINVAL, "perm entry out of range");
+        if (seen & (1u << perm[k]))
+            return acv__nerr(c, ACV_EINVAL, "perm repeats dim %lld (it must name each dim once)", (long long)perm[k]);
+        seen |= 1u << perm[k];
         o.d[k] = xs->d[perm[k]];
         bool big = xs->d[perm[k]] > 1 || (perm[k] == 0 && X->batched);
         if (perm[k] == 0 && X->batched) bp = k;

@@ -174,24 +174,21 @@ int acv__onnx_tensor_decode(const Onnx__TensorProto *t, const char *model_dir, c
     }
     if (n > ACV_ONNX_MAX_NUMEL) return acv_error(ACV_ERANGE, "%s: %lld elements is too large", what, (long long)n);
     if (t->segment) return acv_error(ACV_EUNSUPPORTED, "%s: segmented tensors are not supported", what);
-    out->n = n;
-    out->is_int = !is_float_type(dt);
-    if (out->is_int) out->i = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
-    else out->f = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!out->i && !out->f) return acv_error(ACV_ENOMEM, "%s: out of memory for %lld values", what, (long long)n);
+    /* the data must match the dims before anything is allocated from them: a header
+     * declaring a billion elements over a few bytes fails here, not in malloc */
     size_t want = (size_t)n * (size_t)es;
-    int rc = 0;
     bool external = t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    uint8_t *ext = NULL;
+    const uint8_t *raw = NULL;
     if (external) {
-        uint8_t *buf = NULL;
-        rc = read_external(t, model_dir, what, want, &buf);
-        if (!rc) convert_raw(buf, n, dt, out);
-        free(buf);
+        int rc = read_external(t, model_dir, what, want, &ext);
+        if (rc) return rc;
+        raw = ext;
     } else if (t->has_raw_data) {
         if (t->raw_data.len != want)
-            rc = acv_error(ACV_EFORMAT, "%s: raw_data holds %zu bytes, the dims and type %s need %zu", what,
-                           t->raw_data.len, acv__onnx_dtype_name(dt), want);
-        else convert_raw(t->raw_data.data, n, dt, out);
+            return acv_error(ACV_EFORMAT, "%s: raw_data holds %zu bytes, the dims and type %s need %zu", what,
+                             t->raw_data.len, acv__onnx_dtype_name(dt), want);
+        raw = t->raw_data.data;
     } else {
         /* typed fields: which one holds the values depends on the type */
         size_t have;
@@ -203,25 +200,37 @@ int acv__onnx_tensor_decode(const Onnx__TensorProto *t, const char *model_dir, c
         default: have = t->n_int32_data; break;
         }
         if (have != (size_t)n)
-            rc = acv_error(ACV_EFORMAT, "%s: holds %zu values of type %s, the dims need %lld", what, have,
-                           acv__onnx_dtype_name(dt), (long long)n);
-        for (int64_t k = 0; !rc && k < n; k++) {
-            switch (dt) {
-            case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: out->f[k] = t->float_data[k]; break;
-            case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: out->f[k] = (float)t->double_data[k]; break;
-            case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: out->f[k] = acv_half_to_float((uint16_t)t->int32_data[k]); break;
-            case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: {
-                uint32_t b = (uint32_t)(uint16_t)t->int32_data[k] << 16;
-                memcpy(&out->f[k], &b, 4);
-                break;
-            }
-            case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: out->i[k] = t->int64_data[k]; break;
-            case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
-                out->i[k] = (int64_t)t->uint64_data[k]; break;
-            default: out->i[k] = t->int32_data[k]; break;
-            }
+            return acv_error(ACV_EFORMAT, "%s: holds %zu values of type %s, the dims need %lld", what, have,
+                             acv__onnx_dtype_name(dt), (long long)n);
+    }
+    out->n = n;
+    out->is_int = !is_float_type(dt);
+    if (out->is_int) out->i = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    else out->f = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!out->i && !out->f) {
+        free(ext);
+        return acv_error(ACV_ENOMEM, "%s: out of memory for %lld values", what, (long long)n);
+    }
+    if (raw) {
+        convert_raw(raw, n, dt, out);
+        free(ext);
+        return 0;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        switch (dt) {
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: out->f[k] = t->float_data[k]; break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: out->f[k] = (float)t->double_data[k]; break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: out->f[k] = acv_half_to_float((uint16_t)t->int32_data[k]); break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: {
+            uint32_t b = (uint32_t)(uint16_t)t->int32_data[k] << 16;
+            memcpy(&out->f[k], &b, 4);
+            break;
+        }
+        case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: out->i[k] = t->int64_data[k]; break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+            out->i[k] = (int64_t)t->uint64_data[k]; break;
+        default: out->i[k] = t->int32_data[k]; break;
         }
     }
-    if (rc) acv__otensor_free(out);
-    return rc;
+    return 0;
 }

@@ -136,7 +136,10 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const acv_decode_opts *o,
     int is_cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     int c = (cs == TJCS_GRAY || (o->want_c == 1 && !is_cmyk)) ? 1 : 3;
     int flags = TJFLAG_STOPONWARNING;
-    if ((rc = acv_image_alloc(out, w, h, c)) != 0) goto done;
+    if ((rc = acv_image_alloc(out, w, h, c)) != 0) {
+        rc = acv_error_prefix(rc, "%s: ", what);
+        goto done;
+    }
     if (is_cmyk) {
         cmyk = malloc((size_t)w * h * 4);
         if (!cmyk) {

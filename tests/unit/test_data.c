@@ -218,6 +218,18 @@ static void test_idx_malformed(void **state)
     int rc = acv_idx_read(p, &idx);
     assert_true(rc == ACV_ERANGE || rc == ACV_EFORMAT);
     free(p);
+    /* dims [2^30, 16, 2^30]: the product is checked before multiplying (it wrapped to 0,
+     * and an empty data section then passed for the 2^64 bytes announced) */
+    const uint8_t wrap[] = {0, 0, 8, 3, 0x40, 0, 0, 0, 0, 0, 0, 16, 0x40, 0, 0, 0};
+    write_bytes(root, "wrap", wrap, sizeof wrap);
+    p = pj(root, "wrap");
+    idx.data = (uint8_t *)1;
+    assert_int_equal(acv_idx_read(p, &idx), ACV_ERANGE);
+    assert_msg_has(p);
+    assert_msg_has("announces more than");
+    assert_null(idx.data);
+    assert_int_equal(idx.ndim, 0);
+    free(p);
     /* empty file */
     write_bytes(root, "empty", "", 0);
     p = pj(root, "empty");

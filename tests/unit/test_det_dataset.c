@@ -481,6 +481,15 @@ static void test_image_size(void **state)
     char *junk = pj(root, "j.png");
     assert_int_equal(acv__det_write_text(junk, "not an image", 12), 0);
     assert_int_equal(acv__det_image_size(junk, &w, &h), ACV_EFORMAT);
+    /* a BMP height of INT32_MIN (its negation overflows: undefined behaviour) is invalid:
+     * no size from the header, and the decoder refuses it */
+    bm[22] = bm[23] = bm[24] = 0;
+    bm[25] = 0x80;
+    assert_int_equal(acv__det_write_text(bmp, (char *)bm, sizeof bm), 0);
+    w = h = 7;
+    assert_int_equal(acv__det_image_size(bmp, &w, &h), ACV_EFORMAT);
+    assert_non_null(strstr(acv_errmsg(), "a.bmp"));
+    assert_non_null(strstr(acv_errmsg(), "corrupt BMP"));
     acv_image_free(&im);
     free(png);
     free(jpg);

@@ -1238,6 +1238,125 @@ static void test_json_malformed(void **state)
                     ACV_EFORMAT, "dropout");
 }
 
+/* ---- robustness: sizes that would overflow, kernels that do not fit ----------------------- */
+
+/* Element counts are checked products with a cap of 2^31 - 1 per tensor: a model.json
+ * upsample of 33554432^2 after a 16384-channel convolution wrapped numel to 0 (a 0-float
+ * buffer the kernel then wrote past); upsample sizes are capped at 65536 as the ONNX
+ * importer does; a reshape spec whose product wraps to the input's count; parameters;
+ * batches. */
+static void test_numel_limits(void **state)
+{
+    (void)state;
+#define IN_S "{\"op\":\"input\",\"name\":\"x\",\"shape\":[1,3,2,2]}"
+#define W_BIG "{\"op\":\"param\",\"name\":\"c.weight\",\"shape\":[16384,3,1,1]}"
+#define CONV1 "{\"op\":\"conv2d\",\"name\":\"wide\",\"inputs\":[0,1],\"attrs\":{\"kernel\":[1,1],\"stride\":[1,1]," \
+              "\"pads\":[0,0,0,0],\"dilation\":[1,1],\"groups\":1}}"
+    expect_bad_json("{\"nodes\":[" IN_S "," W_BIG "," CONV1 ",{\"op\":\"upsample\",\"inputs\":[2],\"attrs\":"
+                    "{\"size\":[33554432,33554432]}}],\"output\":3}",
+                    ACV_EINVAL, "output size 33554432x33554432 is not in 1..65536");
+    expect_bad_json("{\"nodes\":[" IN_S "," W_BIG "," CONV1 ",{\"op\":\"upsample\",\"inputs\":[2],\"attrs\":"
+                    "{\"size\":[65536,65536]}}],\"output\":3}",
+                    ACV_ERANGE, "[1, 16384, 65536, 65536] has more than 2147483647 elements");
+    /* a size past int is refused, not truncated (2^32 + 4 would read as 4) */
+    expect_bad_json("{\"nodes\":[" IN_S ",{\"op\":\"upsample\",\"inputs\":[0],\"attrs\":{\"size\":[4294967300,4]}}],"
+                    "\"output\":1}",
+                    ACV_EFORMAT, "'size' value 4294967300 is out of range");
+    /* 7 * 7905747460161236407 = 1 (mod 2^64): the product wrapped to exactly 3 * 64 = 192 */
+    expect_bad_json("{\"nodes\":[" IN_X ",{\"op\":\"reshape\",\"inputs\":[0],\"attrs\":{\"spec\":"
+                    "[7,7905747460161236407,3,64]}}],\"output\":1}",
+                    ACV_ERANGE, "reshape dims multiply past");
+    /* an input or parameter whose dims each pass but whose product does not */
+    expect_bad_json("{\"nodes\":[{\"op\":\"input\",\"name\":\"x\",\"shape\":[1,65536,65536,65536]}],\"output\":0}",
+                    ACV_ERANGE, "x: shape [1, 65536, 65536, 65536] has more than");
+    acv_graph *g = acv_graph_new();
+    int64_t huge[4] = {1LL << 31, 1LL << 31, 1LL << 31, 1LL << 31};
+    assert_int_equal(acv_param(g, "p", 4, huge, ACV_INIT_ZERO, true), ACV_ERANGE);
+    assert_non_null(strstr(acv_errmsg(), "p: shape"));
+    acv_graph_free(g);
+    /* a batch too large for the model is refused at compile, and the graph stays usable */
+    g = acv_graph_new();
+    int64_t xs[2] = {1, 65536};
+    acv_id x = acv_input(g, "x", 2, xs);
+    acv_id y = acv_relu(g, x);
+    acv_graph_set_output(g, y);
+    assert_true(y >= 0);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 1 << 30, false), ACV_ERANGE);
+    assert_non_null(strstr(acv_errmsg(), "batch 1073741824"));
+    assert_non_null(strstr(acv_errmsg(), "more than 2147483647 elements"));
+    assert_int_equal(acv_graph_status(g), 0);
+    assert_shape(g, x, 2, 1, 65536, 0, 0);
+    assert_int_equal(acv_graph_compile(g, acv_backend_cpu(), 4, false), 0);
+    assert_shape(g, y, 2, 4, 65536, 0, 0);
+    acv_graph_free(g);
+#undef IN_S
+#undef W_BIG
+#undef CONV1
+}
+
+/* A transposed convolution's weight kernel must match its kernel attribute (the kernels
+ * read kh x kw weights per channel pair), as a convolution's must. */
+static void test_convt_kernel_mismatch(void **state)
+{
+    (void)state;
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {1, 2, 4, 4}, ws[4] = {2, 3, 1, 1};
+    acv_id x = acv_input(g, "x", 4, xs);
+    acv_id w = acv_param(g, "up.weight", 4, ws, ACV_INIT_ZERO, true);
+    acv_conv_attrs a = {3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+    assert_int_equal(acv_convt2d_ex(g, "up", x, w, -1, &a), ACV_ESHAPE);
+    assert_non_null(strstr(acv_errmsg(), "up: weight kernel 1x1 does not match the kernel attribute 3x3"));
+    acv_graph_free(g);
+    /* through model.json as well */
+    expect_bad_json("{\"nodes\":[" IN_X ",{\"op\":\"param\",\"name\":\"up.weight\",\"shape\":[3,2,1,1]},"
+                    "{\"op\":\"convt2d\",\"name\":\"up\",\"inputs\":[0,1],\"attrs\":{\"kernel\":[3,3],\"stride\":[2,2],"
+                    "\"pads\":[0,0,0,0],\"dilation\":[1,1],\"groups\":1,\"output_padding\":[0,0]}}],\"output\":2}",
+                    ACV_ESHAPE, "up: weight kernel 1x1");
+    /* the matching kernel builds */
+    g = acv_graph_new();
+    x = acv_input(g, "x", 4, xs);
+    ws[2] = ws[3] = 3;
+    w = acv_param(g, "up.weight", 4, ws, ACV_INIT_ZERO, true);
+    assert_shape(g, acv_convt2d_ex(g, "up", x, w, -1, &a), 4, 1, 3, 9, 9);
+    acv_graph_free(g);
+}
+
+/* Pooling pads: 0 <= pad <= kernel / 2 on all four sides (PyTorch's rule), dilation >= 1;
+ * anything else used to reach an assertion (abort) or out-of-bounds reads in the kernels. */
+static void test_pool_pads_checked(void **state)
+{
+    (void)state;
+    static const struct { int k, pt, pl, pb, pr, dh, dw; } BAD[] = {
+        {3, 0, 0, -1, 0, 1, 1}, {3, 0, 0, 0, -1, 1, 1}, {3, -1, 0, 0, 0, 1, 1}, {3, 0, -1, 0, 0, 1, 1},
+        {3, 0, 0, 2, 0, 1, 1},  {3, 0, 0, 0, 2, 1, 1},  {2, 0, 0, 0, 2, 1, 1},  {3, 1, 1, 1, 1, 0, 1},
+        {3, 1, 1, 1, 1, 1, -2},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
+        for (int op = ACV_OP_MAXPOOL; op <= ACV_OP_AVGPOOL; op++) {
+            acv_graph *g = acv_graph_new();
+            int64_t xs[4] = {1, 2, 6, 6};
+            acv_id x = acv_input(g, "x", 4, xs);
+            acv_attrs a = {0};
+            a.pool = (acv_pool_attrs){BAD[i].k, BAD[i].k, 1, 1, BAD[i].pt, BAD[i].pl, BAD[i].pb, BAD[i].pr,
+                                      BAD[i].dh, BAD[i].dw, false, false};
+            /* acv__graph_add: what a model.json node reaches (acv_pool_ex mends dilation < 1) */
+            int rc = acv__graph_add(g, (acv_op)op, NULL, 1, &x, &a);
+            if (rc != ACV_EINVAL) fail_msg("case %zu op %d: got %d (%s)", i, op, rc, acv_errmsg());
+            assert_non_null(strstr(acv_errmsg(), BAD[i].dh < 1 || BAD[i].dw < 1 ? "dilation must be >= 1" : "pads"));
+            acv_graph_free(g);
+        }
+    expect_bad_json("{\"nodes\":[" IN_X ",{\"op\":\"maxpool\",\"inputs\":[0],\"attrs\":{\"kernel\":[3,3],\"stride\":[1,1],"
+                    "\"pads\":[1,1,-1,1],\"dilation\":[1,1]}}],\"output\":1}",
+                    ACV_EINVAL, "pads (top 1, left 1, bottom -1, right 1)");
+    /* the extremes PyTorch allows still build: pad = kernel / 2 on every side */
+    acv_graph *g = acv_graph_new();
+    int64_t xs[4] = {1, 2, 6, 6};
+    acv_id x = acv_input(g, "x", 4, xs);
+    acv_pool_attrs pa = {2, 3, 2, 1, 1, 1, 1, 1, 1, 2, false, false};
+    assert_shape(g, acv_pool_ex(g, ACV_OP_MAXPOOL, x, &pa), 4, 1, 2, 4, 4);
+    acv_graph_free(g);
+}
+
 int main(void)
 {
     /* One thread: the finite differences run thousands of tiny forwards, where OpenMP
@@ -1262,6 +1381,9 @@ int main(void)
         cmocka_unit_test(test_reshape_input),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
+        cmocka_unit_test(test_numel_limits),
+        cmocka_unit_test(test_convt_kernel_mismatch),
+        cmocka_unit_test(test_pool_pads_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <png.h>
 #include <turbojpeg.h>
@@ -751,6 +753,45 @@ static void test_one_pixel_and_files(void **state)
     assert_int_equal(acv_image_alloc(&im, 0, 3, 3), ACV_EINVAL);
 }
 
+/* A JPEG whose pixel buffer cannot be allocated (60000x60000, under a raised pixel limit,
+ * with the address space capped so the 10 GB allocation fails): ACV_ENOMEM naming the
+ * source, as every other decode error does. */
+static void test_jpeg_alloc_failure_names_source(void **state)
+{
+    (void)state;
+    acv_image src, im;
+    assert_int_equal(acv_image_alloc(&src, 8, 8, 3), 0);
+    fill_smooth(&src);
+    uint8_t *jpg;
+    size_t jl;
+    assert_int_equal(acv_image_encode_jpeg(&src, 90, &jpg, &jl), 0);
+    size_t s = find_sof(jpg, jl);
+    jpg[s + 5] = 60000 >> 8; jpg[s + 6] = 60000 & 255;
+    jpg[s + 7] = 60000 >> 8; jpg[s + 8] = 60000 & 255;
+    acv_decode_opts o = {.want_c = 3, .max_pixels = 4000LL * 1000 * 1000, .apply_exif = 1};
+
+    struct rlimit old, cap;
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    unsigned long pages = 0;
+    assert_int_equal(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    cap = old;
+    rlim_t want = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+    if (old.rlim_cur == RLIM_INFINITY || want < old.rlim_cur) cap.rlim_cur = want;
+    assert_int_equal(setrlimit(RLIMIT_AS, &cap), 0);
+    int rc = acv_image_decode(jpg, jl, &o, "huge.jpg", &im);
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+
+    assert_int_equal(rc, ACV_ENOMEM);
+    assert_null(im.data);
+    if (strncmp(acv_errmsg(), "huge.jpg: ", 10)) fail_msg("message '%s' does not name huge.jpg", acv_errmsg());
+    assert_non_null(strstr(acv_errmsg(), "60000x60000"));
+    free(jpg);
+    acv_image_free(&src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_huge_header_refused),
+        cmocka_unit_test(test_jpeg_alloc_failure_names_source),
         cmocka_unit_test(test_one_pixel_and_files),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

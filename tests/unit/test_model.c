@@ -26,6 +26,40 @@
 
 static char g_dir[64];
 
+/* ---- allocation failure injection ------------------------------------------------------------ */
+
+/* This binary's own calloc and strdup (they replace the C library's for the code linked
+ * into it): while armed, the next matching call fails once, as an exhausted heap would. */
+static int g_fail_calloc_n = -1;  /* calloc(n, sizeof(char *)) with this n */
+static const char *g_fail_strdup; /* strdup of this string */
+
+void *calloc(size_t n, size_t size)
+{
+    if (g_fail_calloc_n >= 0 && n == (size_t)g_fail_calloc_n && size == sizeof(char *)) {
+        g_fail_calloc_n = -1;
+        return NULL;
+    }
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) return NULL;
+    void *p = malloc(total ? total : 1);
+    /* through a volatile pointer: the compiler would fold malloc + memset into calloc */
+    void *(*volatile zero)(void *, int, size_t) = memset;
+    if (p) zero(p, 0, total);
+    return p;
+}
+
+char *strdup(const char *s)
+{
+    if (g_fail_strdup && !strcmp(s, g_fail_strdup)) {
+        g_fail_strdup = NULL;
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -455,6 +489,37 @@ static void test_weights_file(void **state)
     acv_model_free(b);
 }
 
+/* Out of memory reading the class names (the array, then one name): ACV_ENOMEM naming
+ * model.json and what it was reading, no crash, and nothing half-built returned. */
+static void test_load_out_of_memory(void **state)
+{
+    (void)state;
+    acv_model *m = make_model(3);
+    const char *dir = path_in("oom", NULL);
+    assert_int_equal(acv_model_save(m, dir, NULL), 0);
+    acv_model_free(m);
+    acv_model *l = (acv_model *)1;
+    g_fail_calloc_n = 4; /* the 4 class names */
+    int rc = acv_model_load(dir, &l);
+    if (g_fail_calloc_n >= 0) fail_msg("the class array was not allocated with calloc(4, sizeof(char *))");
+    assert_int_equal(rc, ACV_ENOMEM);
+    assert_null(l);
+    assert_non_null(strstr(acv_errmsg(), path_in("oom", "model.json")));
+    assert_non_null(strstr(acv_errmsg(), "4 class names"));
+    l = (acv_model *)1;
+    g_fail_strdup = CLASSES[2];
+    rc = acv_model_load(dir, &l);
+    assert_null(g_fail_strdup);
+    assert_int_equal(rc, ACV_ENOMEM);
+    assert_null(l);
+    assert_non_null(strstr(acv_errmsg(), path_in("oom", "model.json")));
+    assert_non_null(strstr(acv_errmsg(), "classes[2]"));
+    /* and with memory, it loads */
+    assert_int_equal(acv_model_load(dir, &l), 0);
+    assert_string_equal(l->classes[2], CLASSES[2]);
+    acv_model_free(l);
+}
+
 int main(void)
 {
     acv_set_threads(2);
@@ -464,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_load_errors_json),
         cmocka_unit_test(test_load_errors_weights),
         cmocka_unit_test(test_weights_file),
+        cmocka_unit_test(test_load_out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
