@@ -31,7 +31,9 @@ struct acv_det_loss {
     float *score, *iou, *metric, *box;
     acv_det_targets view;
     /* scratch */
-    float *pbox;             /* (A, 4) decoded predictions of one image, pixels */
+    float *pbox;             /* (A, 4) decoded predictions of one image, pixels, decoded when */
+    unsigned *pbox_at;       /* (A) pbox_gen: an anchor is first a candidate (most never are) */
+    unsigned pbox_gen;       /* the image being assigned (0: none yet) */
     double *gt_best;         /* (2 * gt_cap): per box, best metric and best IoU of its anchors */
     int *gt_first;           /* (2 * gt_cap): per box, its best candidate anchor (-1: none) and
                                 how many anchors it finally holds */
@@ -71,6 +73,7 @@ void acv_det_loss_free(acv_det_loss *L)
     free(L->metric);
     free(L->box);
     free(L->pbox);
+    free(L->pbox_at);
     free(L->gt_best);
     free(L->gt_first);
     free(L->gt_first_m);
@@ -130,11 +133,12 @@ int acv_det_loss_new(const acv_det_net *net, int max_batch, const acv_det_loss_o
     L->metric = malloc(nA * sizeof(float));
     L->box = malloc(nA * 4 * sizeof(float));
     L->pbox = malloc((size_t)A * 4 * sizeof(float));
+    L->pbox_at = calloc((size_t)A, sizeof(unsigned));
     L->topk_idx = malloc((size_t)L->o.topk * sizeof(int));
     L->topk_m = malloc((size_t)L->o.topk * sizeof(double));
     L->topk_o = malloc((size_t)L->o.topk * sizeof(double));
     L->cw = malloc((size_t)L->K * sizeof(double));
-    if (!L->gt || !L->cls || !L->score || !L->iou || !L->metric || !L->box || !L->pbox || !L->topk_idx ||
+    if (!L->gt || !L->cls || !L->score || !L->iou || !L->metric || !L->box || !L->pbox || !L->pbox_at || !L->topk_idx ||
         !L->topk_m || !L->topk_o || !L->cw) {
         acv_det_loss_free(L);
         return acv_error(ACV_ENOMEM, "out of memory for the detection loss (batch %d, %d anchors)", max_batch, A);
@@ -250,6 +254,24 @@ static void expect_sides(const acv_det_loss *L, const float *o, int a, double e[
 
 static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 
+/* Anchor a's predicted box (pixels) in the image being assigned, decoded from its bins on
+ * first use (o: that image's output). */
+static const float *pred_box(acv_det_loss *L, const float *o, int a)
+{
+    float *pb = L->pbox + 4 * (size_t)a;
+    if (L->pbox_at[a] != L->pbox_gen) {
+        double e[4];
+        expect_sides(L, o, a, e, NULL);
+        float s = L->astride[a], px = L->points[2 * a], py = L->points[2 * a + 1];
+        pb[0] = px - (float)e[0] * s;
+        pb[1] = py - (float)e[1] * s;
+        pb[2] = px + (float)e[2] * s;
+        pb[3] = py + (float)e[3] * s;
+        L->pbox_at[a] = L->pbox_gen;
+    }
+    return pb;
+}
+
 /* ---- the assigner ------------------------------------------------------------------------ */
 
 static bool gt_usable(const acv_box *b) { return !(b->flags & ACV_BOX_CROWD) && b->x2 > b->x1 && b->y2 > b->y1; }
@@ -303,15 +325,10 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
         box[4 * a] = box[4 * a + 1] = box[4 * a + 2] = box[4 * a + 3] = 0;
     }
     if (n_gt == 0) return;
-    /* decoded predictions, pixels */
-    for (int a = 0; a < A; a++) {
-        double e[4];
-        expect_sides(L, o, a, e, NULL);
-        float s = L->astride[a], px = L->points[2 * a], py = L->points[2 * a + 1];
-        L->pbox[4 * a] = px - (float)e[0] * s;
-        L->pbox[4 * a + 1] = py - (float)e[1] * s;
-        L->pbox[4 * a + 2] = px + (float)e[2] * s;
-        L->pbox[4 * a + 3] = py + (float)e[3] * s;
+    /* a new image: no prediction decoded yet (the stamps start over when the count wraps) */
+    if (++L->pbox_gen == 0) {
+        memset(L->pbox_at, 0, (size_t)A * sizeof(unsigned));
+        L->pbox_gen = 1;
     }
     const float *logits = o + (int64_t)4 * L->R * A;
     for (int j = 0; j < n_gt; j++) {
@@ -343,7 +360,8 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
                     double px = L->points[2 * a], py = L->points[2 * a + 1];
                     double dmin = fmin(fmin(px - cb[0], py - cb[1]), fmin(cb[2] - px, cb[3] - py));
                     if (!(dmin > IN_GT_EPS)) continue;
-                    double pb[4] = {L->pbox[4 * a], L->pbox[4 * a + 1], L->pbox[4 * a + 2], L->pbox[4 * a + 3]};
+                    const float *pf = pred_box(L, o, a);
+                    double pb[4] = {pf[0], pf[1], pf[2], pf[3]};
                     double ov = acv_det_ciou(gb, pb, NULL); /* Ultralytics: bbox_iou(gt, pred) */
                     if (!(ov > 0)) ov = 0;
                     double m = pow(sigmoid(lg[a]), L->o.alpha) * pow(ov, L->o.beta);
@@ -356,7 +374,8 @@ static void assign_image(acv_det_loss *L, int b, const float *o, const acv_box *
             int x = cell_clamp(floor(((double)g->x1 + g->x2) / 2 / s), W);
             int y = cell_clamp(floor(((double)g->y1 + g->y2) / 2 / s), H);
             int a = L->level_start[0] + y * W + x;
-            double pb[4] = {L->pbox[4 * a], L->pbox[4 * a + 1], L->pbox[4 * a + 2], L->pbox[4 * a + 3]};
+            const float *pf = pred_box(L, o, a);
+            double pb[4] = {pf[0], pf[1], pf[2], pf[3]};
             double ov = acv_det_ciou(gb, pb, NULL);
             if (!(ov > 0)) ov = 0;
             topk_offer(L, &cnt, a, pow(sigmoid(lg[a]), L->o.alpha) * pow(ov, L->o.beta), ov);
