@@ -868,6 +868,8 @@ int acv_cls_train(const acv_cls_train_opts *o)
     acv_set_threads(o->threads);
     int rc = setup(&r);
     if (!rc) rc = run(&r);
+    acv_graph_profile_print(stderr); /* these print only when ACV_PROFILE is set */
+    if (r.g) acv_graph_profile_nodes(r.g, stderr);
     acv_loader_free(r.tl);
     acv_loader_free(r.vl);
     acv_cls_dataset_free(r.train);
