@@ -692,6 +692,9 @@ static void *scheduler(void *arg)
                 drain(j, c, r, false);
                 drain(j, c, r, true);
                 if (on_exit_status(j, c, r, st, &ru)) {
+                    /* cancelled, then maybe deleted with its project after that: its folder is
+                     * looked at once it is free */
+                    if (r->cancel && !r->gone) j->sweep = 1;
                     run_free(r);
                     j->runs[i] = j->runs[--j->nrun];
                     i--;
