@@ -258,8 +258,8 @@ int acv_models_update(acv_dbconn *c, const acv_principal *who, const char *name,
 /* Folders moved aside: DATA/models/.trash-XXXXXX/<i>, each remembering where it was. */
 typedef struct trash {
     char *dir;
-    char *from[64], *to[64];
-    int n;
+    char **from, **to;
+    int n, cap;
 } trash;
 
 /* Moves DATA/rel (when it exists) into the trash; an error names the folder. */
@@ -272,9 +272,17 @@ static int trash_move(trash *t, const char *data_dir, const char *rel)
         free(src);
         return 0; /* nothing there (a crash removed it, or it never was) */
     }
-    if (t->n == (int)(sizeof t->from / sizeof t->from[0])) {
-        free(src);
-        return acv_error(ACV_ERANGE, "too many model folders to delete at once");
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 8;
+        char **f = realloc(t->from, (size_t)cap * sizeof *f);
+        if (f) t->from = f;
+        char **o = f ? realloc(t->to, (size_t)cap * sizeof *o) : NULL;
+        if (o) t->to = o;
+        if (!f || !o) {
+            free(src);
+            return acv_error(ACV_ENOMEM, "out of memory");
+        }
+        t->cap = cap;
     }
     if (!t->dir) {
         char *models = acv_path_join(data_dir, "models");
@@ -323,6 +331,8 @@ static void trash_end(trash *t, bool committed)
     }
     if (t->dir && !keep) acv_remove_tree(t->dir);
     free(t->dir);
+    free(t->from);
+    free(t->to);
     memset(t, 0, sizeof *t);
 }
 
@@ -368,12 +378,14 @@ int acv_models_delete(acv_dbconn *c, const acv_principal *who, const char *data_
      * the same number and path) and are removed after the commit; back in place if it fails. */
     trash t = {0};
     if (!rc) {
+        /* the whole model: its folder, with the versions in it (and any version kept elsewhere) */
+        char rel[64];
+        snprintf(rel, sizeof rel, "models/%lld/", (long long)mid);
         for (size_t i = 0; !rc && i < json_array_size(dirs); i++) {
             const char *d = json_string_value(json_object_get(json_array_get(dirs, i), "dir"));
-            if (d && *d) rc = trash_move(&t, data_dir, d);
+            if (d && *d && (version > 0 || strncmp(d, rel, strlen(rel)))) rc = trash_move(&t, data_dir, d);
         }
-        char rel[64];
-        snprintf(rel, sizeof rel, "models/%lld", (long long)mid);
+        rel[strlen(rel) - 1] = 0;
         if (!rc && version <= 0) rc = trash_move(&t, data_dir, rel);
     }
     rc = acv_db_end(c, rc);
