@@ -133,6 +133,16 @@ static void call_free(acv_call *c)
     free(c);
 }
 
+/* Whether ct (a Content-Type, parameters allowed) is parsed as JSON: application/json, a
+ * +json type, or the form type curl -d sends. */
+static bool json_ctype(const char *ct)
+{
+    size_t n = strcspn(ct, "; ");
+    return (n == 16 && !strncasecmp(ct, "application/json", n)) ||
+           (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", n)) ||
+           (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
 /* The request's content type (without parameters) is one the route accepts. A missing
  * Content-Type is let through (the handler decides). */
 static bool content_type_ok(const char *accepted, const char *ct)
@@ -148,19 +158,7 @@ static bool content_type_ok(const char *accepted, const char *ct)
         json |= !strcmp(t, "application/json");
     }
     /* curl -d sends JSON as application/x-www-form-urlencoded; +json types are JSON. */
-    if (json && n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", n)) return true;
-    if (json && n > 5 && !strncasecmp(ct + n - 5, "+json", 5)) return true;
-    return false;
-}
-
-/* Whether ct (a Content-Type, parameters allowed) is parsed as JSON: application/json, a
- * +json type, or the form type curl -d sends. */
-static bool json_ctype(const char *ct)
-{
-    size_t n = strcspn(ct, "; ");
-    return (n == 16 && !strncasecmp(ct, "application/json", n)) ||
-           (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", n)) ||
-           (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+    return json && json_ctype(ct);
 }
 
 /* Whether a route accepting `accepted` takes file bodies (anything but JSON and CSV). */

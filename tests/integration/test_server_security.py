@@ -106,17 +106,10 @@ class SecurityTest(unittest.TestCase):
         pid = self.project("sec-csv-limit")
         # 1.5 MiB of CSV against --max-json-mb 1 (uploads may be 1 GiB): CSV is parsed in memory
         # like JSON, so 413 from the declared length, before the body is sent.
-        with socket.create_connection(("127.0.0.1", self.srv.port), timeout=30) as sock:
-            sock.sendall(b"POST /api/v1/projects/%d/labels HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                         b"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n"
-                         % (pid, self.admin.encode(), 3 << 19))
-            out = b""
-            while b"\r\n\r\n" not in out or b"payload_too_large" not in out:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        self.assertEqual(int(out.split(b" ")[1]), 413, out)
+        st, out = self.raw_post("/api/v1/projects/%d/labels" % pid,
+                                ["Authorization: Bearer " + self.admin, "Content-Type: text/csv",
+                                 "Content-Length: %d" % (3 << 19)])
+        self.assertEqual(st, 413, out)
         self.assertIn(b"payload_too_large", out)
         r = self.req("GET", "/api/v1/projects/%d/labels" % pid, self.admin)
         self.assertEqual(r.json()["total"], 0)

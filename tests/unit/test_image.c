@@ -23,6 +23,8 @@
 #include "vision/image.h"
 #include "vision/transform.h"
 
+#include "as_cap.h"
+
 static char g_dir[64];
 
 static int setup_dir(void **state)
@@ -770,19 +772,9 @@ static void test_jpeg_alloc_failure_names_source(void **state)
     jpg[s + 7] = 60000 >> 8; jpg[s + 8] = 60000 & 255;
     acv_decode_opts o = {.want_c = 3, .max_pixels = 4000LL * 1000 * 1000, .apply_exif = 1};
 
-    struct rlimit old, cap;
-    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
-    FILE *f = fopen("/proc/self/statm", "r");
-    assert_non_null(f);
-    unsigned long pages = 0;
-    assert_int_equal(fscanf(f, "%lu", &pages), 1);
-    fclose(f);
-    cap = old;
-    rlim_t want = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
-    if (old.rlim_cur == RLIM_INFINITY || want < old.rlim_cur) cap.rlim_cur = want;
-    assert_int_equal(setrlimit(RLIMIT_AS, &cap), 0);
+    cap_address_space((size_t)1 << 30);
     int rc = acv_image_decode(jpg, jl, &o, "huge.jpg", &im);
-    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    uncap_address_space();
 
     assert_int_equal(rc, ACV_ENOMEM);
     assert_null(im.data);

@@ -24,6 +24,8 @@
 #include "onnx/import.h"
 #include "onnx/onnx_read.h"
 
+#include "as_cap.h"
+
 static char g_dir[64];
 
 static int setup(void **state)
@@ -157,20 +159,26 @@ static void mb_attr(mb *b, int i, const char *name, const int64_t *v, int nv, bo
     b->node[i].attribute = b->attrp[i];
 }
 
+/* t initialised as a tensor of type dtype and the given dims, with no data yet. */
+static void tensor_proto(Onnx__TensorProto *t, int dtype, size_t n_dims, int64_t *dims)
+{
+    onnx__tensor_proto__init(t);
+    t->has_data_type = 1;
+    t->data_type = dtype;
+    t->n_dims = n_dims;
+    t->dims = dims;
+}
+
 /* An int64 initializer of shape dims (nd dims, nv <= 4 values). */
 static void mb_init_i64(mb *b, const char *name, const int64_t *dims, int nd, const int64_t *vals, int nv)
 {
     int i = (int)b->g.n_initializer++;
     assert_true(i < MB_MAX && nd <= 4 && nv <= 4);
     Onnx__TensorProto *t = &b->init[i];
-    onnx__tensor_proto__init(t);
-    t->name = (char *)name;
-    t->has_data_type = 1;
-    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
     memcpy(b->init_dims[i], dims, (size_t)nd * sizeof(int64_t));
     memcpy(b->init_vals[i], vals, (size_t)nv * sizeof(int64_t));
-    t->n_dims = (size_t)nd;
-    t->dims = b->init_dims[i];
+    tensor_proto(t, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, (size_t)nd, b->init_dims[i]);
+    t->name = (char *)name;
     t->n_int64_data = (size_t)nv;
     t->int64_data = b->init_vals[i];
     b->initp[i] = t;
@@ -208,28 +216,6 @@ static void mb_flatten_out(mb *b)
 {
     mb_node(b, "Flatten", "flat", (const char *[]){"x", NULL}, (const char *[]){"y", NULL});
 }
-
-/* ---- address-space cap ------------------------------------------------------------------ */
-
-static struct rlimit g_as_old;
-
-/* Caps the address space at the current size plus `extra` bytes: an allocation sized from
- * a malformed header then fails instead of quietly reserving gigabytes. */
-static void cap_address_space(size_t extra)
-{
-    assert_int_equal(getrlimit(RLIMIT_AS, &g_as_old), 0);
-    FILE *f = fopen("/proc/self/statm", "r");
-    assert_non_null(f);
-    unsigned long pages = 0;
-    assert_int_equal(fscanf(f, "%lu", &pages), 1);
-    fclose(f);
-    struct rlimit r = g_as_old;
-    rlim_t want = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
-    if (g_as_old.rlim_cur == RLIM_INFINITY || want < g_as_old.rlim_cur) r.rlim_cur = want;
-    assert_int_equal(setrlimit(RLIMIT_AS, &r), 0);
-}
-
-static void uncap_address_space(void) { assert_int_equal(setrlimit(RLIMIT_AS, &g_as_old), 0); }
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
@@ -350,11 +336,7 @@ static void test_tensor_data_checked_before_alloc(void **state)
     Onnx__TensorProto t;
     acv__otensor o;
 
-    onnx__tensor_proto__init(&t);
-    t.has_data_type = 1;
-    t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
-    t.n_dims = 2;
-    t.dims = dims;
+    tensor_proto(&t, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 2, dims);
     t.has_raw_data = 1;
     t.raw_data.len = sizeof one;
     t.raw_data.data = (uint8_t *)&one;
@@ -367,11 +349,7 @@ static void test_tensor_data_checked_before_alloc(void **state)
     assert_null(o.i);
     assert_null(o.f);
 
-    onnx__tensor_proto__init(&t);
-    t.has_data_type = 1;
-    t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t.n_dims = 2;
-    t.dims = dims;
+    tensor_proto(&t, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, dims);
     t.n_float_data = 1;
     t.float_data = &fv;
     cap_address_space((size_t)1 << 30);
@@ -384,11 +362,7 @@ static void test_tensor_data_checked_before_alloc(void **state)
 
     /* a consistent tensor still decodes */
     int64_t d1[1] = {1};
-    onnx__tensor_proto__init(&t);
-    t.has_data_type = 1;
-    t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
-    t.n_dims = 1;
-    t.dims = d1;
+    tensor_proto(&t, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, d1);
     t.has_raw_data = 1;
     t.raw_data.len = sizeof one;
     t.raw_data.data = (uint8_t *)&one;
