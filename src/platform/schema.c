@@ -367,6 +367,9 @@ static const acv_migration MIGRATIONS[] = {
      "  PRIMARY KEY(set_id, image_id),"
      "  FOREIGN KEY(set_id, image_id) REFERENCES annotation_items(set_id, image_id) ON DELETE CASCADE)"
      "  WITHOUT ROWID;"},
+    /* The interface language each user chose (NULL: not chosen; the web UI then goes by the
+     * browser). */
+    {5, "users' interface language", "ALTER TABLE users ADD COLUMN lang TEXT;"},
 };
 
 const acv_migration *acv_schema_migrations(int *n)

@@ -11,7 +11,7 @@
 #include "platform/jsonarg.h"
 
 #define USER_COLS                                                                                            \
-    "id, username, roles, disabled AS disabled_bool, created_at, updated_at, last_login_at"
+    "id, username, roles, disabled AS disabled_bool, created_at, updated_at, last_login_at, lang"
 
 /* Replaces the integer "roles" of a user row by the list of names. */
 static void fix_roles(json_t *u)
@@ -93,8 +93,13 @@ static int other_admins(acv_dbconn *c, int64_t except, int64_t *n)
 int acv_user_update(acv_dbconn *c, const acv_principal *who, int64_t id, const json_t *patch,
                     int64_t keep_token_id)
 {
-    static const char *const FIELDS[] = {"username", "password", "old_password", "roles", "disabled", NULL};
+    static const char *const FIELDS[] = {"username", "password", "old_password", "roles", "disabled", "lang", NULL};
     int rc = acv_jarg_only(patch, FIELDS);
+    /* lang: the interface language, "en" or "zh", null to forget the choice */
+    json_t *jlang = json_object_get(patch, "lang");
+    const char *lang = jlang && json_is_string(jlang) ? json_string_value(jlang) : NULL;
+    if (!rc && jlang && !json_is_null(jlang) && (!lang || (strcmp(lang, "en") && strcmp(lang, "zh"))))
+        rc = acv_error(ACV_EINVAL, "field 'lang' must be \"en\", \"zh\" or null");
     const char *username = NULL, *password = NULL;
     bool disabled = false, has_disabled = false;
     unsigned roles = 0;
@@ -147,7 +152,9 @@ int acv_user_update(acv_dbconn *c, const acv_principal *who, int64_t id, const j
         if (!rc && disabled) rc = acv_auth_revoke_all(c, id, acv_db_now(), &revoked);
         if (!rc && disabled) json_object_set_new(changes, "tokens_revoked", json_integer(revoked));
     }
-    if (!rc) rc = acv_audit_write(c, who, "update", "user", id, 0, json_incref(changes));
+    if (!rc && jlang) rc = acv_db_exec(c, "UPDATE users SET lang = ? WHERE id = ?", "sI", lang, id);
+    /* a language choice alone is a preference, not an account change: not audited */
+    if (!rc && json_object_size(changes)) rc = acv_audit_write(c, who, "update", "user", id, 0, json_incref(changes));
     json_decref(changes);
     json_decref(old);
     return acv_db_end(c, rc);

@@ -60,8 +60,9 @@ static int user_patch(acv_call *c)
         if (!self) return acv_call_error(c, 403, "only admins may change other users");
         const char *k;
         json_t *v;
-        json_object_foreach(in, k, v) if (strcmp(k, "password") && strcmp(k, "old_password"))
-            return acv_call_error(c, 403, "you may change only your own password (field '%s' needs the admin role)", k);
+        json_object_foreach(in, k, v) if (strcmp(k, "password") && strcmp(k, "old_password") && strcmp(k, "lang"))
+            return acv_call_error(c, 403, "you may change only your own password and language (field '%s' needs the "
+                                  "admin role)", k);
     }
     if (self && json_object_get(in, "password")) {
         const char *old;
@@ -101,8 +102,9 @@ static const acv_route ROUTES[] = {
     {.method = "GET", .pattern = "/api/v1/users/{id}", .handler = user_get, .perm = ACV_PERM_USER, .tag = "users",
      .summary = "Read a user (admins: anyone; others: themselves)", .resp_schema = "#User", .resp_desc = "the user"},
     {.method = "PATCH", .pattern = "/api/v1/users/{id}", .handler = user_patch, .perm = ACV_PERM_USER,
-     .tag = "users", .summary = "Change a user (admins: anything; others: their own password)",
-     .description = "Fields: username, password, roles, disabled. Changing one's own password needs old_password; "
+     .tag = "users", .summary = "Change a user (admins: anything; others: their own password and language)",
+     .description = "Fields: username, password, roles, disabled, lang (the web UI's language: en, zh, or null "
+                    "to forget the choice; not audited). Changing one's own password needs old_password; "
                     "it ends the user's other login sessions. The last enabled admin cannot lose the role (409).",
      .body_types = "application/json", .body_schema = "#UserPatch", .resp_schema = "#User",
      .resp_desc = "the changed user"},
@@ -120,7 +122,8 @@ int acv_api_users(acv_router *r, const acv_server_config *cfg)
         r, "User",
         "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"username\":{\"type\":\"string\"},"
         "\"roles\":" ROLES_ARRAY ",\"disabled\":{\"type\":\"boolean\"},\"created_at\":{\"type\":\"string\"},"
-        "\"updated_at\":{\"type\":\"string\"},\"last_login_at\":{\"type\":\"string\",\"nullable\":true}}}");
+        "\"updated_at\":{\"type\":\"string\"},\"last_login_at\":{\"type\":\"string\",\"nullable\":true},"
+        "\"lang\":{\"type\":\"string\",\"enum\":[\"en\",\"zh\"],\"nullable\":true}}}");
     if (!rc)
         rc = acv_router_add_schema(r, "NewUser",
                                    "{\"type\":\"object\",\"required\":[\"username\",\"password\"],\"properties\":{"
@@ -130,7 +133,8 @@ int acv_api_users(acv_router *r, const acv_server_config *cfg)
         rc = acv_router_add_schema(r, "UserPatch",
                                    "{\"type\":\"object\",\"properties\":{\"username\":{\"type\":\"string\"},"
                                    "\"password\":{\"type\":\"string\",\"minLength\":8},\"old_password\":{\"type\":"
-                                   "\"string\"},\"roles\":" ROLES_ARRAY ",\"disabled\":{\"type\":\"boolean\"}}}");
+                                   "\"string\"},\"roles\":" ROLES_ARRAY ",\"disabled\":{\"type\":\"boolean\"},"
+                                   "\"lang\":{\"type\":\"string\",\"enum\":[\"en\",\"zh\"],\"nullable\":true}}}");
 #undef ROLES_ARRAY
     return rc ? rc : acv_router_add(r, ROUTES, (int)(sizeof ROUTES / sizeof ROUTES[0]));
 }

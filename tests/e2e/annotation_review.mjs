@@ -239,6 +239,24 @@ async function run() {
   expect(fix === `/projects/${cfg.project}/annotate/${set.id}?item=${first}`, 'the Fix it link goes to ' + fix);
   await ann.locator('#my-tasks').waitFor();
   await shot(ann, 'annotation_mine_en');
+  await ann.locator('#lang-select').selectOption('zh');
+  await ann.getByRole('heading', { name: '我的工作' }).waitFor();
+  await ann.locator('#my-tasks').waitFor();
+  await shot(ann, 'annotation_mine_zh');
+  // the choice is the user's, kept by the server: another browser (nothing in its storage)
+  // opens in Chinese after signing in
+  {
+    const other = await openPage(browser, pageErrors, { who: owner + ' (another browser)' });
+    await signInOn(other, cfg.url, owner, cfg.passwords[owner], { until: 'topbar' });
+    await other.getByRole('heading', { name: `您好，${owner}` }).waitFor();
+    await other.goto(`${P}/annotation`);
+    await other.getByRole('heading', { name: '我的工作' }).waitFor();
+    expect((await other.evaluate(() => document.documentElement.lang)) === 'zh-CN', 'the other browser is not in Chinese');
+    await other.context().close();
+    page = ann;
+  }
+  await ann.locator('#lang-select').selectOption('en');
+  await ann.getByRole('heading', { name: 'My work' }).waitFor();
   await ann.getByRole('button', { name: 'Open the next image of Tray boxes' }).click();
   await ann.waitForURL((u) => u.pathname === `/projects/${cfg.project}/annotate/${set.id}` && u.searchParams.get('item') === String(first));
   log('step', owner, 'sees the comment and the next image opens the rejected one');
@@ -298,6 +316,11 @@ async function run() {
   const got = ['accepted', 'corrected', 'deleted'].map((k) => eng.locator(`#pre-summary [data-k="${k}"]`).innerText());
   expect((await Promise.all(got)).join(' ') === '1 1 1', 'summary after the annotator: ' + (await eng.locator('#pre-summary').innerText()));
   await shot(eng, 'preannotation_en', true);
+  await eng.locator('#lang-select').selectOption('zh');
+  await eng.getByRole('heading', { name: '预标注' }).waitFor();
+  await eng.locator('#pre-summary [data-k="pending"]').filter({ hasText: '9' }).waitFor();
+  await shot(eng, 'preannotation_zh', true);
+  await eng.locator('#lang-select').selectOption('en');
   log('step the summary follows the annotator: kept, corrected, deleted =', decisions.join(' | '));
   result.seconds = (Date.now() - t0) / 1000;
 }

@@ -144,6 +144,32 @@ async function run() {
     'move + resize gave ' + JSON.stringify(a));
   log('step moved and resized', JSON.stringify(a));
 
+  // ---- the keyboard alone: Enter adds a box in the middle of the view, the arrows move it,
+  // Alt+arrows size it, Delete removes it ----
+  await canvas.focus();
+  await page.keyboard.press('b');
+  await page.keyboard.press('Enter');
+  await waitShapes(3);
+  for (let k = 0; k < 3; k++) await page.keyboard.press('Shift+ArrowRight');
+  await page.keyboard.press('ArrowDown');
+  for (let k = 0; k < 2; k++) await page.keyboard.press('Alt+Shift+ArrowRight');
+  await page.keyboard.press('Alt+ArrowUp');
+  await saved();
+  doc = await api('GET', `/api/v1/annotation-sets/${cfg.det_set}/items/${i1}?lock=false`);
+  {
+    // the fitted view shows the whole image: half its width and height, centred
+    const w0 = Math.round(W / 2);
+    const h0 = Math.round(H / 2);
+    const want = { x: Math.round(W / 2 - w0 / 2) + 30, y: Math.round(H / 2 - h0 / 2) + 1, w: w0 + 20, h: h0 - 1 };
+    const kb = doc.shapes.find((s) => s.label === 'dent' && Math.abs(s.w - want.w) < 1e-6 && Math.abs(s.h - want.h) < 1e-6 && Math.abs(s.x - want.x) < 1e-6 && Math.abs(s.y - want.y) < 1e-6);
+    expect(doc.shapes.length === 3 && kb, `keyboard box: wanted ${JSON.stringify(want)}, the server has ${JSON.stringify(doc.shapes)}`);
+  }
+  expect(await page.locator('#ws-canvas').evaluate((el) => el === document.activeElement), 'the canvas lost the keyboard focus');
+  await page.keyboard.press('Delete');
+  await waitShapes(2);
+  await saved();
+  log('step a box added, moved and sized with the keyboard alone, then deleted');
+
   // ---- conflict 1: someone saves the image meanwhile; load their version ----
   doc = await api('GET', `/api/v1/annotation-sets/${cfg.det_set}/items/${i1}?lock=false`);
   const theirs = { type: 'box', label: 'ok', x: 700, y: 100, w: 120, h: 80 };

@@ -186,6 +186,21 @@ class TestServerCore(unittest.TestCase):
         self.assertEqual(self.srv.request("GET", "/api/v1/auth/me", tok).status, 200)  # this session stays
         self.srv.login("selfie", "new-password-1")
         self.assertEqual(self.srv.request("GET", p, tok).json()["username"], "selfie")
+        # The interface language: one's own (not audited), en / zh / null only, not another's.
+        self.assertIsNone(self.srv.request("GET", "/api/v1/auth/me", tok).json()["lang"])
+        audits = self.req("GET", "/api/v1/audit?limit=1").json()["total"]
+        r = self.srv.request("PATCH", p, tok, {"lang": "zh"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["lang"], "zh")
+        self.assertEqual(self.srv.request("GET", "/api/v1/auth/me", tok).json()["lang"], "zh")
+        self.assertEqual(self.req("GET", "/api/v1/audit?limit=1").json()["total"], audits)
+        for bad in ("fr", "", 1, ["zh"]):
+            r = self.srv.request("PATCH", p, tok, {"lang": bad})
+            self.assertIn(r.status, (400, 422), (bad, r))
+            self.assertIn("lang", r.json()["error"]["message"])
+        self.assertEqual(self.srv.request("GET", "/api/v1/auth/me", tok).json()["lang"], "zh")
+        self.assertEqual(self.srv.request("PATCH", "/api/v1/users/%d" % self.ids["eng"], tok, {"lang": "en"}).status, 403)
+        self.assertEqual(self.srv.request("PATCH", p, tok, {"lang": None}).json()["lang"], None)
         # Disabling ends every token of the user; deleting removes them.
         self.assertEqual(self.req("PATCH", p, json_body={"disabled": True}).status, 200)
         self.assertEqual(self.srv.request("GET", "/api/v1/auth/me", tok).status, 401)

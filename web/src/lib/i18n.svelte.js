@@ -1,7 +1,8 @@
 // English and Simplified Chinese. t('key', {name: value}) looks the key up in the current
 // language (falling back to English, then to the key itself) and fills {name} placeholders.
-// The choice is remembered per user in localStorage (autocv.lang.<username>), and the last
-// choice on this browser is what the sign-in screen shows.
+// The choice is remembered per user on the server (the user's "lang", so it follows them to
+// any computer; session.svelte.js saves it) and in localStorage (autocv.lang.<username>, for a
+// server that has none yet); the last choice on this browser is what the sign-in screen shows.
 // Keys live in locales/en.js and locales/zh.js, and per screen in locales/parts/*.js (each
 // exporting `en` and `zh` objects with the same keys; the end-to-end test checks all of them).
 import enMain from './locales/en.js';
@@ -42,8 +43,13 @@ function apply(code) {
 }
 apply(lang.code);
 
+// a language chosen on the sign-in screen (setLang without a user): it wins over the one
+// remembered for the user who then signs in (takeLoginChoice)
+let loginChoice = null;
+
 export function setLang(code, username) {
   if (!DICTS[code]) return;
+  if (!username) loginChoice = code;
   apply(code);
   try {
     localStorage.setItem('autocv.lang', code);
@@ -53,10 +59,20 @@ export function setLang(code, username) {
   }
 }
 
-// After sign-in: the language this user chose last time, if any.
-export function restoreLang(username) {
-  const s = stored('autocv.lang.' + username);
-  if (s && DICTS[s]) apply(s);
+export function takeLoginChoice() {
+  const c = loginChoice;
+  loginChoice = null;
+  return c;
+}
+
+// After sign-in: the language this user chose last time, if any: the server's record first
+// (user.lang), else this browser's.
+// Returns the language applied, or null.
+export function restoreLang(user) {
+  const s = user.lang && DICTS[user.lang] ? user.lang : stored('autocv.lang.' + user.username);
+  if (!s || !DICTS[s]) return null;
+  setLang(s, user.username);
+  return s;
 }
 
 // A key with {n} has a singular form "<key>.one" where the language needs it (n === 1).

@@ -1,7 +1,7 @@
 // Who is signed in: the user from GET /api/v1/auth/me (roles, projects), the token in
 // localStorage (api.js). signIn/signOut keep both in step.
 import { api, getToken, setToken, forgetImages, setUnauthorizedHandler } from './api.js';
-import { restoreLang } from './i18n.svelte.js';
+import { restoreLang, setLang, takeLoginChoice } from './i18n.svelte.js';
 
 export const session = $state({ user: null, ready: false, expired: false });
 
@@ -12,7 +12,7 @@ export async function loadSession() {
   }
   try {
     session.user = await api('/api/v1/auth/me');
-    restoreLang(session.user.username);
+    userLang(null);
   } catch {
     setToken(null);
     session.user = null;
@@ -25,7 +25,20 @@ export async function signIn(username, password) {
   setToken(r.token);
   session.expired = false;
   session.user = await api('/api/v1/auth/me');
-  restoreLang(session.user.username);
+  // a language picked on the sign-in screen is this user's choice from now on
+  userLang(takeLoginChoice());
+}
+
+// The signed-in user's language: `picked` (chosen on the sign-in screen) when given, else the
+// one the server remembers, else this browser's (then saved on the server too).
+function userLang(picked) {
+  const u = session.user;
+  if (picked) {
+    chooseLang(picked);
+    return;
+  }
+  const c = restoreLang(u);
+  if (c && !u.lang) chooseLang(c);
 }
 
 export async function signOut() {
@@ -45,6 +58,20 @@ setUnauthorizedHandler(() => {
   session.user = null;
   session.expired = true;
 });
+
+// The signed-in user's language choice: shown at once, remembered in this browser and saved
+// on the server (so another computer opens in it too). A failed save keeps the choice here.
+export async function chooseLang(code) {
+  const u = session.user;
+  setLang(code, u && u.username);
+  if (!u || u.lang === code) return;
+  try {
+    const r = await api(`/api/v1/users/${u.id}`, { method: 'PATCH', json: { lang: code } });
+    if (session.user === u) u.lang = r.lang;
+  } catch {
+    /* remembered in this browser only */
+  }
+}
 
 export function hasRole(...roles) {
   const r = (session.user && session.user.roles) || [];
