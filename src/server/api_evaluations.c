@@ -86,21 +86,22 @@ static int evaluation_create(acv_call *c)
                                      json_object_get(json_object_get(ver, "counts"), "images"), split));
     if (!rc && nsplit < 1)
         rc = acv_error(ACV_EINVAL, "split: dataset version %lld has no %s images", (long long)dv, split);
-    /* the classes must line up by name */
+    /* every class of the test set must be one of the model's, matched by name in any order (a
+     * model imported from outside lists its classes in its own output order; it may know more) */
     if (!rc) {
         json_t *mc = NULL;
         rc = acv_db_query_row(c->db, &mc, "SELECT classes_json FROM model_versions WHERE id = ?", "I",
                               (int64_t)json_integer_value(json_object_get(mv, "id")));
         json_t *classes = json_object_get(mc, "classes"), *labels = json_object_get(ver, "labels");
-        if (!rc && json_array_size(classes)) {
-            bool same = json_array_size(classes) == json_array_size(labels);
-            for (size_t i = 0; same && i < json_array_size(labels); i++)
-                same = !strcmp(json_string_value(json_array_get(classes, i)) ?: "",
-                               json_string_value(json_object_get(json_array_get(labels, i), "name")) ?: "");
-            if (!same)
-                rc = acv_error(ACV_EINVAL, "dataset_version_id: the version's classes differ from the model's (%zu "
-                                           "model classes, %zu labels, compared by name in order)",
-                               json_array_size(classes), json_array_size(labels));
+        for (size_t i = 0; !rc && json_array_size(classes) && i < json_array_size(labels); i++) {
+            const char *name = json_string_value(json_object_get(json_array_get(labels, i), "name")) ?: "";
+            bool found = false;
+            for (size_t j = 0; !found && j < json_array_size(classes); j++)
+                found = !strcmp(json_string_value(json_array_get(classes, j)) ?: "", name);
+            if (!found)
+                rc = acv_error(ACV_EINVAL, "dataset_version_id: the test set's class '%s' is not one of the model's "
+                                           "%zu classes (classes are matched by name)",
+                               name, json_array_size(classes));
         }
         json_decref(mc);
     }

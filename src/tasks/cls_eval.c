@@ -8,6 +8,7 @@
 #include "autocv/error.h"
 #include "base/progress.h"
 #include "data/loader.h"
+#include "tasks/train_util.h"
 #include "vision/transform.h"
 
 /* The loader configuration that reproduces m's evaluation geometry and normalization. */
@@ -64,18 +65,30 @@ int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int wor
                      double *loss, FILE *progress)
 {
     if (batch <= 0) batch = 64;
-    if (acv_cls_dataset_num_classes(ds) != m->n_classes)
-        return acv_error(ACV_EINVAL, "the dataset has %d classes but the model was trained on %d",
-                         acv_cls_dataset_num_classes(ds), m->n_classes);
-    for (int i = 0; i < m->n_classes; i++)
-        if (strcmp(acv_cls_dataset_class_name(ds, i), m->classes[i]))
-            return acv_error(ACV_EINVAL, "class %d is '%s' in the dataset but '%s' in the model", i,
-                             acv_cls_dataset_class_name(ds, i), m->classes[i]);
+    /* the dataset's classes are matched to the model's by name, in any order (a model imported
+     * from outside lists its classes in its own output order); every one must be the model's */
+    const int dk = acv_cls_dataset_num_classes(ds);
+    const char **dnames = malloc((size_t)(dk > 0 ? dk : 1) * sizeof *dnames);
+    if (!dnames) return acv_error(ACV_ENOMEM, "out of memory matching classes");
+    for (int i = 0; i < dk; i++) dnames[i] = acv_cls_dataset_class_name(ds, i);
+    int *cmap = NULL;
+    int rc = acv_classes_map_by_name("the dataset", dnames, dk, (const char *const *)m->classes, m->n_classes, &cmap);
+    free(dnames);
+    if (rc) return rc;
+    int *lab = malloc((size_t)batch * sizeof *lab);
+    if (!lab) {
+        free(cmap);
+        return acv_error(ACV_ENOMEM, "out of memory for a batch of labels");
+    }
     acv_loader_config lc;
     model_loader_cfg(m, batch, workers, &lc);
     acv_loader *ld;
-    int rc = acv_loader_new(ds, &lc, &ld);
-    if (rc) return rc;
+    rc = acv_loader_new(ds, &lc, &ld);
+    if (rc) {
+        free(cmap);
+        free(lab);
+        return rc;
+    }
     acv_graph *g = m->graph;
     acv_id x = acv_graph_input(g), y = acv_graph_output(g);
     rc = acv_graph_compile(g, NULL, batch, false);
@@ -93,9 +106,10 @@ int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int wor
         memcpy(acv_graph_data(g, x), b.x, (size_t)b.n * b.c * b.h * b.w * sizeof(float));
         if ((rc = acv_graph_forward(g, y, false, 0))) break;
         const float *z = acv_graph_data(g, y);
-        lsum += acv_cls_ce_sum(z, b.labels, b.n, b.k);
+        for (int i = 0; i < b.n; i++) lab[i] = cmap[b.labels[i]];
+        lsum += acv_cls_ce_sum(z, lab, b.n, m->n_classes);
         cnt += b.n;
-        rc = acv_cls_metrics_add(metrics, z, b.labels, b.n);
+        rc = acv_cls_metrics_add(metrics, z, lab, b.n);
         if (progress) acv_progress_update(&bar, ++done, NULL);
     }
     if (progress) acv_progress_clear(&bar);
@@ -104,5 +118,7 @@ int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int wor
         fprintf(progress, "skipped %ld unreadable images (first: %s)\n", acv_loader_skipped(ld), acv_loader_first_error(ld));
     if (!rc && loss) *loss = cnt ? lsum / (double)cnt : 0;
     acv_loader_free(ld);
+    free(cmap);
+    free(lab);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "data/det_loader.h"
 #include "metrics/det.h"
 #include "tasks/det_task.h"
+#include "tasks/train_util.h"
 #include "vision/det_transform.h"
 #include "vision/transform.h"
 
@@ -107,14 +108,15 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
     acv_det_loader *ld = NULL;
     acv_det_metrics *m = NULL;
     acv_box *dets = NULL;
+    int *cmap = NULL;
     acv_det_open_opts dopt = {.format = NULL, .skip_bad = skip_bad};
     rc = acv_det_dataset_open(data, split, &dopt, &ds);
-    if (!rc && ds->k != r.model->n_classes)
-        rc = acv_error(ACV_EINVAL, "%s has %d classes, the model %d", data, ds->k, r.model->n_classes);
-    for (int c = 0; !rc && c < ds->k; c++)
-        if (strcmp(ds->names[c], r.model->classes[c]))
-            rc = acv_error(ACV_EINVAL, "%s: class %d is '%s', the model's is '%s'", data, c, ds->names[c],
-                           r.model->classes[c]);
+    /* the dataset's classes are matched to the model's by name, in any order (a model imported
+     * from outside lists its classes in its own output order); every one must be the model's */
+    if (!rc) rc = acv_classes_map_by_name(data, (const char *const *)ds->names, ds->k, (const char *const *)r.model->classes,
+                                          r.model->n_classes, &cmap);
+    for (int i = 0; !rc && i < ds->n; i++)
+        for (int j = 0; j < ds->images[i].n; j++) ds->images[i].boxes[j].cls = cmap[ds->images[i].boxes[j].cls];
     if (!rc) {
         acv_det_loader_opts lo;
         acv_det_loader_opts_default(&lo);
@@ -130,7 +132,7 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
         rc = acv_det_loader_new(ds, &lo, &ld);
     }
     if (!rc) {
-        m = acv_det_metrics_new(ds->k, (const char *const *)ds->names);
+        m = acv_det_metrics_new(r.model->n_classes, (const char *const *)r.model->classes);
         if (!m) rc = ACV_ENOMEM;
         else rc = acv_det_metrics_set_count_threshold(m, count_thr);
     }
@@ -150,7 +152,7 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
     copts.class_thr = class_thr;
     acv_box *cdets = rc ? NULL : malloc((size_t)copts.max_det * sizeof *cdets);
     if (!rc && !cdets) rc = acv_error(ACV_ENOMEM, "out of memory");
-    acv_det_metrics *cm = rc ? NULL : acv_det_metrics_new(ds->k, (const char *const *)ds->names);
+    acv_det_metrics *cm = rc ? NULL : acv_det_metrics_new(r.model->n_classes, (const char *const *)r.model->classes);
     if (!rc && !cm) rc = ACV_ENOMEM;
     if (!rc) rc = acv_det_metrics_set_count_threshold(cm, count_thr);
     if (!rc) acv_det_loader_epoch(ld, 0);
@@ -215,6 +217,7 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
         *out = NULL;
     }
     free(dets);
+    free(cmap);
     free(cdets);
     acv_det_metrics_free(m);
     acv_det_metrics_free(cm);

@@ -2,6 +2,7 @@
 #include "tasks/train_util.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,4 +123,33 @@ void acv_train_use_ema(acv_graph *g, const acv_ema *ema, float *swap_p, float *s
     }
     for (int64_t i = 0; i < np; i++) { float t = p[i]; p[i] = swap_p[i]; swap_p[i] = t; }
     for (int64_t i = 0; i < nb; i++) { float t = b[i]; b[i] = swap_b[i]; swap_b[i] = t; }
+}
+
+int acv_classes_map_by_name(const char *where, const char *const *ds_names, int ds_k, const char *const *model_names,
+                            int model_k, int **map)
+{
+    *map = NULL;
+    int *m = malloc((size_t)(ds_k > 0 ? ds_k : 1) * sizeof *m);
+    if (!m) return acv_error(ACV_ENOMEM, "out of memory matching classes");
+    for (int c = 0; c < ds_k; c++) {
+        m[c] = -1;
+        for (int j = 0; j < model_k && m[c] < 0; j++)
+            if (!strcmp(ds_names[c], model_names[j])) m[c] = j;
+        if (m[c] < 0) {
+            char list[256] = "";
+            size_t len = 0;
+            for (int j = 0; j < model_k; j++) {
+                if (len + strlen(model_names[j]) + 4 + 6 >= sizeof list) { /* ", 'name'" and room for ", ..." */
+                    strcpy(list + len, len ? ", ..." : "...");
+                    break;
+                }
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s'%s'", j ? ", " : "", model_names[j]);
+            }
+            free(m);
+            return acv_error(ACV_EINVAL, "%s: class '%s' is not one of the model's %d classes (%s)", where, ds_names[c],
+                             model_k, list);
+        }
+    }
+    *map = m;
+    return 0;
 }

@@ -35,4 +35,11 @@ int acv_train_checkpoint_load(const char *path, acv_graph *g, acv_optim *opt, ac
  * swap_b (as large as g's parameters and buffers); off puts them back. No-op when ema is NULL. */
 void acv_train_use_ema(acv_graph *g, const acv_ema *ema, float *swap_p, float *swap_b, bool on);
 
+/* Matches a dataset's class names (ds_names[0..ds_k-1], where) to a model's (model_names[0..
+ * model_k-1]) by name, in any order: *map (malloc'd, ds_k entries, the caller frees) takes a
+ * dataset class index to the model's. Every dataset class must be one of the model's (the
+ * model may have more); otherwise ACV_EINVAL names the first that is not, and where. */
+int acv_classes_map_by_name(const char *where, const char *const *ds_names, int ds_k, const char *const *model_names,
+                            int model_k, int **map);
+
 #endif

@@ -6,7 +6,7 @@
 // failure (with a screenshot of the page at that moment).
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, log, expect, localePart, launch, openPage, signIn, apiLogin, screenshot, main } from './lib.mjs';
+import { loadConfig, log, expect, localePart, launch, openPage, signIn, apiLogin, screenshot, a11y, main } from './lib.mjs';
 
 const cfg = loadConfig();
 mkdirSync(cfg.downloads, { recursive: true });
@@ -277,6 +277,51 @@ async function run() {
   const mrow = await page.locator('#model-table tr[data-model="line3-tiny"]').innerText();
   expect(/v2/.test(mrow), 'the model row: ' + mrow);
   log('step ONNX model imported (refused first:', reason + ')');
+
+  // ---- evaluate the imported model on the quality team's standard test set ----
+  // it has no project of its own: the dataset versions of every project are offered, by project
+  await page.locator('#model-table tr[data-model="line3-tiny"] a').click();
+  await page.getByRole('heading', { name: 'Version 2' }).waitFor();
+  await page.locator('#eval-dv optgroup').first().waitFor({ state: 'attached' });
+  const offered = await page.locator('#eval-dv optgroup').evaluateAll((gs) => gs.map((g) => g.label + ': ' +
+    [...g.querySelectorAll('option')].map((o) => o.textContent.trim()).join(' | ')));
+  expect(/^Garment line: v2 browser · \d+ classes \/ Tray quality: standard test set · 3 classes$/.test(offered.join(' / ')),
+    'the test sets offered: ' + offered.join(' / '));
+  const mismatch = page.locator('#eval-mismatch');
+  // another project's garment classes: said before evaluating, then refused in words
+  await page.locator('#eval-dv').selectOption({ index: 0 });
+  await mismatch.getByText('Model: dent, ok, scratch').waitFor();
+  await mismatch.getByText(/^Not in the model: bag, boot, coat/).waitFor();
+  await page.locator('#eval-run').click();
+  await page.locator('#eval-error').getByText('Something in what was entered is not right.').waitFor();
+  const refusal = await page.locator('#eval-error .errorbox-detail').innerText();
+  expect(/not one of the model/.test(refusal), 'the refusal does not say why: ' + refusal);
+  // version 1 names the same classes in another order: matched by name, evaluated
+  await page.getByRole('button', { name: /^v1 / }).click();
+  await page.getByRole('heading', { name: 'Version 1' }).waitFor();
+  await page.locator('#eval-error .errorbox').waitFor({ state: 'detached' });
+  await page.locator('#eval-dv').selectOption(String(cfg.tray_version));
+  await mismatch.waitFor({ state: 'detached' });
+  await page.locator('#eval-run').click();
+  await page.locator('.report').getByText('Latency p50').waitFor({ timeout: 120000 });
+  // version 2: the chosen test set stays
+  await page.getByRole('button', { name: /^v2 / }).click();
+  await page.getByRole('heading', { name: 'Version 2' }).waitFor();
+  await mismatch.waitFor({ state: 'detached' });
+  expect(await page.locator('#eval-dv').inputValue() === String(cfg.tray_version), 'the chosen test set was not kept');
+  const testOption = await page.locator('#eval-split option[value="test"]').innerText();
+  expect(/^Test \(\d+\)$/.test(testOption), 'the test split does not say how many images: ' + testOption);
+  await page.locator('#eval-run').click();
+  await toast(/Evaluation started/);
+  await page.locator('.report').getByText('Latency p50').waitFor({ timeout: 120000 });
+  const top1 = (await page.locator('.report .tile-stat', { hasText: 'Accuracy' }).locator('strong').innerText()).trim();
+  expect(/^\d+(\.\d)?%$/.test(top1), 'the accuracy shown: ' + top1);
+  result.eval_top1 = Number(top1.replace('%', ''));
+  await page.locator('section:has(#eval-h) li', { hasText: 'Test split of standard test set (Tray quality)' }).getByText('Succeeded').waitFor();
+  await a11y(page, 'model');
+  log('step the imported model evaluated on another project\'s test set:', top1, '(refused first:', refusal + ')');
+  await page.locator('.mainnav a[href="/models"]').click();
+  await page.locator('#model-table').waitFor();
 
   // ---- 简体中文: the same screens ----
   await page.locator('#lang-select').selectOption('zh');

@@ -206,6 +206,39 @@ async function run() {
   expect(verRows >= 2, `the class x split table shows ${verRows} classes for ok, scratch, dent`);
   log('step dataset version created from the accepted images:', verRows, 'classes');
 
+  // ---- an archive: the good images are imported, the files left out are listed with why ----
+  await page.goto(`${cfg.url}/projects/${cfg.big_project}/data`);
+  await byText('No images yet').waitFor();
+  await page.locator('#file-input').setInputFiles(cfg.archive);
+  await byText('Uploads finished').waitFor({ timeout: 30000 });
+  const archiveName = cfg.archive.split('/').pop();
+  const archRow = page.locator(`.upload-row[data-name="${archiveName}"]`);
+  expect((await archRow.getAttribute('data-state')) === 'done', 'the archive was not imported: ' + (await archRow.innerText()));
+  const archInfo = await archRow.locator('.upload-ok').innerText();
+  const nGood = cfg.archive_good.length, nSkipped = cfg.archive_skipped.length;
+  expect(archInfo.includes(`${nGood} images imported`) && archInfo.includes(`${nSkipped} skipped`), 'the archive row says: ' + archInfo);
+  await page.locator('#image-count').filter({ hasText: `${nGood} images` }).waitFor();
+  await archRow.getByRole('button', { name: `Show the ${nSkipped} skipped files` }).click();
+  const skippedBox = page.locator('#skipped-box');
+  await skippedBox.waitFor();
+  expect((await archRow.locator('.skipped-toggle').getAttribute('aria-expanded')) === 'true', 'the skipped-files button is not expanded');
+  expect((await page.locator('#skipped-title').innerText()).includes(`${nSkipped} files of ${archiveName} were not imported`),
+    'the skipped list title: ' + (await page.locator('#skipped-title').innerText()));
+  const skippedRows = await skippedBox.locator('tr.skipped-row').evaluateAll((trs) => trs.map((tr) => ({
+    path: tr.dataset.path, reason: tr.querySelector('.skipped-reason').textContent.trim() })));
+  result.archive_skipped = skippedRows.map((r) => r.path);
+  expect(skippedRows.length === nSkipped, 'skipped rows: ' + JSON.stringify(skippedRows));
+  for (const name of cfg.archive_skipped) {
+    const r = skippedRows.find((x) => x.path === name);
+    expect(r && r.reason.length > 3, `${name} is not listed with a reason: ` + JSON.stringify(skippedRows));
+  }
+  expect(/not an image file/.test(skippedRows.find((x) => x.path === 'notes.txt').reason), 'the reason for notes.txt: ' + JSON.stringify(skippedRows));
+  for (const name of cfg.archive_good) expect(!skippedRows.some((x) => x.path === name), name + ' is listed as skipped');
+  await a11y('data_archive');
+  await skippedBox.getByRole('button', { name: 'Hide the list' }).click();
+  await skippedBox.waitFor({ state: 'detached' });
+  log('step archive imported:', archInfo, '| skipped:', skippedRows.map((r) => `${r.path}: ${r.reason}`).join('; '));
+
   // ---- 10,000 labels stay fast ----
   let ts = Date.now();
   await page.goto(`${cfg.url}/projects/${cfg.big_project}/labels`);
@@ -276,6 +309,10 @@ async function run() {
   const epochText = await page.locator('#stat-epoch').innerText();
   expect(/10 \/ 10/.test(epochText), 'the epoch tile says ' + epochText);
   expect((await page.locator('#chart-loss canvas').count()) === 1, 'the loss chart has no canvas');
+  // throughput: one point per logged step, like the learning rate
+  const ipsPts = Number(await page.locator('#chart-ips').getAttribute('data-points'));
+  expect(ipsPts > 0 && ipsPts === Number(await page.locator('#chart-lr').getAttribute('data-points')) && (await page.locator('#chart-ips canvas').count()) === 1,
+    'the throughput chart has ' + ipsPts + ' points');
   expect((await page.locator('.cm-cell').count()) === 100, 'the confusion matrix is not 10 x 10');
   // the validation images watched through training, after the last epoch, with thumbnails
   await page.locator('#job-samples[data-epoch="10"]').waitFor();
@@ -344,10 +381,41 @@ async function run() {
   const top = await page.locator('#predictions .pred-top').innerText();
   expect(/%/.test(top), 'the top prediction has no score: ' + top);
   expect(/· v2/.test(await page.locator('#predictions').innerText()), 'the prediction did not come from version 2');
+  // the figures count the request at once, not at the next poll (every 5 s)
+  await page.locator('#dep-requests:not([data-value="0"])').waitFor({ timeout: 2000 });
+  const requests = Number(await page.locator('#dep-requests').getAttribute('data-value'));
+  expect(requests >= 1, 'the requests figure says ' + requests + ' after the prediction');
+  expect(!/^0\.0 /.test(await page.locator('#dep-latency').innerText()), 'the average latency is still 0.0 ms after the prediction');
   await shot('deployment_en');
   log('step try-it prediction:', top.replace(/\s+/g, ' '));
 
-  await page.getByRole('link', { name: 'Projects' }).click();
+  // ---- roll back to version 1 ----
+  await page.locator('#switch-version').selectOption('1');
+  await page.getByRole('button', { name: 'Roll back', exact: true }).click();
+  await byText('Now serving version 1').waitFor();
+  await page.locator('#try-input').setInputFiles([]); // the same file again is no change otherwise
+  await page.locator('#try-input').setInputFiles(cfg.sample);
+  await page.locator('#predictions').filter({ hasText: '· v1' }).waitFor({ timeout: 20000 });
+  log('step rolled back to version 1; try it answers from v1');
+
+  // ---- cancel a training job from its board ----
+  {
+    const dv = (await (await page.request.get(`${cfg.url}/api/v1/projects/${cfg.train_project}/dataset-versions`, { headers: { Authorization: 'Bearer ' + token } })).json()).items[0];
+    const r = await page.request.post(`${cfg.url}/api/v1/projects/${cfg.train_project}/training-jobs`, {
+      headers: { Authorization: 'Bearer ' + token },
+      data: { dataset_version_id: dv.id, algorithm: 'compact', params: { epochs: 500, batch: 16 } },
+    });
+    expect(r.status() === 201, 'starting a long job through the API: ' + r.status() + ' ' + (await r.text()));
+    const long = (await r.json()).id;
+    await page.goto(`${cfg.url}/projects/${cfg.train_project}/jobs/${long}`);
+    await page.locator('.board[data-status="running"]').waitFor({ timeout: 60000 });
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Cancel job', exact: true }).click();
+    await page.locator('.board[data-status="cancelled"]').waitFor({ timeout: 60000 });
+    log('step a running training job cancelled from its board', long);
+  }
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();
   await page.locator('#recent-jobs').getByText('Succeeded').first().waitFor();
   await shot('home_en');
 

@@ -71,6 +71,29 @@ class TestClassificationCLI(unittest.TestCase):
         self.assertEqual(conf.sum(), 30)
         self.assertAlmostEqual(np.trace(conf) / 30.0, r["top1"], places=5)
 
+    def test_eval_matches_classes_by_name(self):
+        # a test set with two of the model's three classes: its "square" (index 1 there) is scored
+        # as the model's "square" (index 2), so the confusion rows are the full test set's
+        rc, out, err = run("eval", "--model", self.model, "--data", self.data, "--split", "test", "--json")
+        self.assertEqual(rc, 0, err)
+        full = json.loads(out.strip().splitlines()[-1])
+        sub = os.path.join(self.tmp, "subset")
+        for part in ("train", "test"):
+            for name in ("bar_h", "square"):
+                shutil.copytree(os.path.join(self.data, part, name), os.path.join(sub, part, name), dirs_exist_ok=True)
+        rc, out, err = run("eval", "--model", self.model, "--data", sub, "--split", "test", "--json")
+        self.assertEqual(rc, 0, err)
+        r = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(r["images"], 20)
+        self.assertEqual([pc["name"] for pc in r["per_class"]], ["bar_h", "bar_v", "square"])
+        self.assertEqual(r["confusion"], [full["confusion"][0], [0, 0, 0], full["confusion"][2]])
+        # a class the model does not know: refused, naming it
+        os.rename(os.path.join(sub, "test", "square"), os.path.join(sub, "test", "washer"))
+        os.rename(os.path.join(sub, "train", "square"), os.path.join(sub, "train", "washer"))
+        rc, out, err = run("eval", "--model", self.model, "--data", sub, "--split", "test", "--json")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("'washer' is not one of the model's 3 classes", err)
+
     def test_predict_json_contract(self):
         img = os.path.join(self.data, "test", "square", "square_000.png")
         rc, out, err = run("predict", "--model", self.model, "--topk", "2", "--json", img)

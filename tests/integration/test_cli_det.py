@@ -151,6 +151,36 @@ class TestCliDet(unittest.TestCase):
         self.assertNotIn("count_thresholds", m5)
         self.assertEqual(m5["map50_95"], m["map50_95"])
 
+    def test_eval_matches_classes_by_name(self):
+        # the same val images with the category ids swapped ("bar" is now the dataset's first
+        # class): matched to the model's classes by name, the figures are the same
+        r = run("eval", "--model", self.model, "--data", self.data, "--split", "val", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = json.loads(r.stdout.strip().splitlines()[-1])
+        swapped = os.path.join(self.tmp, "swapped")
+        shutil.copytree(os.path.join(self.data, "images", "val"), os.path.join(swapped, "images", "val"))
+        os.makedirs(os.path.join(swapped, "annotations"))
+        with open(os.path.join(self.data, "annotations", "instances_val.json")) as f:
+            coco = json.load(f)
+        for a in coco["annotations"]:
+            a["category_id"] = {3: 7, 7: 3}[a["category_id"]]
+        coco["categories"] = [{"id": 3, "name": CLASSES[1]}, {"id": 7, "name": CLASSES[0]}]
+        with open(os.path.join(swapped, "annotations", "instances_val.json"), "w") as f:
+            json.dump(coco, f)
+        r = run("eval", "--model", self.model, "--data", swapped, "--split", "val", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual([p["name"] for p in got["per_class"]], CLASSES)
+        for k in ("map50", "map50_95", "count_exact", "count_mae"):
+            self.assertAlmostEqual(got[k], want[k], places=9, msg=k)
+        # a class the model does not know: refused, naming it
+        coco["categories"][0]["name"] = "washer"
+        with open(os.path.join(swapped, "annotations", "instances_val.json"), "w") as f:
+            json.dump(coco, f)
+        r = run("eval", "--model", self.model, "--data", swapped, "--split", "val", "--json")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("'washer' is not one of the model's 2 classes", r.stderr)
+
     def test_predict_json_and_vis(self):
         img = os.path.join(self.data, "images", "val", "val_000.png")
         vis = os.path.join(self.tmp, "vis")

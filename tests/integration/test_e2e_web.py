@@ -16,6 +16,7 @@ import os
 import random
 import time
 import unittest
+import zipfile
 
 from e2e_common import BrowserTest
 from helpers import png_bytes
@@ -117,6 +118,17 @@ class TestWebUI(BrowserTest, unittest.TestCase):
         broken = os.path.join(up, "broken.png")
         with open(broken, "wb") as f:
             f.write(good[:len(good) // 2])
+        # A dataset archive for the big catalogue's data page: three good images, a truncated
+        # one and a text file; the import skips the last two and the page lists them with why.
+        arch_dir = os.path.join(self.tmp, "archive")
+        os.makedirs(arch_dir)
+        archive = os.path.join(self.tmp, "intake.zip")
+        arch_good = ["good_%d.png" % i for i in range(1, 4)]
+        with zipfile.ZipFile(archive, "w") as z:
+            for name, path in zip(arch_good, fixture_images(arch_dir, 3, seed=11)):
+                z.write(path, name)
+            z.writestr("broken.png", good[:len(good) // 3])
+            z.writestr("notes.txt", "shift 2: camera 4 was cleaned\n")
         sample = os.path.join(self.tmp, "sample.png")
         with open(sample, "wb") as f:
             f.write(fmnist("test", 1, offset=3)[0][1])
@@ -126,6 +138,9 @@ class TestWebUI(BrowserTest, unittest.TestCase):
             "picked": images[:20] + [broken],
             "dropped": images[20:] + [images[3]],
             "sample": sample,
+            "archive": archive,
+            "archive_good": arch_good,
+            "archive_skipped": ["broken.png", "notes.txt"],
             "train_project": train_pid,
             "dataset_version": version["id"],
             "big_project": big_pid,
@@ -141,6 +156,11 @@ class TestWebUI(BrowserTest, unittest.TestCase):
         imgs = self.req("GET", "/api/v1/projects/%d/images?limit=1000" % pid).json()
         self.assertEqual(imgs["total"], 30)  # 30 distinct files; the duplicate and the broken one not stored
         self.assertEqual(sorted(i["filename"] for i in imgs["items"]), sorted(os.path.basename(x) for x in images))
+        # the archive's good images were imported into the big catalogue, the others not
+        big = self.req("GET", "/api/v1/projects/%d/images?limit=1000" % big_pid).json()
+        self.assertEqual(sorted(i["filename"] for i in big["items"]), arch_good)
+        self.assertTrue(all(i["source"] == "import" for i in big["items"]), big)
+        self.assertEqual(sorted(result["archive_skipped"]), ["broken.png", "notes.txt"])
         labels = {l["name"]: l for l in self.req("GET", "/api/v1/projects/%d/labels?limit=1000" % pid).json()["items"]}
         self.assertEqual(set(labels), {"scratch", "surface", "dent", "ok", "missing part"})
         self.assertEqual((labels["scratch"]["parent"], labels["dent"]["parent"]), ("surface", "surface"))
@@ -165,8 +185,12 @@ class TestWebUI(BrowserTest, unittest.TestCase):
             self.assertEqual((mv["job_id"], mv["source"]), (result["job"], "job"))
             self.assertEqual([e["status"] for e in mv["evaluations"]], ["succeeded"])  # evaluated in the browser
         deps = self.req("GET", "/api/v1/deployments").json()["items"]
-        self.assertEqual([(d["model"], d["version"], d["status"]) for d in deps], [("fashion-belt", 2, "ready")])
-        self.assertGreaterEqual(deps[0]["stats"]["requests"], 1)  # the browser's try-it request
+        # switched to v2, then rolled back to v1 in the browser
+        self.assertEqual([(d["model"], d["version"], d["status"]) for d in deps], [("fashion-belt", 1, "ready")])
+        self.assertGreaterEqual(deps[0]["stats"]["requests"], 2)  # the browser's try-it requests
+        # the long job cancelled from its board
+        jobs = self.req("GET", "/api/v1/projects/%d/jobs?limit=50" % train_pid).json()["items"]
+        self.assertIn("cancelled", [j["status"] for j in jobs if j["id"] != result["job"]], jobs)
         self.assert_shots(shots, ["%s_%s" % (name, lang) for name in ("login", "home", "data", "labels", "training", "job",
                                                                        "model", "deployment") for lang in ("en", "zh")])
 
