@@ -205,6 +205,7 @@ async function run() {
   result.token = value;
   result.token_id = (await (await api('/api/v1/tokens?include_revoked=true&limit=100')).json()).items.find((k) => k.name === 'line 3 camera').id;
   expect(!created.items.some((k) => k.name === 'line 3 camera'), 'the revoked token is still listed as active');
+  await shot('tokens_en');
   log('step token created, shown once, revoked');
 
   // ---- the audit log: these actions, by filter ----
@@ -347,6 +348,12 @@ async function run() {
   await page.locator('#user-table tr[data-user="kim.line3"]').waitFor();
   await page.getByRole('heading', { name: '系统管理' }).waitFor();
   await shot('admin_zh');
+  await page.goto(cfg.url + '/admin/tokens');
+  await page.locator('#token-table').waitFor();
+  await page.locator('#tokens-revoked').check();
+  await page.locator('#token-table tr[data-token="line 3 camera"][data-state="revoked"]').waitFor();
+  await page.getByRole('heading', { name: '系统管理' }).waitFor();
+  await shot('tokens_zh');
   await page.goto(cfg.url + '/admin/audit');
   await page.locator('#audit-table').waitFor();
   await page.getByRole('columnheader', { name: '时间' }).waitFor();

@@ -192,7 +192,7 @@ class TestAdminVersionsUI(BrowserTest, unittest.TestCase):
         self.assertEqual([c["name"] for c in ev["report"]["accuracy"]["per_class"]], TRAY_CLASSES)
         self.assertAlmostEqual(result["eval_top1"], 100 * ev["report"]["accuracy"]["top1"], delta=0.051)
 
-        self.assert_shots(shots, ["%s_%s" % (name, lang) for name in ("versions", "members", "admin", "audit", "models_import")
+        self.assert_shots(shots, ["%s_%s" % (name, lang) for name in ("versions", "members", "admin", "tokens", "audit", "models_import")
                                   for lang in ("en", "zh")])
         print("browser and checks in %.1f s" % (time.time() - t0))
 
