@@ -42,6 +42,21 @@ const a11y = (screen) => checkA11y(page, screen, A11Y);
 const shot = (name, fullPage = false) => screenshot(page, cfg.shots, name, { fullPage, a11y: A11Y });
 const byText = (text) => page.getByText(text, { exact: false }).first();
 
+// The entry names of a zip file, from its central directory.
+function zipEntries(buf) {
+  let end = buf.length - 22;
+  while (end >= 0 && buf.readUInt32LE(end) !== 0x06054b50) end--;
+  expect(end >= 0, 'not a zip file: no end of central directory');
+  const names = [];
+  for (let i = 0, p = buf.readUInt32LE(end + 16); i < buf.readUInt16LE(end + 10); i++) {
+    expect(buf.readUInt32LE(p) === 0x02014b50, 'a broken zip central directory');
+    const n = buf.readUInt16LE(p + 28);
+    names.push(buf.toString('utf8', p + 46, p + 46 + n));
+    p += 46 + n + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
+  }
+  return names;
+}
+
 async function run() {
   // ---- sign in ----
   await page.goto(cfg.url + '/');
@@ -134,6 +149,23 @@ async function run() {
   await page.getByRole('button', { name: 'Save' }).click();
   await page.locator('.trow[data-label="scratch"]').getByText('surface').waitFor();
   await shot('labels_en');
+  // a JSON import (a list of label objects): a parent class and a child under it, with colors
+  const jsonLabels = [
+    { name: 'thread', color: '#7c3aed', description: 'Defects of the bolt thread' },
+    { name: 'stripped thread', parent: 'thread', color: '#d97706', aliases: ['galled'] },
+  ];
+  await page.getByRole('button', { name: 'Import' }).click();
+  await page.locator('#import-text').fill(JSON.stringify(jsonLabels, null, 2));
+  await page.getByRole('button', { name: 'Import labels' }).click();
+  await page.locator('#label-count').filter({ hasText: '7 labels' }).waitFor();
+  for (const l of jsonLabels) {
+    const row = page.locator(`.trow[data-label="${l.name}"]`);
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(l.color.slice(i, i + 2), 16));
+    const swatch = await row.locator('.swatch').evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(swatch === `rgb(${r}, ${g}, ${b})`, `${l.name}: the swatch is ${swatch}, not ${l.color}`);
+    const cells = await row.locator('[role="cell"]').allInnerTexts();
+    expect(cells[1].trim() === (l.parent || '') && cells[2].trim() === (l.aliases || []).join(', '), `${l.name}: the row says ${JSON.stringify(cells)}`);
+  }
   log('step labels created and imported');
 
   // ---- annotate: a classification set of 10 images; four tagged in the workspace (type-ahead by
@@ -193,6 +225,75 @@ async function run() {
   await byText('The queue is empty').waitFor();
   result.rejected = rejected;
   log('step reviewed: one sent back with a comment, three accepted');
+
+  // ---- the data page's filters, now that the images have states: status, label, annotator
+  // and upload date each make the page ask the server for that query and narrow the grid to
+  // exactly the images the flow expects (and the API answers); clearing brings all 30 back ----
+  {
+    await page.getByRole('link', { name: 'Data', exact: true }).click();
+    await page.locator('#image-count').filter({ hasText: '30 images' }).waitFor();
+    const token = await page.evaluate(() => localStorage.getItem('autocv.token'));
+    const sorted = (a) => [...a].sort((x, y) => x - y);
+    const same = (a, b) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+    const apiImages = async (query) => {
+      const qs = new URLSearchParams({ ...query, limit: '1000' });
+      const r = await page.request.get(`${cfg.url}/api/v1/projects/${pid}/images?${qs}`, { headers: { Authorization: 'Bearer ' + token } });
+      expect(r.ok(), `GET images?${qs}: ${r.status()}`);
+      return r.json();
+    };
+    // the page's own request for exactly these filters (paging parameters aside)
+    const asked = (query) => page.waitForResponse((r) => {
+      const u = new URL(r.url());
+      if (u.pathname !== `/api/v1/projects/${pid}/images` || r.request().method() !== 'GET') return false;
+      const got = [...u.searchParams].filter(([k]) => k !== 'limit' && k !== 'after').sort();
+      return JSON.stringify(got) === JSON.stringify(Object.entries(query).map(([k, v]) => [k, String(v)]).sort());
+    }, { timeout: 5000 });
+    // `want`: the image ids, or a number (a count: more images than the grid renders at once)
+    const filterShows = async (what, query, want, act) => {
+      const answer = asked(query).then(() => true, () => false);
+      await act();
+      expect(await answer, `${what}: the page did not ask for ${new URLSearchParams(query)}`);
+      const n = typeof want === 'number' ? want : want.length;
+      const api = await apiImages(query);
+      expect(api.total === n && (typeof want === 'number' || same(api.items.map((i) => i.id), want)),
+        `${what}: the API answers ${JSON.stringify(api.items.map((i) => i.id))}, the flow expects ${JSON.stringify(want)}`);
+      const text = n === 1 ? '1 image' : `${n} images`;
+      const ids = typeof want === 'number' ? null : sorted(want);
+      await page.waitForFunction(({ text, ids }) => {
+        if (document.querySelector('#image-count')?.textContent.trim() !== text) return false;
+        const got = [...document.querySelectorAll('#image-grid .tile')].map((t) => Number(t.dataset.imageId)).sort((a, b) => a - b);
+        return !ids || JSON.stringify(got) === JSON.stringify(ids);
+      }, { text, ids }, { timeout: 5000 }).catch(async () => fail(`${what}: the page shows "${await page.locator('#image-count').innerText()}", tiles ` +
+        JSON.stringify(await page.locator('#image-grid .tile').evaluateAll((ts) => ts.map((t) => Number(t.dataset.imageId)))) + `; expected ${text} ${JSON.stringify(want)}`));
+      if (n === 0) await byText('No image matches these filters').waitFor();
+    };
+    const accepted = tagged.filter((id) => id !== rejected);
+    const okTagged = [tagged[0], tagged[3]];
+    const filters = page.locator('form.filters');
+    const status = filters.getByLabel('Status');
+    const label = filters.getByLabel('Label');
+    const annotator = filters.getByLabel('Annotated by');
+    await filterShows('status rejected', { status: 'rejected' }, [rejected], () => status.selectOption({ label: 'Rejected' }));
+    await filterShows('status accepted', { status: 'accepted' }, accepted, () => status.selectOption({ label: 'Accepted' }));
+    await filterShows('accepted and labelled ok', { status: 'accepted', label: 'ok' }, okTagged.filter((id) => id !== rejected), () => label.fill('ok'));
+    await filterShows('labelled ok', { label: 'ok' }, okTagged, () => status.selectOption({ label: 'Any' }));
+    await filterShows('labelled scratch', { label: 'scratch' }, [tagged[1]], () => label.fill('scratch'));
+    await filterShows('cleared', {}, 30, () => page.getByRole('button', { name: 'Clear filters' }).first().click());
+    const uid = await annotator.locator('option').filter({ hasText: new RegExp(`^${cfg.username}$`) }).getAttribute('value');
+    await filterShows('annotated by ' + cfg.username, { annotated_by: uid }, tagged, () => annotator.selectOption({ label: cfg.username }));
+    await filterShows('cleared', {}, 30, () => page.getByRole('button', { name: 'Clear filters' }).first().click());
+    // the upload dates (UTC days, as the server compares them)
+    const days = (await apiImages({})).items.map((i) => i.created_at.slice(0, 10)).sort();
+    const shift = (day, n) => new Date(Date.parse(day + 'T00:00:00Z') + n * 86400000).toISOString().slice(0, 10);
+    const first = days[0], last = days[days.length - 1];
+    await filterShows('uploaded from the day after', { since: shift(last, 1) }, [], () => filters.getByLabel('Uploaded from').fill(shift(last, 1)));
+    await filterShows('uploaded from the upload day', { since: first }, 30, () => filters.getByLabel('Uploaded from').fill(first));
+    await filterShows('uploaded until the day before', { since: first, until: shift(first, -1) }, [], () => filters.getByLabel('Uploaded until').fill(shift(first, -1)));
+    await filterShows('cleared', {}, 30, () => page.getByRole('button', { name: 'Clear filters' }).first().click());
+    expect((await label.inputValue()) === '' && (await status.inputValue()) === '' && (await filters.getByLabel('Uploaded from').inputValue()) === '',
+      'clearing the filters left a value in a field');
+    log('step data filters: status, label, annotator and upload date narrow the grid; cleared, all 30 are back');
+  }
 
   // ---- a dataset version of the accepted images, split by the sliders ----
   await page.getByRole('link', { name: 'Dataset versions' }).click();
@@ -362,6 +463,25 @@ async function run() {
   expect(!/—/.test(cmpText.split('\n')[0]), 'the comparison lacks figures: ' + cmpText);
   await shot('model_en', true);
 
+  // ---- download version 1 and export it to ONNX with the buttons: the files the browser saves ----
+  await page.getByRole('heading', { name: 'Version 1' }).waitFor();
+  result.downloads = {};
+  for (const [button, ext] of [['Download', 'zip'], ['Export ONNX', 'onnx']]) {
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: button, exact: true }).click()]);
+    expect(dl.suggestedFilename() === `fashion-belt-v1.${ext}`, `${button}: the browser saves ${dl.suggestedFilename()}`);
+    const path = join(cfg.downloads, dl.suggestedFilename());
+    await dl.saveAs(path);
+    result.downloads[ext] = path;
+  }
+  const zip = readFileSync(result.downloads.zip);
+  const entries = zipEntries(zip);
+  for (const name of ['model.json', 'weights.safetensors'])
+    expect(entries.includes(name), `the downloaded zip holds ${JSON.stringify(entries)}, not ${name}`);
+  const onnx = readFileSync(result.downloads.onnx);
+  // an ONNX ModelProto starts with field 1 (ir_version, a varint): the byte 0x08
+  expect(onnx.length > 1000 && onnx[0] === 0x08, `the exported ONNX file: ${onnx.length} bytes starting with ${onnx.subarray(0, 4).toString('hex')}`);
+  log(`step model downloaded (${zip.length} bytes: ${entries.join(', ')}) and exported to ONNX (${onnx.length} bytes)`);
+
   // ---- deploy v1 in one click, switch to v2 ----
   await page.getByRole('button', { name: /^v1 / }).click();
   await page.getByRole('heading', { name: 'Version 1' }).waitFor();
@@ -433,7 +553,7 @@ async function run() {
   await page.waitForFunction(() => [...document.querySelectorAll('#image-grid .tile img')].filter((i) => i.complete && i.naturalWidth > 0).length >= 12);
   await shot('data_zh');
   await page.getByRole('link', { name: '标签' }).click();
-  await page.locator('#label-count').filter({ hasText: '5 个标签' }).waitFor();
+  await page.locator('#label-count').filter({ hasText: '7 个标签' }).waitFor();
   await shot('labels_zh');
   await page.goto(`${cfg.url}/projects/${cfg.train_project}/training`);
   await page.getByRole('heading', { name: '训练模型' }).waitFor();

@@ -3,10 +3,12 @@ person would otherwise spend an afternoon on through the API (a reviewed Fashion
 version, 10,000 labels in a project), then drives Debian's chromium with playwright-core
 (tests/e2e/flow.mjs) through the screens as a person would click them: sign in, create a
 project, upload images (file picker and drag-and-drop, one broken file), see them in the grid,
-create and import labels, create an annotation set, tag four images in the workspace and
-submit them, review (one sent back with a comment, three accepted), create a dataset version
-with the split sliders, search 10,000 labels, train with the wizard and watch the live
-board, publish, deploy, try the deployment with an image, switch to 简体中文, sign out.
+create and import labels (CSV and JSON), create an annotation set, tag four images in the
+workspace and submit them, review (one sent back with a comment, three accepted), filter the
+grid by status, label, annotator and upload date, create a dataset version with the split
+sliders, search 10,000 labels, train with the wizard and watch the live board, publish,
+download the model and export it to ONNX, deploy, try the deployment with an image, switch to
+简体中文, sign out.
 
 Afterwards the server's state is checked through the API: what the browser did must be there.
 Screenshots go to a temporary folder, or to AUTOCV_E2E_SCREENSHOTS (docs/img to refresh the
@@ -133,8 +135,11 @@ class TestWebUI(BrowserTest, unittest.TestCase):
         with open(sample, "wb") as f:
             f.write(fmnist("test", 1, offset=3)[0][1])
 
+        downloads = os.path.join(self.tmp, "downloads")  # what the browser saves from the model page
+        os.makedirs(downloads)
         shots = self.shots_dir()
         config = self.config(shots, {
+            "downloads": downloads,
             "picked": images[:20] + [broken],
             "dropped": images[20:] + [images[3]],
             "sample": sample,
@@ -162,9 +167,13 @@ class TestWebUI(BrowserTest, unittest.TestCase):
         self.assertTrue(all(i["source"] == "import" for i in big["items"]), big)
         self.assertEqual(sorted(result["archive_skipped"]), ["broken.png", "notes.txt"])
         labels = {l["name"]: l for l in self.req("GET", "/api/v1/projects/%d/labels?limit=1000" % pid).json()["items"]}
-        self.assertEqual(set(labels), {"scratch", "surface", "dent", "ok", "missing part"})
+        self.assertEqual(set(labels), {"scratch", "surface", "dent", "ok", "missing part", "thread", "stripped thread"})
         self.assertEqual((labels["scratch"]["parent"], labels["dent"]["parent"]), ("surface", "surface"))
         self.assertEqual(labels["dent"]["aliases"], ["bump", "dint"])
+        # the JSON import: a parent class and a child, with their colors
+        self.assertEqual((labels["thread"]["parent"], labels["thread"]["color"]), (None, "#7c3aed"))
+        self.assertEqual((labels["stripped thread"]["parent"], labels["stripped thread"]["color"], labels["stripped thread"]["aliases"]),
+                         ("thread", "#d97706", ["galled"]))
         # annotated, reviewed and versioned in the browser
         sets = self.req("GET", "/api/v1/projects/%d/annotation-sets" % pid).json()["items"]
         self.assertEqual([(x["name"], x["task"]) for x in sets], [("Bolt check", "cls")])
@@ -184,6 +193,21 @@ class TestWebUI(BrowserTest, unittest.TestCase):
             mv = self.req("GET", "/api/v1/models/fashion-belt/versions/%d" % v).json()
             self.assertEqual((mv["job_id"], mv["source"]), (result["job"], "job"))
             self.assertEqual([e["status"] for e in mv["evaluations"]], ["succeeded"])  # evaluated in the browser
+        # the model page's download of version 1 (the model directory as a zip) and its ONNX export, as saved
+        # by the browser
+        mv = self.req("GET", "/api/v1/models/fashion-belt/versions/1").json()
+        with zipfile.ZipFile(result["downloads"]["zip"]) as z:
+            self.assertIsNone(z.testzip())
+            self.assertTrue({"model.json", "weights.safetensors"} <= set(z.namelist()), z.namelist())
+            self.assertEqual(json.loads(z.read("model.json"))["classes"], mv["classes"])
+        try:
+            import onnx
+        except ImportError:
+            onnx = None
+        if onnx is not None:
+            m = onnx.load(result["downloads"]["onnx"])
+            onnx.checker.check_model(m)
+            self.assertEqual(json.loads({p.key: p.value for p in m.metadata_props}["classes"]), mv["classes"])
         deps = self.req("GET", "/api/v1/deployments").json()["items"]
         # switched to v2, then rolled back to v1 in the browser
         self.assertEqual([(d["model"], d["version"], d["status"]) for d in deps], [("fashion-belt", 1, "ready")])

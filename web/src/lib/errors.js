@@ -19,3 +19,10 @@ export function friendly(err) {
     : 'unknown';
   return { title: t('err.' + key), hint: t('err.' + key + '.hint'), detail, status };
 }
+
+// One line for a toast: what happened in words, then the server's detail when it adds something.
+export function errorText(err) {
+  const f = friendly(err);
+  if (!f) return '';
+  return f.detail && f.detail !== f.title ? `${f.title} — ${f.detail}` : f.title;
+}
