@@ -1,0 +1,195 @@
+// A detection model's deployment tried in Debian's chromium with playwright-core as a person
+// would: sign in, open the deployment from the list, drop an image on "try it", read the boxes
+// drawn over it (with their labels and scores), the count per class, the latency and the curl
+// command (copied to the clipboard); then in Chinese, the image chosen with the button. Run by
+// tests/integration/test_e2e_detection.py (which trains, uploads and deploys the detector):
+//   node tests/e2e/detection.mjs CONFIG.json
+// Prints one "step ..." line per step, then "RESULT {json}" (what the page showed, compared
+// there with the server's own answer); exits non-zero on the first failure (with a screenshot).
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadConfig, log, expect, launch, openPage, signIn, screenshot, main } from './lib.mjs';
+
+const cfg = loadConfig();
+const result = {};
+
+const browser = await launch(cfg);
+const pageErrors = [];
+const page = await openPage(browser, pageErrors, {
+  timeout: 10000,
+  context: { permissions: ['clipboard-read', 'clipboard-write'] },
+});
+page.on('dialog', (d) => {
+  pageErrors.push('unexpected browser dialog: ' + d.message());
+  d.dismiss();
+});
+
+const A11Y = { skip: ['try-input'] }; // the hidden file input, opened by "Choose an image"
+const shot = (name) => screenshot(page, cfg.shots, name, { fullPage: true, settle: 200, a11y: A11Y, pointer: [1350, 850] });
+const predicted = () => page.waitForResponse((r) => r.url().includes(`/api/v1/deployments/${cfg.deployment}/predict`) &&
+  r.request().method() === 'POST', { timeout: 30000 });
+
+// What "try it" shows: the boxes drawn over the image (label and score as written beside each,
+// the coordinates in the image's pixels, where they land on the screen), the counts per class,
+// the total, the latency line.
+async function shown() {
+  return page.evaluate(() => {
+    const svg = document.querySelector('.try-frame svg.try-boxes');
+    const img = document.querySelector('.try-frame img.try-img');
+    if (!svg || !img) return null;
+    const [, , vw, vh] = svg.getAttribute('viewBox').split(/\s+/).map(Number);
+    const rects = [...svg.querySelectorAll('rect')];
+    const texts = [...svg.querySelectorAll('text')];
+    // where the image's pixels are on the screen (object-fit: contain)
+    const ir = img.getBoundingClientRect();
+    const s = Math.min(ir.width / img.naturalWidth, ir.height / img.naturalHeight);
+    const ox = ir.left + (ir.width - img.naturalWidth * s) / 2, oy = ir.top + (ir.height - img.naturalHeight * s) / 2;
+    const boxes = rects.map((r, i) => {
+      const t = texts[i] ? texts[i].textContent.trim() : '';
+      const m = /^(.*\S)\s+(\d+)%$/.exec(t) || [];
+      const b = ['x', 'y', 'width', 'height'].map((k) => Number(r.getAttribute(k)));
+      const sr = r.getBoundingClientRect();
+      const tb = texts[i] ? texts[i].getBBox() : null; // the label, in the image's pixels
+      const want = [ox + b[0] * s, oy + b[1] * s, b[2] * s, b[3] * s];
+      return {
+        text: t, label: m[1] || null, score: m[2] !== undefined ? Number(m[2]) : null,
+        box: [b[0], b[1], b[0] + b[2], b[1] + b[3]],
+        stroke: getComputedStyle(r).stroke, fill: texts[i] ? getComputedStyle(texts[i]).fill : null,
+        label_box: tb ? [tb.x, tb.y, tb.x + tb.width, tb.y + tb.height] : null,
+        font: texts[i] ? Number(texts[i].getAttribute('font-size')) : null,
+        misplaced: Math.max(...[sr.left, sr.top, sr.width, sr.height].map((v, k) => Math.abs(v - want[k]))),
+      };
+    });
+    const counts = Object.fromEntries([...document.querySelectorAll('#predictions .pred-row[data-label]')].map((row) =>
+      [row.dataset.label, Number(row.querySelector('.pred-score').textContent.trim())]));
+    const swatches = Object.fromEntries([...document.querySelectorAll('#predictions .pred-row[data-label]')].map((row) =>
+      [row.dataset.label, getComputedStyle(row.querySelector('.swatch')).backgroundColor]));
+    const total = document.querySelector('#det-total');
+    const lat = [...document.querySelectorAll('#predictions .muted.small')].map((e) => e.textContent.trim());
+    return { view: [vw, vh], natural: [img.naturalWidth, img.naturalHeight], boxes, counts, swatches, total: total ? total.textContent.trim() : null, latency: lat };
+  });
+}
+
+// the hue (0-360) of a computed color "rgb(r, g, b)"
+function hue(css) {
+  const [r, g, b] = (css.match(/[\d.]+/g) || []).slice(0, 3).map((v) => Number(v) / 255);
+  const max = Math.max(r, g, b), d = max - Math.min(r, g, b);
+  if (!d) return 0;
+  const h = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+  return Math.round((h * 60 + 360) % 360);
+}
+
+// The checks on what is shown, in either language; returns what goes into RESULT.
+function check(s, lang, { objects, latency, version = 1 }) {
+  expect(s, `${lang}: no image or no boxes drawn`);
+  expect(s.view[0] === s.natural[0] && s.view[1] === s.natural[1], `${lang}: the boxes are drawn in ${s.view} but the image is ${s.natural}`);
+  expect(s.boxes.length > 0, `${lang}: no box drawn`);
+  for (const b of s.boxes) {
+    expect(b.label && cfg.classes.includes(b.label), `${lang}: a box's label is not a class of the model: "${b.text}"`);
+    expect(b.score > 0 && b.score <= 100, `${lang}: a box's score: "${b.text}"`);
+    expect(b.box[0] >= 0 && b.box[1] >= 0 && b.box[2] <= s.view[0] && b.box[3] <= s.view[1] && b.box[0] < b.box[2] && b.box[1] < b.box[3],
+      `${lang}: a box outside the image: ${b.box}`);
+    expect(b.misplaced < 2, `${lang}: the box of "${b.text}" is drawn ${b.misplaced.toFixed(1)} px away from where its pixels are on the screen`);
+    expect(b.stroke === b.fill && b.stroke === s.swatches[b.label], `${lang}: "${b.text}": box ${b.stroke}, label ${b.fill}, count ${s.swatches[b.label]} differ in color`);
+    // the label stays on the picture, above its box or inside it at the top edge
+    expect(b.label_box && b.label_box[1] >= -0.1 * b.font && b.label_box[3] <= b.box[3] + 0.3 * b.font &&
+      b.label_box[0] >= -0.1 * b.font && b.label_box[2] <= s.view[0] + 0.1 * b.font,
+      `${lang}: the label "${b.text}" (${b.label_box}) is cut off or away from its box ${b.box}`);
+  }
+  // each class its own color: hues far apart
+  const hues = Object.entries(s.swatches).map(([label, c]) => [label, hue(c)]);
+  for (let i = 0; i < hues.length; i++)
+    for (let j = i + 1; j < hues.length; j++) {
+      const d = Math.abs(hues[i][1] - hues[j][1]);
+      expect(Math.min(d, 360 - d) >= 60, `${lang}: ${hues[i][0]} and ${hues[j][0]} look alike: hues ${hues[i][1]} and ${hues[j][1]}`);
+    }
+  const perLabel = {};
+  for (const b of s.boxes) perLabel[b.label] = (perLabel[b.label] || 0) + 1;
+  const same = (a, b) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+  expect(same(perLabel, s.counts), `${lang}: the counts shown ${JSON.stringify(s.counts)} are not the boxes per label ${JSON.stringify(perLabel)}`);
+  expect(objects.test(s.total || '') && Number((s.total.match(/\d+/) || [])[0]) === s.boxes.length,
+    `${lang}: the total says "${s.total}" for ${s.boxes.length} boxes`);
+  expect(s.latency.length === 1 && latency.test(s.latency[0]) && s.latency[0].endsWith(`· v${version}`), `${lang}: the latency line: ${s.latency.join(' | ')}`);
+  return { view: s.view, boxes: s.boxes.map(({ label, score, box }) => ({ label, score, box })), counts: s.counts, total: s.boxes.length, latency: s.latency[0] };
+}
+
+async function run() {
+  // ---- sign in, open the deployment from the list ----
+  await signIn(page, cfg.url, cfg.username, cfg.password, { until: 'topbar' });
+  await page.locator('.mainnav a[href="/deployments"]').click();
+  await page.locator('#deployment-table').getByRole('link', { name: cfg.deployment_name, exact: true }).click();
+  await page.waitForURL(new RegExp(`/deployments/${cfg.deployment}$`));
+  await page.getByRole('heading', { name: cfg.deployment_name }).getByText('Ready').waitFor();
+  await page.getByRole('heading', { name: 'Try it' }).waitFor();
+  const classesTile = (await page.locator('.tile-stat', { hasText: 'Classes' }).locator('strong').innerText()).trim();
+  expect(classesTile === String(cfg.classes.length), 'the classes tile says ' + classesTile);
+  log('step signed in, deployment opened');
+
+  // ---- drop the image on "try it" ----
+  const zone = page.getByRole('region', { name: 'Drop an image here to see what the model says' });
+  const dt = await page.evaluateHandle(({ b64, name }) => {
+    const bin = atob(b64);
+    const u = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+    const d = new DataTransfer();
+    d.items.add(new File([u], name, { type: 'image/png' }));
+    return d;
+  }, { b64: readFileSync(cfg.image).toString('base64'), name: basename(cfg.image) });
+  await zone.dispatchEvent('dragenter', { dataTransfer: dt });
+  await zone.dispatchEvent('dragover', { dataTransfer: dt });
+  await page.locator('.trybox.over').waitFor(); // the drop zone lights up under the dragged file
+  const answered = predicted();
+  await zone.dispatchEvent('drop', { dataTransfer: dt });
+  expect((await answered).status() === 200, 'the prediction failed');
+  await page.locator('#det-total').waitFor();
+  await page.locator('.try-boxes rect').first().waitFor();
+  expect(await page.locator('.trybox.over').count() === 0, 'the drop zone stays lit after the drop');
+  result.en = check(await shown(), 'en', {
+    objects: /^\d+ objects? found$/,
+    latency: /^server [\d,]+\.\d ms \(inference [\d,]+\.\d ms\), round trip [\d,]+ ms · v\d+$/,
+  });
+  // the figures count the request at once, with a latency
+  await page.locator('#dep-requests:not([data-value="0"])').waitFor({ timeout: 3000 });
+  result.requests_shown = Number(await page.locator('#dep-requests').getAttribute('data-value'));
+  expect(!/^0\.0 /.test(await page.locator('#dep-latency').innerText()), 'the average latency is still 0.0 ms after the prediction');
+  log('step dropped:', result.en.total, 'boxes,', JSON.stringify(result.en.counts), '·', result.en.latency);
+
+  // ---- the curl command for the same request, copied ----
+  const curl = (await page.locator('#curl').innerText()).trim();
+  for (const part of ['Authorization: Bearer $TOKEN', '--data-binary @image.jpg', `${cfg.url}/api/v1/deployments/${cfg.deployment}/predict`])
+    expect(curl.includes(part), `the curl command lacks ${part}: ${curl}`);
+  await page.locator('.codewrap').getByRole('button', { name: 'Copy' }).click();
+  await page.locator('.toast').filter({ hasText: 'Copied to the clipboard' }).first().waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  expect(copied === curl, 'the clipboard holds something else than the command shown:\n' + copied);
+  result.curl = copied;
+  await shot('deployment_det_en');
+  log('step curl command copied');
+
+  // ---- 简体中文: the same result, then the image chosen with the button ----
+  await page.locator('#lang-select').selectOption('zh');
+  await page.getByRole('heading', { name: '试一试' }).waitFor();
+  await page.locator('#det-total', { hasText: '个目标' }).waitFor();
+  const zhShown = await shown();
+  expect(JSON.stringify(zhShown.boxes) === JSON.stringify((await shown()).boxes) && zhShown.boxes.length === result.en.total,
+    'the boxes changed with the language');
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.getByRole('button', { name: '选择图片' }).click()]);
+  const again = predicted();
+  await chooser.setFiles(cfg.image);
+  expect((await again).status() === 200, 'the second prediction failed');
+  await page.locator('#det-total').waitFor();
+  await page.locator('.try-boxes rect').first().waitFor();
+  result.zh = check(await shown(), 'zh', {
+    objects: /^发现 \d+ 个目标$/,
+    latency: /^服务器 [\d,]+\.\d 毫秒（推理 [\d,]+\.\d 毫秒），往返 [\d,]+ 毫秒 · v\d+$/,
+  });
+  await page.getByRole('heading', { name: '在程序中调用' }).waitFor();
+  await shot('deployment_det_zh');
+  await page.locator('#lang-select').selectOption('en');
+  log('step Chinese:', result.zh.total, 'boxes,', JSON.stringify(result.zh.counts), '·', result.zh.latency);
+}
+
+await main(run, {
+  browser, page: () => page, errors: pageErrors, shots: cfg.shots, failure: 'failure_detection', fullPage: true,
+  report: () => ({ RESULT: result }),
+});
