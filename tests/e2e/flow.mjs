@@ -371,6 +371,17 @@ async function run() {
   console.log(`figure labels: 10,000 loaded in ${result.labels_load_ms} ms, ${rendered} rows in the DOM, ` +
     `type-ahead to result <= ${result.label_search_ms.toFixed(1)} ms`);
 
+  // ---- the garments' dataset version, snapshotted here (the default 70/15/15 split), then
+  // trained on: version -> training -> publish -> evaluate -> deploy is one chain ----
+  await page.goto(`${cfg.url}/projects/${cfg.train_project}/versions`);
+  await page.locator('#new-version').first().click();
+  await page.locator('#nv-name').fill('belt v1');
+  await page.locator('#nv-create').click();
+  await page.locator('#ver-detail-h', { hasText: 'belt v1' }).waitFor();
+  await page.locator('#class-split-table tbody tr').nth(9).waitFor();
+  expect((await page.locator('#class-split-table tbody tr').count()) === 10, 'the garments version does not show 10 classes');
+  log('step the garments dataset version created in the browser: belt v1');
+
   // ---- training: the wizard ----
   await page.goto(`${cfg.url}/projects/${cfg.train_project}/training`);
   await page.locator('#step-data').getByText('belt v1').waitFor();

@@ -38,8 +38,8 @@ def imagefolder_zip(samples, root="fmnist"):
 
 
 def import_reviewed_version(srv, token, pid, samples, name="fmnist v1", split=None, seed=0):
-    """Imports samples as an ImageFolder archive, accepts every item, snapshots a version;
-    returns (set id, version object)."""
+    """Imports samples as an ImageFolder archive, accepts every item, snapshots a version
+    (none when name is None: the browser makes it); returns (set id, version object or None)."""
     body, ct = multipart([("fmnist.zip", imagefolder_zip(samples))])
     r = srv.request("POST", "/api/v1/projects/%d/imports" % pid, token, data=body, content_type=ct, timeout=120)
     assert r.status == 201, r
@@ -52,6 +52,8 @@ def import_reviewed_version(srv, token, pid, samples, name="fmnist v1", split=No
             r = srv.request("POST", "/api/v1/annotation-sets/%d/items/%d/review" % (sid, it["image_id"]), token,
                             {"decision": "accept", "revision": it["revision"]}, keepalive=True)
             assert r.status == 200, r
+    if name is None:
+        return sid, None
     r = srv.request("POST", "/api/v1/annotation-sets/%d/versions" % sid, token,
                     {"name": name, "split": split or {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": seed})
     assert r.status == 201, r

@@ -1,14 +1,15 @@
 """The web UI end to end in a real browser (issue 7): starts the real server, prepares what a
-person would otherwise spend an afternoon on through the API (a reviewed Fashion-MNIST dataset
-version, 10,000 labels in a project), then drives Debian's chromium with playwright-core
+person would otherwise spend an afternoon on through the API (500 labelled and reviewed
+Fashion-MNIST garments, 10,000 labels in a project), then drives Debian's chromium with playwright-core
 (tests/e2e/flow.mjs) through the screens as a person would click them: sign in, create a
 project, upload images (file picker and drag-and-drop, one broken file), see them in the grid,
 create and import labels (CSV and JSON), create an annotation set, tag four images in the
 workspace and submit them, review (one sent back with a comment, three accepted), filter the
 grid by status, label, annotator and upload date, create a dataset version with the split
-sliders, search 10,000 labels, train with the wizard and watch the live board, publish,
-download the model and export it to ONNX, deploy, try the deployment with an image, switch to
-简体中文, sign out.
+sliders, search 10,000 labels, snapshot the garments' dataset version and train on it with the
+wizard, watch the live board, publish, evaluate, compare, download the model and export it to
+ONNX, deploy, try the deployment with an image, switch versions and roll back, cancel a
+running job, switch to 简体中文, sign out.
 
 Afterwards the server's state is checked through the API: what the browser did must be there.
 Screenshots go to a temporary folder, or to AUTOCV_E2E_SCREENSHOTS (docs/img to refresh the
@@ -99,12 +100,13 @@ class TestWebUI(BrowserTest, unittest.TestCase):
     def test_flow_in_chromium(self):
         self.require_browser()
         t0 = time.time()
-        # What the API prepares: a project with a reviewed dataset version to train on, and
-        # a project with 10,000 labels (the table must stay fast).
+        # What the API prepares: a project of 500 labelled and reviewed garments (the browser
+        # snapshots its dataset version and trains on it), and a project with 10,000 labels
+        # (the table must stay fast).
         r = self.req("POST", "/api/v1/projects", {"name": "Fashion line", "description": "garments on the belt"})
         self.assertEqual(r.status, 201, r)
         train_pid = r.json()["id"]
-        _, version = import_reviewed_version(self.srv, self.admin, train_pid, fmnist("train", 500), name="belt v1")
+        import_reviewed_version(self.srv, self.admin, train_pid, fmnist("train", 500), name=None)
         r = self.req("POST", "/api/v1/projects", {"name": "Big catalogue"})
         big_pid = r.json()["id"]
         csv = "name,aliases\n" + "".join("part-%05d,alias-%05d\n" % (i, i) for i in range(10000))
@@ -147,7 +149,6 @@ class TestWebUI(BrowserTest, unittest.TestCase):
             "archive_good": arch_good,
             "archive_skipped": ["broken.png", "notes.txt"],
             "train_project": train_pid,
-            "dataset_version": version["id"],
             "big_project": big_pid,
         })
         out = self.run_browser("flow.mjs", config, 240, show=4000, prepared_since=t0)
