@@ -234,8 +234,11 @@ static int preann_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool re
     int n = 0;
     if (!rc) json_array_foreach(rows, i, row) {
             if (!argv) {
+                /* a detector reports its boxes down to 0.05 (or the threshold, when lower), so that
+                 * those under the threshold are counted below instead of never seen */
                 char conf[32];
-                snprintf(conf, sizeof conf, "%g", json_number_value(json_object_get(spec, "score_threshold")));
+                double thr_arg = json_number_value(json_object_get(spec, "score_threshold"));
+                snprintf(conf, sizeof conf, "%g", thr_arg < 0.05 ? thr_arg : 0.05);
                 argv = json_pack("[s, s, s, s, s, s, s, s]", "predict", "--model", model, "--json", "--topk", "3",
                                  "--conf", conf);
                 add_threads(j, argv);

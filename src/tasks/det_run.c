@@ -116,7 +116,10 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
     if (!rc) rc = acv_classes_map_by_name(data, (const char *const *)ds->names, ds->k, (const char *const *)r.model->classes,
                                           r.model->n_classes, &cmap);
     for (int i = 0; !rc && i < ds->n; i++)
-        for (int j = 0; j < ds->images[i].n; j++) ds->images[i].boxes[j].cls = cmap[ds->images[i].boxes[j].cls];
+        for (int j = 0; j < ds->images[i].n; j++) {
+            acv_box *b = &ds->images[i].boxes[j];
+            if (b->cls >= 0 && b->cls < ds->k) b->cls = cmap[b->cls];
+        }
     if (!rc) {
         acv_det_loader_opts lo;
         acv_det_loader_opts_default(&lo);

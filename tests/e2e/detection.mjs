@@ -1,8 +1,12 @@
 // A detection model's deployment tried in Debian's chromium with playwright-core as a person
 // would: sign in, open the deployment from the list, drop an image on "try it", read the boxes
 // drawn over it (with their labels and scores), the count per class, the latency and the curl
-// command (copied to the clipboard); then in Chinese, the image chosen with the button. Run by
-// tests/integration/test_e2e_detection.py (which trains, uploads and deploys the detector):
+// command (copied to the clipboard); then in Chinese, the image chosen with the button. Then
+// pre-annotation with the deployed detector: on a det set's annotation page, choose it, set the
+// score threshold, run the job and see its summary; in the workspace, the proposals listed
+// with their scores, one confirmed with Y, one deleted, the image submitted with Ctrl+Enter;
+// back on the set, the summary counts them. Run by tests/integration/test_e2e_detection.py
+// (which trains, uploads and deploys the detector, and makes the set to pre-annotate):
 //   node tests/e2e/detection.mjs CONFIG.json
 // Prints one "step ..." line per step, then "RESULT {json}" (what the page showed, compared
 // there with the server's own answer); exits non-zero on the first failure (with a screenshot).
@@ -187,6 +191,123 @@ async function run() {
   await shot('deployment_det_zh');
   await page.locator('#lang-select').selectOption('en');
   log('step Chinese:', result.zh.total, 'boxes,', JSON.stringify(result.zh.counts), '·', result.zh.latency);
+
+  await preAnnotate();
+}
+
+// ---- pre-annotation of a detection set with the deployed detector ----
+// The summary tiles of the set's pre-annotation panel (for detection: boxes).
+async function summary() {
+  const out = {};
+  for (const k of ['proposed', 'pending', 'accepted', 'corrected', 'deleted'])
+    out[k] = Number((await page.locator(`#pre-summary [data-k="${k}"]`).innerText()).replace(/[^\d]/g, ''));
+  return out;
+}
+// The workspace's shape list: label, the model's score as shown (none once a person's).
+const shapeRows = () => page.locator('#ws-shape-list .srow').evaluateAll((rows) => rows.map((r) => ({
+  label: r.querySelector('.lbl')?.textContent.trim(),
+  score: r.querySelector('.model')?.textContent.trim() || null,
+})));
+const shapesTitle = (n) => page.waitForFunction((n) => new RegExp(`\\(${n}\\)`).test(document.querySelector('#shapes-title')?.textContent || ''), n);
+
+async function preAnnotate() {
+  const pre = cfg.pre;
+  const out = (result.pre = {});
+  const annotation = `${cfg.url}/projects/${pre.project}/annotation?set=${pre.set}`;
+  await page.goto(annotation);
+  await page.locator(`.set-detail[data-set="${pre.set_name}"]`).waitFor();
+  await page.locator('#pre-summary-empty').waitFor();
+  // the detector, a threshold, then run it
+  await page.locator('#pre-deployment').selectOption({ label: `${cfg.deployment_name} — ${pre.model} v1` });
+  const pct = `${Math.round(pre.threshold * 100)}%`;
+  await page.getByLabel(/Keep proposals scored at least/).fill(String(pre.threshold));
+  await page.locator('#pre-form .thr strong').filter({ hasText: new RegExp(`^${pct}$`) }).waitFor();
+  await page.locator('#pre-run').click();
+  await page.locator('.toast').filter({ hasText: `Pre-annotating with ${pre.model} v1` }).first().waitFor();
+  const states = new Set();
+  for (const deadline = Date.now() + 30000; ;) {
+    const st = await page.locator('#pre-job').getAttribute('data-status', { timeout: 1000 }).catch(() => null);
+    if (st) states.add(st);
+    if (st === 'succeeded') break;
+    expect(st !== 'failed' && st !== 'cancelled', 'the pre-annotation job ended ' + st + ': ' + (await page.locator('#pre-job').innerText()));
+    expect(Date.now() < deadline, 'the pre-annotation did not finish in 30 s');
+    await page.waitForTimeout(100);
+  }
+  out.job = Number((await page.locator('#pre-job').innerText()).match(/Job (\d+)/)[1]);
+  // (for detection the job's other figures count boxes)
+  await page.locator('#pre-result').filter({ hasText: new RegExp(`^${pre.images} images got a proposal; \\d+ boxes below the threshold; \\d+ boxes with a class`) }).waitFor();
+  out.result_line = (await page.locator('#pre-result').innerText()).trim();
+  await page.locator('#pre-summary').waitFor();
+  expect((await page.locator('#pre-summary .tile-stat').first().innerText()).includes('Boxes proposed'), 'the summary does not count boxes');
+  out.summary_before = await summary();
+  const s0 = out.summary_before;
+  expect(s0.proposed >= pre.images && s0.pending === s0.proposed && s0.accepted + s0.corrected + s0.deleted === 0,
+    'the summary after the job: ' + JSON.stringify(s0));
+  log('step pre-annotated with', pre.model, 'at', pct + ':', s0.proposed, 'boxes pending; job states seen:', [...states].join(' → '));
+
+  // ---- the workspace on the set's first image: the proposals with their scores ----
+  await page.locator('#open-workspace').click();
+  await page.waitForURL((u) => u.pathname === `/projects/${pre.project}/annotate/${pre.set}` && u.searchParams.has('item'));
+  out.item = Number(new URL(page.url()).searchParams.get('item'));
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#ws-canvas');
+    return c && (c.getAttribute('aria-label') || '').includes('×') && !document.querySelector('.stage-msg');
+  }, null, { timeout: 15000 });
+  out.filename = (await page.locator('#ws-filename').innerText()).trim();
+  await page.locator('#ws-shape-list .srow').first().waitFor();
+  const rows = await shapeRows();
+  const n = rows.length;
+  expect(n >= 2, `${out.filename}: ${n} proposals, at least 2 needed (one to confirm, one to delete)`);
+  for (const r of rows)
+    expect(cfg.classes.includes(r.label) && /^(0\.\d\d|1\.00)$/.test(r.score || '') && Number(r.score) >= pre.threshold - 0.005,
+      'a shape is not shown as a model proposal with its score: ' + JSON.stringify(r));
+  out.proposals = rows;
+  await shapesTitle(n);
+  const banner = (await page.locator('#model-banner').innerText()).replace(/\s+/g, ' ');
+  expect(banner.startsWith(`${n} model proposals (dashed)`), 'the proposals banner: ' + banner);
+  const canvas = page.locator('#ws-canvas');
+  await canvas.focus();
+  await page.keyboard.press('y'); // selects the first proposal
+  await page.locator('#confirm-one').waitFor();
+  const sel = (await page.locator('#sel-title').locator('xpath=../..').innerText()).replace(/\s+/g, ' ');
+  expect(sel.includes(`${rows[0].label} · model score ${rows[0].score}`), 'the selected proposal: ' + sel);
+  await screenshot(page, cfg.shots, 'preannotation_det_en', { keepFocus: true, keepScroll: true, pointer: [5, 300], a11y: { width: 140 } });
+  log('step', out.filename, 'opened in the workspace:', n, 'proposals', rows.map((r) => `${r.label} ${r.score}`).join(', '));
+
+  // ---- Y confirms it (and selects the next), Delete deletes that one, Ctrl+Enter submits ----
+  await canvas.focus();
+  await page.keyboard.press('y');
+  await page.waitForFunction(() => {
+    const first = document.querySelector('#ws-shape-list .srow'); // the confirmed one: a person's now
+    return first && !first.querySelector('.model');
+  });
+  const afterY = await shapeRows();
+  expect(afterY[0].label === rows[0].label && afterY[0].score === null && afterY.slice(1).every((r) => r.score !== null),
+    'after Y: ' + JSON.stringify(afterY));
+  out.confirmed = rows[0];
+  out.deleted = rows[1];
+  await page.keyboard.press('Delete');
+  await shapesTitle(n - 1);
+  const left = await shapeRows();
+  expect(left[0].label === rows[0].label && left[0].score === null && JSON.stringify(left.slice(1)) === JSON.stringify(rows.slice(2)),
+    'after Delete: ' + JSON.stringify(left));
+  out.confirmed_on_submit = n - 2;
+  if (n === 2) await page.locator('#model-banner').waitFor({ state: 'detached' });
+  await page.keyboard.press('Control+Enter');
+  if (n > 2) await page.locator('#submit-confirm-all').click(); // the rest confirmed as they are
+  await page.locator('.toast').filter({ hasText: `${out.filename} submitted for review` }).first().waitFor();
+  await page.waitForURL((u) => Number(u.searchParams.get('item')) !== out.item);
+  log('step confirmed', `${rows[0].label} ${rows[0].score}`, 'with Y, deleted', `${rows[1].label} ${rows[1].score},`,
+    'submitted with Ctrl+Enter', n > 2 ? `(${n - 2} more confirmed on submitting)` : '');
+
+  // ---- back on the set: the summary counts what was done ----
+  await page.goto(annotation);
+  await page.locator(`#pre-summary [data-k="pending"]`).filter({ hasText: new RegExp(`^${s0.pending - n}$`) }).waitFor();
+  out.summary_after = await summary();
+  const s1 = out.summary_after;
+  expect(s1.proposed === s0.proposed && s1.accepted === n - 1 && s1.deleted === 1 && s1.corrected === 0,
+    'the summary after the workspace: ' + JSON.stringify(s1));
+  log('step the summary:', JSON.stringify(s1));
 }
 
 await main(run, {

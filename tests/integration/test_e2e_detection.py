@@ -9,13 +9,26 @@ object over the image (with its label and score, where the image shows it), the 
 class (which must be the boxes per label), the latency, the copyable curl command (copied);
 then the same in Chinese, the image chosen with the button this time.
 
+Then pre-annotation with the deployed detector: a project with the labels square and bar,
+four new generated images of known objects and a det annotation set over them are made
+through the API; in the browser the engineer chooses the detector in the set's pre-annotation
+panel, sets the score threshold, starts the job, sees it finish and the boxes proposed (all
+pending), opens the workspace on the first image, sees the proposals listed with their
+scores, confirms one with Y, deletes one with Delete and submits with Ctrl+Enter; back on the
+set, the summary counts one box accepted and one deleted.
+
 Afterwards the server's own answer for the same image (POSTed to the deployment's predict
 route from here) must be what the page showed: the same boxes per class, the same
 coordinates and scores; the copied curl command is run as it is and answers the same; the
-detector found the objects drawn. Screenshots (ui_deployment_det_en, ui_deployment_det_zh) go to
-a temporary folder, or to AUTOCV_E2E_SCREENSHOTS."""
+detector found the objects drawn. The proposals must be the predict route's boxes scored at
+or above the threshold (per class, with their coordinates and scores), the first image's
+saved shapes the confirmed box (a person's now) without the deleted one, and the set's
+pre-annotation summary what the page showed. Screenshots (ui_deployment_det_en,
+ui_deployment_det_zh, ui_preannotation_det_en) go to a temporary folder, or to
+AUTOCV_E2E_SCREENSHOTS."""
 import io
 import json
+import math
 import os
 import random
 import shutil
@@ -35,6 +48,17 @@ from test_cli_det import CLASSES, draw, make_coco
 SCALE = 5
 OBJECTS = [(0, 14, 0, 34, 20), (0, 84, 58, 104, 78), (0, 102, 30, 122, 50), (1, 50, 14, 88, 24), (1, 10, 68, 50, 78)]
 KNOWN = {CLASSES[0]: 3, CLASSES[1]: 2}
+
+# the images to pre-annotate: 256 x 192 (twice the training images' size), the first with one
+# square and one bar (the browser confirms one proposal and deletes the other), the others with
+# two or three objects
+PRE_SCALE = 2
+PRE_IMAGES = [
+    [(0, 22, 18, 42, 38), (1, 62, 58, 100, 68)],
+    [(0, 84, 12, 102, 30), (0, 18, 54, 40, 76), (1, 44, 36, 84, 46)],
+    [(1, 8, 10, 46, 20), (1, 70, 72, 110, 82), (0, 92, 34, 110, 52)],
+    [(0, 52, 30, 72, 50), (1, 12, 76, 52, 86)],
+]
 
 
 def iou(a, b):
@@ -73,6 +97,8 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         done = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{"event":"done"')]
         self.assertTrue(done, r.stdout[-2000:])
         print("\ntrained in %.1f s: best val mAP50-95 %.3f" % (time.time() - t0, done[-1]["best_val_map50_95"]))
+        with open(os.path.join(out, "model.json")) as f:
+            self.score_thresholds = json.load(f)["postprocess"]["score_thresholds"]  # what the deployment applies
         # the model directory as a zip (the checkpoint stays behind: it is for resuming)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -87,6 +113,7 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         self.assertEqual(r.status, 201, r)
         dep = r.json()
         self.assertEqual((dep["task"], dep["status"], dep["classes"]), ("det", "ready", CLASSES))
+        self.dep_id = dep["id"]
         w, h = 128 * SCALE, 96 * SCALE
         objs = [(c, x1 * SCALE, y1 * SCALE, x2 * SCALE, y2 * SCALE) for c, x1, y1, x2, y2 in OBJECTS]
         image = os.path.join(self.tmp, "line2-shapes.png")
@@ -94,14 +121,42 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
             f.write(png_bytes(w, h, draw(w, h, objs, random.Random(5))))
         return dep, image, objs
 
+    def prepare_pre(self):
+        """A project with the labels square and bar, the images of PRE_IMAGES and a det set over
+        them, through the API; the score threshold to set in the browser: 0.55 (the slider's
+        default is 0.5), or the highest of the model's per-class thresholds (on the slider's
+        0.05 steps) if higher, so that the job keeps exactly the boxes the deployment answers
+        that score at least that. Returns the browser's part of the configuration."""
+        pid = self.srv.make_project(self.admin, "Line 2 shapes", {})
+        r = self.req("POST", "/api/v1/projects/%d/labels" % pid, data="name,color\nsquare,#e03131\nbar,#1c7ed6\n",
+                     content_type="text/csv")
+        self.assertEqual(r.status, 201, r)
+        self.pre_images = {}  # image id -> (file name, PNG, objects in pixels)
+        w, h = 128 * PRE_SCALE, 96 * PRE_SCALE
+        for i, objs in enumerate(PRE_IMAGES):
+            objs = [(c, x1 * PRE_SCALE, y1 * PRE_SCALE, x2 * PRE_SCALE, y2 * PRE_SCALE) for c, x1, y1, x2, y2 in objs]
+            name = "line2_new_%d.png" % i
+            png = png_bytes(w, h, draw(w, h, objs, random.Random(40 + i)))
+            r = self.req("POST", "/api/v1/projects/%d/images?filename=%s" % (pid, name), data=png, content_type="image/png")
+            self.assertEqual(r.status, 201, r)
+            self.pre_images[r.json()["images"][0]["id"]] = (name, png, objs)
+        r = self.req("POST", "/api/v1/projects/%d/annotation-sets" % pid,
+                     {"name": "Line 2 new parts", "task": "det", "image_ids": sorted(self.pre_images)})
+        self.assertEqual((r.status, r.json()["total"]), (201, len(PRE_IMAGES)), r)
+        threshold = max(0.55, math.ceil(max(self.score_thresholds) * 20 - 1e-6) / 20)
+        self.assertLessEqual(threshold, 0.95, self.score_thresholds)
+        return {"project": pid, "set": r.json()["id"], "set_name": "Line 2 new parts", "model": "shapes-detector",
+                "threshold": threshold, "images": len(PRE_IMAGES)}
+
     def test_detection_try_it_in_chromium(self):
         self.require_browser()
         t0 = time.time()
         dep, image, objs = self.prepare()
+        pre = self.prepare_pre()
         shots = self.shots_dir()
         config = self.config(shots, {"deployment": dep["id"], "deployment_name": dep["name"], "image": image,
-                                     "classes": CLASSES})
-        out = self.run_browser("detection.mjs", config, 120, prepared_since=t0)
+                                     "classes": CLASSES, "pre": pre})
+        out = self.run_browser("detection.mjs", config, 150, prepared_since=t0)
         result = self.tagged(out, "RESULT")
 
         # ---- the server's own answer for the same image
@@ -149,8 +204,86 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         self.assertEqual((d["stats"]["requests"], d["stats"]["errors"]), (4, 0))
         self.assertGreaterEqual(result["requests_shown"], 1)
 
-        self.assert_shots(shots, ["deployment_det_en", "deployment_det_zh"])
+        self.check_pre(pre, result["pre"])
+        self.assert_shots(shots, ["deployment_det_en", "deployment_det_zh", "preannotation_det_en"])
         print("browser and checks in %.1f s" % (time.time() - t0))
+
+    def check_pre(self, pre, shown):
+        """The pre-annotation the browser started and what it did in the workspace, against the
+        predict route's answers for the same images."""
+        thr = pre["threshold"]
+        near = lambda a, b, d=0.02: all(abs(x - y) <= d for x, y in zip(a, b))
+        xyxy = lambda s: [s["x"], s["y"], s["x"] + s["w"], s["y"] + s["h"]]
+        # the job: started by the browser with the detector and the threshold set there
+        job = self.req("GET", "/api/v1/jobs/%d" % shown["job"]).json()
+        self.assertEqual((job["kind"], job["status"], job["params"]["model"], job["params"]["version"], job["params"]["set_id"]),
+                         ("pre_annotate", "succeeded", pre["model"], 1, pre["set"]), job)
+        self.assertAlmostEqual(job["params"]["score_threshold"], thr, places=6)
+        self.assertEqual(job["result"]["proposed"], len(PRE_IMAGES), job["result"])
+        self.assertTrue(shown["result_line"].startswith("%d images got a proposal; %d boxes below the threshold; %d boxes "
+                                                        % (len(PRE_IMAGES), job["result"]["below_threshold"],
+                                                           job["result"]["unknown_label"])), shown["result_line"])
+        # what the deployment answers for each image, kept at the threshold
+        want, total = {}, 0
+        for iid, (name, png, objs) in self.pre_images.items():
+            r = self.req("POST", "/api/v1/deployments/%d/predict" % self.dep_id, data=png, content_type="image/png")
+            self.assertEqual(r.status, 200, r)
+            dets = [d for d in r.json()["detections"] if d["score"] >= thr]
+            self.assertTrue(dets, (name, r.json()["detections"]))
+            for d in dets:  # each on an object drawn, of its class
+                self.assertTrue(any(CLASSES[c] == d["label"] and iou(d["box"], box) > 0.5 for c, *box in objs), (name, d, objs))
+            want[iid] = dets
+            total += len(dets)
+        first = next(iid for iid, v in self.pre_images.items() if v[0] == shown["filename"])
+        self.assertEqual(first, min(self.pre_images))  # the workspace opened the set's first image
+        self.assertEqual(shown["item"], first)
+        key = lambda d: (d["label"], -d["score"])
+        for iid, dets in want.items():
+            doc = self.req("GET", "/api/v1/annotation-sets/%d/items/%d?lock=false" % (pre["set"], iid)).json()
+            if iid == first:
+                continue
+            # the untouched images hold the proposal: the boxes per class, coordinates and scores
+            self.assertEqual((doc["status"], doc["tags"]), ("new", []), doc)
+            self.assertEqual(doc["proposal"]["model"], pre["model"])
+            prop = doc["proposal"]["proposal"]["shapes"]
+            self.assertEqual(per_label(prop), per_label(dets), (iid, prop, dets))
+            self.assertEqual(len(doc["shapes"]), len(prop))
+            for s, d in zip(sorted(prop, key=key), sorted(dets, key=key)):
+                self.assertEqual((s["type"], s["label"], s["source"]), ("box", d["label"], "model"))
+                self.assertAlmostEqual(s["score"], d["score"], delta=1e-3, msg=(s, d))
+                self.assertTrue(near(xyxy(s), d["box"]), (s, d))
+            for s in doc["shapes"]:
+                self.assertEqual(s.get("source"), "model", doc["shapes"])
+        # the first image: the workspace listed the route's boxes with their scores ...
+        dets = want[first]
+        listed = sorted((p["label"], p["score"]) for p in shown["proposals"])
+        self.assertEqual(listed, sorted((d["label"], "%.2f" % d["score"]) for d in dets), shown["proposals"])
+        # ... and the saved, submitted document: the confirmed box is a person's now, where the
+        # model put it; the deleted one is gone; any left were confirmed on submitting
+        doc = self.req("GET", "/api/v1/annotation-sets/%d/items/%d?lock=false" % (pre["set"], first)).json()
+        self.assertEqual(doc["status"], "submitted", doc)
+        self.assertIsNone(doc["proposal"])
+        self.assertEqual(len(doc["shapes"]), len(dets) - 1, doc["shapes"])
+        for s in doc["shapes"]:
+            self.assertEqual(s.get("source", "human"), "human", s)
+            self.assertNotIn("score", s)
+            self.assertTrue(any(d["label"] == s["label"] and near(xyxy(s), d["box"]) for d in dets), (s, dets))
+        pick = lambda p: next(d for d in dets if (d["label"], "%.2f" % d["score"]) == (p["label"], p["score"]))
+        confirmed, deleted = pick(shown["confirmed"]), pick(shown["deleted"])
+        self.assertTrue(any(s["label"] == confirmed["label"] and near(xyxy(s), confirmed["box"]) for s in doc["shapes"]))
+        self.assertFalse(any(near(xyxy(s), deleted["box"], 1) for s in doc["shapes"]), (doc["shapes"], deleted))
+        # the set's summary: the boxes proposed, one accepted, one deleted, the rest pending
+        stats = self.req("GET", "/api/v1/annotation-sets/%d/pre-annotations" % pre["set"]).json()
+        self.assertEqual((stats["proposed"], stats["pending"]), (len(PRE_IMAGES), len(PRE_IMAGES) - 1), stats)
+        boxes = stats["shapes"]
+        self.assertEqual([boxes[k] for k in ("proposed", "pending", "accepted_unchanged", "corrected", "deleted")],
+                         [total, total - len(dets), 1 + shown["confirmed_on_submit"], 0, 1], boxes)
+        # ... as the page showed it before and after the workspace
+        self.assertEqual(shown["summary_before"], {"proposed": total, "pending": total, "accepted": 0, "corrected": 0, "deleted": 0})
+        self.assertEqual(shown["summary_after"], {"proposed": total, "pending": boxes["pending"],
+                                                  "accepted": boxes["accepted_unchanged"], "corrected": 0, "deleted": 1})
+        print("pre-annotation: %d boxes proposed at %.2f on %d images; job %s; summary %s" % (total, thr, len(PRE_IMAGES),
+                                                                                          job["result"], boxes))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@ reviewed and snapshot; a det training job; publish; evaluation (AP and counting 
 pre-annotation of new images with boxes (source model, with scores) that an annotator keeps,
 corrects or deletes, and the set's per-shape figures."""
 import io
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 import zipfile
 
+from helpers import AUTOCV
 from routes_images import multipart
 from server import Server
 from test_cli_det import CLASSES, make_coco
@@ -118,6 +121,32 @@ class TestServerDet(unittest.TestCase):
         res = wait_job(self.srv, self.admin, pj["id"])
         self.assertEqual(res["status"], "succeeded", res)
         self.assertGreater(res["result"]["proposed"], 0)
+        # the boxes under the threshold are counted, not dropped unseen: a second set over the
+        # same images, pre-annotated at the median score of the model's own answer (down to
+        # 0.05), has the boxes under it counted as below the threshold
+        r = self.srv.request("GET", "/api/v1/models/trays/versions/1/download", self.admin)
+        self.assertEqual(r.status, 200, r)
+        mdir = os.path.join(self.tmp, "trays-v1")
+        zipfile.ZipFile(io.BytesIO(r.body)).extractall(mdir)
+        root = mdir if os.path.exists(os.path.join(mdir, "model.json")) else os.path.join(mdir, os.listdir(mdir)[0])
+        paths = [os.path.join(fresh, "images", "new", im["file_name"]) for im in imgs]
+        out = subprocess.run([AUTOCV, "predict", "--model", root, "--json", "--conf", "0.05"] + paths,
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        scores = sorted(d["score"] for line in out.stdout.splitlines() if line.startswith("{")
+                        for d in json.loads(line)["detections"])
+        self.assertGreaterEqual(len(scores), 4, out.stdout)
+        mid = len(scores) // 2
+        thr2 = (scores[mid - 1] + scores[mid]) / 2
+        s3 = self.ok(self.req("POST", "/api/v1/projects/%d/annotation-sets" % pid,
+                              {"name": "line 2 strict", "task": "det", "image_ids": ids}), 201)
+        res3 = wait_job(self.srv, self.admin, self.ok(self.req(
+            "POST", "/api/v1/annotation-sets/%d/pre-annotate" % s3["id"], {"model": "trays", "score_threshold": thr2}),
+            201)["id"])
+        self.assertEqual(res3["status"], "succeeded", res3)
+        self.assertEqual(res3["result"]["below_threshold"], sum(1 for x in scores if x < thr2), (thr2, scores))
+        st3 = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/pre-annotations" % s3["id"]))
+        self.assertEqual(st3["shapes"]["proposed"], sum(1 for x in scores if x >= thr2))
         st = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/pre-annotations" % s2["id"]))
         self.assertGreater(st["shapes"]["proposed"], 0)
         self.assertEqual(st["shapes"]["pending"], st["shapes"]["proposed"])
