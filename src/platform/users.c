@@ -154,7 +154,8 @@ int acv_user_update(acv_dbconn *c, const acv_principal *who, int64_t id, const j
     }
     if (!rc && jlang) rc = acv_db_exec(c, "UPDATE users SET lang = ? WHERE id = ?", "sI", lang, id);
     /* a language choice alone is a preference, not an account change: not audited */
-    if (!rc && json_object_size(changes)) rc = acv_audit_write(c, who, "update", "user", id, 0, json_incref(changes));
+    if (!rc && (json_object_size(changes) || !jlang))
+        rc = acv_audit_write(c, who, "update", "user", id, 0, json_incref(changes));
     json_decref(changes);
     json_decref(old);
     return acv_db_end(c, rc);
