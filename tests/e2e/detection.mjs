@@ -225,12 +225,12 @@ async function preAnnotate() {
   await page.locator('#pre-run').click();
   await page.locator('.toast').filter({ hasText: `Pre-annotating with ${pre.model} v1` }).first().waitFor();
   const states = new Set();
-  for (const deadline = Date.now() + 30000; ;) {
+  for (const deadline = Date.now() + 90000; ;) {
     const st = await page.locator('#pre-job').getAttribute('data-status', { timeout: 1000 }).catch(() => null);
     if (st) states.add(st);
     if (st === 'succeeded') break;
     expect(st !== 'failed' && st !== 'cancelled', 'the pre-annotation job ended ' + st + ': ' + (await page.locator('#pre-job').innerText()));
-    expect(Date.now() < deadline, 'the pre-annotation did not finish in 30 s');
+    expect(Date.now() < deadline, 'the pre-annotation did not finish in 90 s');
     await page.waitForTimeout(100);
   }
   out.job = Number((await page.locator('#pre-job').innerText()).match(/Job (\d+)/)[1]);
