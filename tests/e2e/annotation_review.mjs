@@ -9,7 +9,7 @@
 // opens the next image to do; another annotator claims the pooled task.
 // Prints "step ..." lines, then "RESULT {json}"; exits non-zero on the first failure (with a
 // screenshot of the page at that moment).
-import { loadConfig, t0, log, expect, localePart, launch, openPage, signIn as signInOn, a11y, screenshot, main } from './lib.mjs';
+import { loadConfig, t0, log, expect, localePart, launch, openPage, signIn as signInOn, a11y, screenshot, waitPreJob, main } from './lib.mjs';
 
 const cfg = loadConfig();
 const result = {};
@@ -281,16 +281,8 @@ async function run() {
   expect(/belt-line — belt v1/.test(dep), 'the deployment offered: ' + dep);
   await eng.getByLabel(/Keep proposals scored at least/).fill('0');
   await eng.locator('#pre-run').click();
-  const states = new Set();
-  for (const deadline = Date.now() + 60000; ;) {
-    const st = await eng.locator('#pre-job').getAttribute('data-status').catch(() => null);
-    if (st) states.add(st);
-    if (st === 'succeeded') break;
-    expect(st !== 'failed' && st !== 'cancelled', 'the pre-annotation job ended ' + st + ': ' + (await eng.locator('#pre-job').innerText()));
-    expect(Date.now() < deadline, 'the pre-annotation did not finish in 60 s');
-    await eng.waitForTimeout(100);
-  }
-  result.pre_job = Number((await eng.locator('#pre-job').innerText()).match(/Job (\d+)/)[1]);
+  const { states, id: preJob } = await waitPreJob(eng, 60);
+  result.pre_job = preJob;
   await eng.locator('#pre-result').filter({ hasText: '12 images got a proposal' }).waitFor();
   const tile = (k) => eng.locator(`#pre-summary [data-k="${k}"]`).innerText();
   await eng.locator('#pre-summary').waitFor();

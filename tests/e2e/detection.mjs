@@ -12,7 +12,7 @@
 // there with the server's own answer); exits non-zero on the first failure (with a screenshot).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { loadConfig, log, expect, launch, openPage, signIn, screenshot, main } from './lib.mjs';
+import { loadConfig, log, expect, launch, openPage, signIn, screenshot, waitPreJob, main } from './lib.mjs';
 
 const cfg = loadConfig();
 const result = {};
@@ -224,16 +224,8 @@ async function preAnnotate() {
   await page.locator('#pre-form .thr strong').filter({ hasText: new RegExp(`^${pct}$`) }).waitFor();
   await page.locator('#pre-run').click();
   await page.locator('.toast').filter({ hasText: `Pre-annotating with ${pre.model} v1` }).first().waitFor();
-  const states = new Set();
-  for (const deadline = Date.now() + 90000; ;) {
-    const st = await page.locator('#pre-job').getAttribute('data-status', { timeout: 1000 }).catch(() => null);
-    if (st) states.add(st);
-    if (st === 'succeeded') break;
-    expect(st !== 'failed' && st !== 'cancelled', 'the pre-annotation job ended ' + st + ': ' + (await page.locator('#pre-job').innerText()));
-    expect(Date.now() < deadline, 'the pre-annotation did not finish in 90 s');
-    await page.waitForTimeout(100);
-  }
-  out.job = Number((await page.locator('#pre-job').innerText()).match(/Job (\d+)/)[1]);
+  const { states, id: preJob } = await waitPreJob(page, 90);
+  out.job = preJob;
   // (for detection the job's other figures count boxes)
   await page.locator('#pre-result').filter({ hasText: new RegExp(`^${pre.images} images got a proposal; \\d+ boxes below the threshold; \\d+ boxes with a class`) }).waitFor();
   out.result_line = (await page.locator('#pre-result').innerText()).trim();

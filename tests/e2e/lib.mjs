@@ -122,6 +122,22 @@ export async function screenshot(page, shots, name, {
   await page.screenshot({ path: join(shots, `ui_${name}.png`), fullPage, style: '.toasts { display: none; }' });
 }
 
+// ---- a pre-annotation job shown on the annotation page (#pre-job, data-status): waits until
+// it succeeded (failing with its text if it failed or was cancelled, or after `seconds`);
+// returns the statuses seen on the way and the job's id ----
+export async function waitPreJob(page, seconds) {
+  const states = new Set();
+  for (const deadline = Date.now() + seconds * 1000; ;) {
+    const st = await page.locator('#pre-job').getAttribute('data-status', { timeout: 1000 }).catch(() => null);
+    if (st) states.add(st);
+    if (st === 'succeeded') break;
+    expect(st !== 'failed' && st !== 'cancelled', 'the pre-annotation job ended ' + st + ': ' + (await page.locator('#pre-job').innerText()));
+    expect(Date.now() < deadline, `the pre-annotation did not finish in ${seconds} s`);
+    await page.waitForTimeout(100);
+  }
+  return { states, id: Number((await page.locator('#pre-job').innerText()).match(/Job (\d+)/)[1]) };
+}
+
 // ---- the run: `run()`, then no error in the pages, then one line per entry of `report()`
 // ("RESULT {json}", "FIGURES {json}"); on failure the error, the pages' errors, a screenshot
 // (and the HTML) of `page()` at that moment in SHOTS/FAILURE.png, and exit status 1 ----
