@@ -1,6 +1,6 @@
 """The web UI's unit tests (issue 7): Vitest over web/src/**/*.test.js — the canvas geometry,
-mask RLE encoding and decoding, and the API client — run with the project's pinned Vitest
-(web/node_modules, installed by `make deps`). Each Vitest test must pass, and there must be
+mask RLE encoding and decoding, the API client and the messages of both languages (i18n) — run
+with the project's pinned Vitest (web/node_modules, installed by `make deps`). Each Vitest test must pass, and there must be
 some: a missing or empty suite fails here."""
 import json
 import os
