@@ -18,6 +18,7 @@
 typedef struct coco_file {
     char *json;
     char split[32];
+    bool top;        /* the one COCO file at the top of the folder: read whatever split is asked */
 } coco_file;
 
 static bool is_file(const char *p)
@@ -106,6 +107,20 @@ static int find_files(const char *dir, coco_file **out, int *n)
         closedir(d);
     }
     free(ann);
+    /* No split files: one COCO file at the top (Label Studio's result.json, a Roboflow split's
+       _annotations.coco.json), its images beside it or in images/. */
+    static const char *const TOP[] = {"_annotations.coco.json", "result.json", NULL};
+    bool top = false;
+    for (int i = 0; !rc && !k && TOP[i]; i++) {
+        char *p = acv__det_fmt("%s/%s", dir, TOP[i]);
+        if (!p) rc = acv_error(ACV_ENOMEM, "out of memory");
+        else if (!is_file(p) || !(names = malloc(sizeof *names)))
+            free(p);
+        else {
+            names[k++] = p;
+            top = true;
+        }
+    }
     if (!rc && k) qsort(names, (size_t)k, sizeof *names, cmp_str);
     coco_file *f = rc ? NULL : calloc((size_t)(k ? k : 1), sizeof *f);
     if (!rc && !f) rc = acv_error(ACV_ENOMEM, "out of memory");
@@ -116,6 +131,8 @@ static int find_files(const char *dir, coco_file **out, int *n)
         }
         f[i].json = names[i];
         split_of(names[i], f[i].split, sizeof f[i].split);
+        f[i].top = top;
+        if (top && split_rank(f[i].split) == 3) f[i].split[0] = 0; /* the folder's name is no split */
     }
     free(names);
     if (rc) {
@@ -179,8 +196,41 @@ static bool get_flag(const json_t *o, const char *key)
            (json_is_real(v) && json_real_value(v) != 0);
 }
 
-/* Categories of root, sorted by id, into the dataset (first file) or checked against it. */
-static int read_categories(const char *json, json_t *root, acv__det_build *b, bool first)
+/* Marks (flags[i]) Roboflow's dataset-level category: its supercategory is "none" and it is
+ * the supercategory of other categories (id 0 in Roboflow's exports). It names the project,
+ * not a class: no annotation uses it. flags: malloc'd, k entries (NULL when k is 0). */
+static int super_flags(const json_t *cats, bool **flags)
+{
+    size_t k = json_array_size(cats);
+    *flags = NULL;
+    if (!k) return 0;
+    bool *f = calloc(k, sizeof *f);
+    const char **sup = calloc(k, sizeof *sup);
+    if (!f || !sup) {
+        free(f);
+        free(sup);
+        return acv_error(ACV_ENOMEM, "out of memory");
+    }
+    size_t ns = 0;
+    for (size_t i = 0; i < k; i++) {
+        const char *s = json_string_value(json_object_get(json_array_get(cats, i), "supercategory"));
+        if (s && strcmp(s, "none")) sup[ns++] = s;
+    }
+    qsort(sup, ns, sizeof *sup, cmp_str);
+    for (size_t i = 0; i < k; i++) {
+        json_t *c = json_array_get(cats, i);
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *s = json_string_value(json_object_get(c, "supercategory"));
+        f[i] = name && s && !strcmp(s, "none") && ns && bsearch(&name, sup, ns, sizeof *sup, cmp_str);
+    }
+    free(sup);
+    *flags = f;
+    return 0;
+}
+
+/* Categories of root, sorted by id, into the dataset (first file) or checked against it.
+ * Roboflow's dataset-level category (super_flags) is left out. */
+static int read_categories(const char *json, json_t *root, const bool *super, acv__det_build *b, bool first)
 {
     acv_det_dataset *ds = b->ds;
     json_t *cats = json_object_get(root, "categories");
@@ -191,16 +241,19 @@ static int read_categories(const char *json, json_t *root, acv__det_build *b, bo
     char **names = calloc(k ? k : 1, sizeof *names);
     int64_t *ids = calloc(k ? k : 1, sizeof *ids);
     int rc = (!ord || !names || !ids) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+    size_t kept = 0;
     for (size_t i = 0; !rc && i < k; i++) {
         json_t *c = json_array_get(cats, i);
         const char *name = json_string_value(json_object_get(c, "name"));
-        if (!json_is_object(c) || !get_int(c, "id", &ord[i].id))
+        if (!json_is_object(c) || !get_int(c, "id", &ord[kept].id))
             rc = acv_error(ACV_EFORMAT, "%s: categories[%zu] has no integer \"id\"", json, i);
         else if (!name || !*name)
             rc = acv_error(ACV_EFORMAT, "%s: category id %lld (categories[%zu]) has no \"name\"", json,
-                           (long long)ord[i].id, i);
-        ord[i].idx = (int)i;
+                           (long long)ord[kept].id, i);
+        else if (!super[i])
+            ord[kept++].idx = (int)i;
     }
+    k = kept;
     if (!rc) qsort(ord, k, sizeof *ord, cmp_id);
     for (size_t i = 0; !rc && i < k; i++) {
         ids[i] = ord[i].id;
@@ -242,7 +295,8 @@ static char *resolve(const char *json, const char *split, const char *fname)
     } else
         root = strdup(jdir);
     char *found = NULL;
-    if (root) {
+    if (fname[0] == '/' && is_file(fname)) found = strdup(fname); /* an absolute path that exists */
+    if (root && !found) {
         char *cand[6] = {
             *split ? acv__det_fmt("%s/images/%s/%s", root, split, fname) : NULL,
             *split ? acv__det_fmt("%s/%s/%s", root, split, fname) : NULL,
@@ -275,7 +329,9 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         rc = acv_error(ACV_EFORMAT, "%s: not a COCO file (no \"images\" array)", f->json);
     else if (anns && !json_is_array(anns))
         rc = acv_error(ACV_EFORMAT, "%s: \"annotations\" is not an array", f->json);
-    if (!rc) rc = read_categories(f->json, root, b, first);
+    bool *super = NULL;
+    if (!rc) rc = super_flags(json_object_get(root, "categories"), &super);
+    if (!rc) rc = read_categories(f->json, root, super, b, first);
     size_t ni = json_array_size(images);
     id_idx *imap = rc ? NULL : calloc(ni ? ni : 1, sizeof *imap);
     if (!rc && !imap) rc = acv_error(ACV_ENOMEM, "out of memory");
@@ -294,9 +350,17 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
             continue;
         }
         char *path = resolve(f->json, f->split, fname);
+        char *fs = NULL; /* fname with '/' for '\\' (a Windows export) */
+        if (!path && strchr(fname, '\\') && (fs = strdup(fname))) {
+            for (char *p = fs; *p; p++)
+                if (*p == '\\') *p = '/';
+            if ((path = resolve(f->json, f->split, fs))) fname = fs;
+        }
         if (!path) {
-            rc = acv__det_bad(b, "%s: image id %lld (images[%zu]): image file '%s' not found", f->json, (long long)id,
-                              i, fname);
+            free(fs);
+            rc = acv__det_bad(b, "%s: image id %lld (images[%zu]): image file '%s' not found (looked beside the "
+                                 "file and in images/%s%s)",
+                              f->json, (long long)id, i, fname, f->split, *f->split ? "/" : "");
             imap[nmap++] = (id_idx){id, -1};
             continue;
         }
@@ -307,6 +371,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
             if (acv__det_image_size(path, &iw, &ih)) {
                 rc = acv__det_bad(b, "%s: image id %lld (images[%zu]): %s", f->json, (long long)id, i, acv_errmsg());
                 free(path);
+                free(fs);
                 imap[nmap++] = (id_idx){id, -1};
                 continue;
             }
@@ -315,6 +380,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         }
         acv_det_image *im = acv__det_add_image(b, path, fname, id, (int)w, (int)h, f->split);
         free(path);
+        free(fs);
         if (!im) rc = ACV_ENOMEM;
         else imap[nmap++] = (id_idx){id, ds->n - 1};
     }
@@ -349,7 +415,22 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         }
         const id_idx *c = find_id(cmap, ds->k, cid);
         if (!c) {
-            rc = acv__det_bad(b, "%s: category_id %lld is not one of the %d categories", where, (long long)cid, ds->k);
+            json_t *cats = json_object_get(root, "categories");
+            size_t sup = 0;
+            while (sup < json_array_size(cats)) {
+                int64_t id;
+                if (get_int(json_array_get(cats, sup), "id", &id) && id == cid) break;
+                sup++;
+            }
+            if (sup < json_array_size(cats) && super[sup])
+                rc = acv__det_bad(b,
+                                  "%s: category_id %lld ('%s') is the supercategory of the other categories (the "
+                                  "dataset's name in a Roboflow export), not a class: give the box its own category",
+                                  where, (long long)cid,
+                                  json_string_value(json_object_get(json_array_get(cats, sup), "name")));
+            else
+                rc = acv__det_bad(b, "%s: category_id %lld is not one of the %d categories", where, (long long)cid,
+                                  ds->k);
             continue;
         }
         json_t *bb = json_object_get(a, "bbox");
@@ -372,6 +453,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
     }
     free(imap);
     free(cmap);
+    free(super);
     json_decref(root);
     return rc;
 }
@@ -392,13 +474,15 @@ int acv__det_open_coco(const char *path, const char *split, acv__det_build *b)
             snprintf(files[0].split, sizeof files[0].split, "%s", split);
     } else if ((rc = find_files(path, &files, &nf)))
         return rc;
+    else if (nf == 1 && files[0].top && !files[0].split[0] && !acv__det_split_all(split))
+        snprintf(files[0].split, sizeof files[0].split, "%s", split);
     if (!nf) rc = acv_error(ACV_ENOTFOUND, "%s: no COCO annotation file (annotations/instances_<split>.json)", path);
     /* A split asked for: exact names first, then the looser matches (val2017, valid). */
     bool exact = false;
     for (int i = 0; i < nf && nf > 1; i++) exact |= split && !strcmp(files[i].split, split);
     int used = 0;
     for (int i = 0; !rc && i < nf; i++) {
-        bool want = is_file(path) || (exact ? !strcmp(files[i].split, split)
+        bool want = is_file(path) || files[i].top || (exact ? !strcmp(files[i].split, split)
                                             : acv__det_split_match(files[i].split, split));
         if (!want) continue;
         rc = read_file(&files[i], b, used == 0);

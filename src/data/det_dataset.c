@@ -121,6 +121,8 @@ bool acv__det_split_match(const char *have, const char *want)
 {
     if (acv__det_split_all(want)) return true;
     if (!strcmp(have, want)) return true;
+    /* an unsplit source, and CVAT's "default" subset, answer to train */
+    if (!strcmp(want, "train") && (!*have || !strcmp(have, "default"))) return true;
     if (!strcmp(want, "val") && (!strcmp(have, "valid") || !strcmp(have, "validation"))) return true;
     size_t n = strlen(want);
     if (strncmp(have, want, n) || !have[n]) return false;
@@ -316,7 +318,17 @@ int acv__det_image_size(const char *path, int *w, int *h)
 bool acv__det_is_image_name(const char *name)
 {
     const char *e = acv_path_ext(name);
-    return !strcmp(e, "jpg") || !strcmp(e, "jpeg") || !strcmp(e, "png") || !strcmp(e, "bmp");
+    return !strcasecmp(e, "jpg") || !strcasecmp(e, "jpeg") || !strcasecmp(e, "png") || !strcasecmp(e, "bmp");
+}
+
+bool acv__det_is_other_image_name(const char *name)
+{
+    static const char *const EXT[] = {"webp", "tif", "tiff", "gif", "heic", "heif", "avif", "dng", "mpo", "pfm",
+                                      "jp2", "jxl", NULL};
+    const char *e = acv_path_ext(name);
+    for (int i = 0; EXT[i]; i++)
+        if (!strcasecmp(e, EXT[i])) return true;
+    return false;
 }
 
 char *acv__det_fmt(const char *fmt, ...)
@@ -370,7 +382,7 @@ static int walk(const char *root, const char *rel, strlist *l, int depth)
         char *full = acv__det_fmt("%s/%s", dir, e->d_name);
         if (!r || !full) rc = acv_error(ACV_ENOMEM, "out of memory");
         else if (acv_is_dir(full)) rc = walk(root, r, l, depth + 1);
-        else if (acv__det_is_image_name(e->d_name)) {
+        else if (acv__det_is_image_name(e->d_name) || acv__det_is_other_image_name(e->d_name)) {
             rc = strlist_push(l, r);
             r = NULL;
         }

@@ -5,20 +5,25 @@
  *   voc   DIR/Annotations/<stem>.xml + DIR/JPEGImages/<file> [+ DIR/ImageSets/Main/<split>.txt]
  *         [+ DIR/labels.txt: the class names in order, one a line]
  *   coco  DIR/annotations/instances_<split>.json + DIR/images/<split>/<file> (also DIR/<split>/,
- *         DIR/images/, DIR/), DIR/<split>/_annotations.coco.json with the images beside it, or a
+ *         DIR/images/, DIR/), DIR/<split>/_annotations.coco.json with the images beside it
+ *         (Roboflow), one DIR/_annotations.coco.json or DIR/result.json (Label Studio), or a
  *         path to a COCO JSON file itself (images resolved relative to it or to an images/
  *         folder beside it)
- *   yolo  DIR/data.yaml (names; optional path/train/val/test) + DIR/images/<split>/<file> +
- *         DIR/labels/<split>/<stem>.txt ("class cx cy w h", normalized), also classes.txt /
- *         obj.names for the names
+ *   yolo  DIR/data.yaml (names, nc; optional path/train/val/test, each a folder, a .txt list or
+ *         a list of them) + DIR/images/<split>/<file> + DIR/labels/<split>/<stem>.txt
+ *         ("class cx cy w h", normalized), also classes.txt / obj.names for the names; see
+ *         det_yolo.c for the data.yaml details
  * Class indices are 0..k-1 in the dataset's own order (COCO: categories sorted by id, so
- * non-contiguous ids map to contiguous indices and back; VOC: labels.txt when present, else
- * the names of all annotation files sorted byte-wise); images without objects are kept.
+ * non-contiguous ids map to contiguous indices and back, less Roboflow's dataset-level
+ * category: "supercategory": "none" and the supercategory of another, it labels nothing;
+ * VOC: labels.txt when present, else the names of all annotation files sorted byte-wise);
+ * images without objects are kept.
  *
  * Coordinates: boxes are pixels in the continuous frame of vision/box.h. COCO's [x,y,w,h] maps
  * to x1 = x, x2 = x + w. VOC's bndbox holds 1-based inclusive pixel indices (the devkit's
- * convention), so x1 = xmin - 1, x2 = xmax (the platform's VOC import and export do the
- * same); fractional values are read and written as they are. YOLO's normalized cx cy w h are
+ * convention, and Detectron2's reading), so x1 = xmin - 1, x2 = xmax (the platform's VOC
+ * import and export do the same); fractional values are read and written as they are. VOC
+ * <part> elements are not objects; a <size> missing or 0 is read from the image. YOLO's normalized cx cy w h are
  * scaled by the image size, which is read from the image file's header (EXIF-rotated JPEGs
  * report their displayed size, as the decoder does) and written with 8 significant digits.
  *
@@ -26,9 +31,9 @@
  * carries the other flag as an AutoCV extension that other tools ignore: a "difficult": 1
  * field in a COCO annotation, an <iscrowd>1</iscrowd> element in a VOC object. YOLO carries
  * neither (both are lost). COCO category ids survive only COCO -> COCO; YOLO and VOC have no
- * ids, so a dataset read from them gets ids 1..k. COCO "area" is not read (boxes carry none);
- * it is written as w * h, with the box as a 4-point polygon for "segmentation". VOC
- * truncated/pose are not kept.
+ * ids, so a dataset read from them gets ids 1..k. COCO "area" and "segmentation" (polygons,
+ * RLE) are not read (boxes carry none); "area" is written as w * h, with the box as a 4-point
+ * polygon for "segmentation". VOC truncated/occluded/pose are not kept.
  *
  * Bad labels are an ACV_EFORMAT error naming the file and line (COCO: the annotation id and
  * its index; VOC: the XML line of the object), unless skip_bad is set: then the bad box (or
@@ -42,14 +47,17 @@
  *   - a malformed line or field (YOLO: not "class cx cy w h" with numbers, or a polygon
  *     "class x1 y1 x2 y2 x3 y3 ..." whose bounding box is taken; COCO: an annotation without a
  *     4-number bbox, an image_id that is no image; VOC: an object without name or bndbox);
- *   - a missing image file (COCO, VOC) or a VOC ImageSets line naming no annotation file.
+ *   - a missing image file (COCO, VOC, a YOLO .txt list), an image file in a format the
+ *     decoder does not read (YOLO folders list .webp, .tif ... so that they are reported), or
+ *     a VOC ImageSets line naming no annotation file.
  * A file that cannot be parsed at all (COCO JSON, data.yaml) is always an error; a malformed
  * VOC XML is one bad label (its image is dropped with skip_bad).
  *
  * Splits: every image has one ("train", "val", "test", or as the source names it, e.g.
  * "train2017"; "" when the source has none). A request for "val" also matches "valid",
- * "validation" and "val<digits>" (likewise for the others); a source without splits answers
- * to "train". Writing puts an image without a split in "train". */
+ * "validation" and "val<digits>" (likewise for the others); a source without splits, and
+ * CVAT's "default" subset, answer to "train". Writing puts an image without a split in
+ * "train". */
 #ifndef ACV_DATA_DET_DATASET_H
 #define ACV_DATA_DET_DATASET_H
 

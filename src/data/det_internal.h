@@ -40,13 +40,17 @@ int acv__det_class_of(const acv_det_dataset *ds, const char *name);
 int acv__det_image_size(const char *path, int *w, int *h);
 /* True for .jpg .jpeg .png .bmp (any case). */
 bool acv__det_is_image_name(const char *name);
-/* The image files under dir (recursively, hidden entries skipped), as paths relative to dir,
- * sorted byte-wise; *out is a malloc'd array of malloc'd strings. */
+/* True for image files the decoder cannot read (.webp .tif .tiff .gif .heic ..., any case):
+ * listed so that they are reported, not silently left out. */
+bool acv__det_is_other_image_name(const char *name);
+/* The image files under dir (recursively, hidden entries skipped; both kinds above), as paths
+ * relative to dir, sorted byte-wise; *out is a malloc'd array of malloc'd strings. */
 int acv__det_list_images(const char *dir, char ***out, int *n);
 void acv__det_free_list(char **v, int n);
 /* A malloc'd formatted string (NULL when out of memory). */
 char *acv__det_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Does split name have (from the source) answer a request for want? */
+/* Does split name have (from the source) answer a request for want? ("val" finds "valid",
+ * "validation", "val2017"; "train" also finds "" (no split) and CVAT's "default".) */
 bool acv__det_split_match(const char *have, const char *want);
 /* Is want NULL, "" or "all"? */
 bool acv__det_split_all(const char *want);

@@ -322,15 +322,26 @@ static char *find_image(const char *dir, const vann *a, const char **file_name)
         }
         free(p);
     }
+    /* the annotation file's stem, then <filename>'s (written without or with another extension) */
     static const char *const EXT[] = {"jpg", "jpeg", "png", "bmp", "JPG", "JPEG", "PNG", "BMP", NULL};
-    for (int i = 0; EXT[i]; i++) {
-        char *p = acv__det_fmt("%s/JPEGImages/%s.%s", dir, a->stem, EXT[i]);
-        if (p && acv_path_exists(p)) {
-            const char *slash = strrchr(p, '/');
-            *file_name = slash + 1;
-            return p;
+    char fstem[256] = "";
+    if (a->filename && !strchr(a->filename, '/')) {
+        snprintf(fstem, sizeof fstem, "%s", a->filename);
+        char *dot = strrchr(fstem, '.');
+        if (dot && dot != fstem && acv__det_is_image_name(fstem)) *dot = 0;
+    }
+    const char *stems[2] = {a->stem, fstem};
+    for (int s = 0; s < 2; s++) {
+        if (!*stems[s] || (s && !strcmp(stems[s], a->stem))) continue;
+        for (int i = 0; EXT[i]; i++) {
+            char *p = acv__det_fmt("%s/JPEGImages/%s.%s", dir, stems[s], EXT[i]);
+            if (p && acv_path_exists(p)) {
+                const char *slash = strrchr(p, '/');
+                *file_name = slash + 1;
+                return p;
+            }
+            free(p);
         }
-        free(p);
     }
     if (a->filename) {
         char *p = acv__det_fmt("%s/%s", dir, a->filename);

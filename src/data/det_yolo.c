@@ -1,12 +1,20 @@
 /* Detection datasets: YOLO (images/<split>/, labels/<split>/<stem>.txt, data.yaml).
  *
- * data.yaml is read for its top-level keys names (a flow or block list, or a map from index to
- * name), path (the root, relative to the file; the file's folder when it does not exist), and
- * train/val/test (a folder of images, or a .txt list of image paths, relative to the root).
- * Without split keys the splits are the folders under images/ (images/ itself when it holds
- * the images directly), or Roboflow's <split>/images/. Names may also come from classes.txt or
- * obj.names, one a line. An image's label file is its path with the last "/images/" replaced
- * by "/labels/" and the extension by .txt (beside the image when there is no images/ folder). */
+ * data.yaml (a UTF-8 byte order mark and CRLF line ends are fine) is read for its top-level
+ * keys names (a flow or block list, or a map from index to name, flow or block), nc (must
+ * match names; alone it names the classes class_0, class_1, ... as Ultralytics does), path
+ * (the root, relative to the file; the file's folder when it does not exist), and train/val
+ * (or valid, validation)/test: a folder of images, a .txt list of image paths, or a list of
+ * either (flow or block), relative to the root, else to the yaml's folder, else with leading
+ * "../" dropped (Roboflow's ../train/images). A split given but not on disk is an error when
+ * it is read (test is passed over when every split is read: Roboflow names one it may not
+ * have). Without split keys the splits are the folders under images/ (images/ itself when it
+ * holds the images directly), or Roboflow's <split>/images/. Names may also come from
+ * classes.txt or obj.names, one a line. An image's label file is its path with the last
+ * "/images/" replaced by "/labels/" and the extension by .txt (beside the image when there is
+ * no images/ folder); a missing label file is an image without objects (a background image).
+ * Image extensions are matched in any case; images the decoder cannot read (.webp, .tif ...)
+ * are bad labels, never silently left out. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -75,7 +83,12 @@ bool acv__det_is_yolo(const char *path)
 typedef struct yaml_info {
     char **names;          /* k names, in index order */
     int k;
-    char *path, *split_val[3]; /* path, train, val, test (NULL when absent) */
+    char *path;            /* path: (NULL when absent) */
+    char **split_val[3];   /* train, val, test: the folders or .txt lists given (a list or one) */
+    int nsplit[3];
+    int split_line[3];     /* the key's line (0: not given) */
+    long nc;               /* nc: (-1 when absent) */
+    int nc_line;
 } yaml_info;
 
 static const char *const SPLIT_KEYS[3] = {"train", "val", "test"};
@@ -85,9 +98,15 @@ static void yaml_info_free(yaml_info *y)
     for (int i = 0; i < y->k; i++) free(y->names[i]);
     free(y->names);
     free(y->path);
-    for (int i = 0; i < 3; i++) free(y->split_val[i]);
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < y->nsplit[i]; j++) free(y->split_val[i][j]);
+        free(y->split_val[i]);
+    }
     memset(y, 0, sizeof *y);
 }
+
+/* Skips a UTF-8 byte order mark (Windows editors write one). */
+static char *skip_bom(char *s) { return !strncmp(s, "\xEF\xBB\xBF", 3) ? s + 3 : s; }
 
 /* Cuts a YAML scalar in place: trims, unquotes ('' and \" \\ escapes), drops a " #" comment. */
 static char *scalar(char *s)
@@ -116,6 +135,17 @@ static char *scalar(char *s)
     return s;
 }
 
+/* Is the raw (not yet cut) value YAML's null: empty, "~", "null"? */
+static bool is_null(const char *raw)
+{
+    char tmp[16];
+    while (isspace((unsigned char)*raw)) raw++;
+    if (*raw == '\'' || *raw == '"') return false; /* a quoted string */
+    snprintf(tmp, sizeof tmp, "%s", raw);
+    char *v = scalar(tmp);
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
 /* Sets name idx (a map entry) or appends (idx < 0). */
 static int set_name(yaml_info *y, long idx, const char *name, int *cap, const char *file, int line)
 {
@@ -136,9 +166,22 @@ static int set_name(yaml_info *y, long idx, const char *name, int *cap, const ch
     return 0;
 }
 
-/* One names item: "name" (list) or "N: name" (map). */
-static int name_item(yaml_info *y, char *item, bool map, int *cap, const char *file, int line)
+/* What a list item belongs to: the names (-1) or split key 0..2 (train, val, test). */
+#define TO_NAMES (-1)
+
+/* One item: a name ("name" in a list, "N: name" in a map) or a split's folder / .txt list. */
+static int yaml_item(yaml_info *y, int to, char *item, bool map, int *cap, const char *file, int line)
 {
+    if (to != TO_NAMES) {
+        char *v = scalar(item);
+        if (!*v) return 0;
+        char **nv = realloc(y->split_val[to], (size_t)(y->nsplit[to] + 1) * sizeof *nv);
+        if (!nv) return acv_error(ACV_ENOMEM, "out of memory");
+        y->split_val[to] = nv;
+        if (!(nv[y->nsplit[to]] = strdup(v))) return acv_error(ACV_ENOMEM, "out of memory");
+        y->nsplit[to]++;
+        return 0;
+    }
     long idx = -1;
     if (map) {
         char *colon = strchr(item, ':');
@@ -157,7 +200,7 @@ static int name_item(yaml_info *y, char *item, bool map, int *cap, const char *f
 }
 
 /* Splits a flow collection body at commas outside quotes. */
-static int flow(yaml_info *y, char *s, bool map, int *cap, const char *file, int line)
+static int flow(yaml_info *y, int to, char *s, bool map, int *cap, const char *file, int line)
 {
     char q = 0, *start = s;
     for (char *p = s;; p++) {
@@ -173,7 +216,7 @@ static int flow(yaml_info *y, char *s, bool map, int *cap, const char *file, int
             char *t = start;
             while (isspace((unsigned char)*t)) t++;
             if (*t) {
-                int rc = name_item(y, t, map, cap, file, line);
+                int rc = yaml_item(y, to, t, map, cap, file, line);
                 if (rc) return rc;
             }
             if (!end) break;
@@ -183,19 +226,23 @@ static int flow(yaml_info *y, char *s, bool map, int *cap, const char *file, int
     return 0;
 }
 
+/* The top-level keys of data.yaml that matter (see the top of the file); nested content of
+ * any other key (Roboflow's roboflow: block, download: scripts) is skipped. */
 static int parse_yaml(const char *file, yaml_info *y)
 {
     memset(y, 0, sizeof *y);
+    y->nc = -1;
     uint8_t *buf;
     size_t len;
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
-    char *text = (char *)buf;
+    char *text = skip_bom((char *)buf);
     int cap = 0, lineno = 0;
-    bool in_names = false, have_names = false;
-    char *flow_buf = NULL; /* a flow collection spanning lines */
+    int block = 0;                /* 2 + the item target of a block collection being read, 0: none */
+    bool have_names = false;
+    char *flow_buf = NULL;        /* a flow collection spanning lines */
     size_t flow_len = 0;
-    int flow_line = 0;
+    int flow_line = 0, flow_to = TO_NAMES;
     for (char *line = text, *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -216,7 +263,7 @@ static int parse_yaml(const char *file, yaml_info *y)
             char *end = strrchr(flow_buf, close);
             if (end) {
                 *end = 0;
-                rc = flow(y, flow_buf + 1, close == '}', &cap, file, flow_line);
+                rc = flow(y, flow_to, flow_buf + 1, close == '}', &cap, file, flow_line);
                 free(flow_buf);
                 flow_buf = NULL;
             }
@@ -225,60 +272,94 @@ static int parse_yaml(const char *file, yaml_info *y)
         char *t = line;
         while (*t == ' ' || *t == '\t') t++;
         if (!*t || *t == '#') continue;
-        if (in_names && t != line) { /* a block item under names: */
-            if (*t == '-' && (t[1] == ' ' || !t[1])) rc = name_item(y, t + 1, false, &cap, file, lineno);
+        bool dash = *t == '-' && (t[1] == ' ' || t[1] == '\t' || !t[1]);
+        if (block && (t != line || dash)) { /* an item of the block collection: "- x", or "N: x" under names */
+            int to = block - 2;
+            if (dash) rc = yaml_item(y, to, t + 1, false, &cap, file, lineno);
+            else if (to == TO_NAMES) rc = yaml_item(y, to, t, true, &cap, file, lineno);
             else
-                rc = name_item(y, t, true, &cap, file, lineno);
+                rc = acv_error(ACV_EFORMAT, "%s:%d: %s: expected a list item '- folder'", file, lineno,
+                               SPLIT_KEYS[to]);
             continue;
         }
-        if (in_names && *t == '-' && (t[1] == ' ' || !t[1])) { /* "names:\n- a" (unindented list) */
-            rc = name_item(y, t + 1, false, &cap, file, lineno);
-            continue;
-        }
-        in_names = false;
+        block = 0;
         if (t != line) continue; /* nested content of another key */
         char *colon = strchr(t, ':');
         if (!colon) continue;
         *colon = 0;
         char *key = scalar(t), *val = colon + 1;
         while (isspace((unsigned char)*val)) val++;
+        int to = -2;
         if (!strcmp(key, "names")) {
+            to = TO_NAMES;
             have_names = true;
-            if (*val == '[' || *val == '{') {
-                char close = *val == '[' ? ']' : '}';
-                char *end = strrchr(val, close);
-                if (end) {
-                    *end = 0;
-                    rc = flow(y, val + 1, close == '}', &cap, file, lineno);
-                } else if (!(flow_buf = strdup(val)))
-                    rc = acv_error(ACV_ENOMEM, "out of memory");
-                else {
-                    flow_len = strlen(flow_buf);
-                    flow_line = lineno;
-                }
-            } else if (!*scalar(val))
-                in_names = true;
-            else
-                rc = acv_error(ACV_EFORMAT, "%s:%d: names is neither a list nor a map", file, lineno);
+        }
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(key, SPLIT_KEYS[i]) || (i == 1 && (!strcmp(key, "valid") || !strcmp(key, "validation"))))
+                to = i;
+        if (!strcmp(key, "path")) {
+            bool null = is_null(val);
+            char *v = scalar(val);
+            if (!null && !y->path && !(y->path = strdup(v))) rc = acv_error(ACV_ENOMEM, "out of memory");
             continue;
         }
-        char **dst = !strcmp(key, "path") ? &y->path : NULL;
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(key, SPLIT_KEYS[i]) || (i == 1 && !strcmp(key, "valid"))) dst = &y->split_val[i];
-        if (!dst) continue;
-        char *v = scalar(val);
-        if (*v == '[')
-            rc = acv_error(ACV_EUNSUPPORTED, "%s:%d: %s lists several sources; one folder or .txt file is read", file,
-                           lineno, key);
-        else if (*v && !*dst && !(*dst = strdup(v)))
-            rc = acv_error(ACV_ENOMEM, "out of memory");
+        if (!strcmp(key, "nc")) {
+            char *v = scalar(val), *end;
+            errno = 0;
+            long nc = strtol(v, &end, 10);
+            if (errno || end == v || *end || nc < 0 || nc > MAX_CLASSES)
+                rc = acv_error(ACV_EFORMAT, "%s:%d: nc '%s' is not a number of classes", file, lineno, v);
+            y->nc = nc;
+            y->nc_line = lineno;
+            continue;
+        }
+        if (to == -2) continue;
+        if (to != TO_NAMES) {
+            if (y->split_line[to]) continue; /* val and valid both given: the first */
+            bool empty = !*val || *val == '#';
+            if (!empty && is_null(val)) continue; /* "test: null": no such split */
+            y->split_line[to] = lineno;
+            if (empty) { /* a block list follows (or nothing: not given) */
+                block = 2 + to;
+                continue;
+            }
+        }
+        if (*val == '[' || *val == '{') {
+            char close = *val == '[' ? ']' : '}';
+            if (to != TO_NAMES && close == '}') {
+                rc = acv_error(ACV_EFORMAT, "%s:%d: %s is a map; expected a folder, a .txt list or a list of them",
+                               file, lineno, key);
+                continue;
+            }
+            char *end = strrchr(val, close);
+            if (end) {
+                *end = 0;
+                rc = flow(y, to, val + 1, close == '}', &cap, file, lineno);
+            } else if (!(flow_buf = strdup(val)))
+                rc = acv_error(ACV_ENOMEM, "out of memory");
+            else {
+                flow_len = strlen(flow_buf);
+                flow_line = lineno;
+                flow_to = to;
+            }
+        } else if (to != TO_NAMES)
+            rc = yaml_item(y, to, val, false, &cap, file, lineno);
+        else if (!*scalar(val))
+            block = 2 + to;
+        else
+            rc = acv_error(ACV_EFORMAT, "%s:%d: names is neither a list nor a map", file, lineno);
     }
-    if (!rc && flow_buf) rc = acv_error(ACV_EFORMAT, "%s:%d: names: the list is not closed", file, flow_line);
+    if (!rc && flow_buf) rc = acv_error(ACV_EFORMAT, "%s:%d: the [...] or {...} is not closed", file, flow_line);
     free(flow_buf);
     for (int i = 0; !rc && i < y->k; i++)
         if (!y->names[i]) rc = acv_error(ACV_EFORMAT, "%s: names has no entry for class %d", file, i);
+    for (int i = 0; !rc && i < 3; i++)
+        if (y->split_line[i] && !y->nsplit[i]) y->split_line[i] = 0; /* an empty list: not given */
     if (!rc && !have_names) y->k = 0;
-    free(text);
+    if (!rc && have_names && y->nc >= 0 && y->nc != y->k)
+        rc = acv_error(ACV_EFORMAT, "%s:%d: nc is %ld but names lists %d classes: make them agree", file, y->nc_line,
+                       y->nc, y->k);
+    free(buf);
     if (rc) yaml_info_free(y);
     return rc;
 }
@@ -291,7 +372,7 @@ static int parse_names_file(const char *file, yaml_info *y)
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
     int cap = 0, lineno = 0;
-    for (char *line = (char *)buf, *next; !rc && line; line = next) {
+    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
@@ -308,7 +389,9 @@ static int parse_names_file(const char *file, yaml_info *y)
 
 typedef struct source {
     char name[32];   /* split */
-    char *where;     /* folder or .txt list */
+    char *where;     /* folder or .txt list; NULL when what data.yaml gives does not exist */
+    const char *given; /* what data.yaml gives (for the message when where is NULL) */
+    int line;        /* its line in data.yaml (0: found by scanning) */
 } source;
 
 static char *label_path(const char *img)
@@ -331,7 +414,9 @@ static bool parse_num(const char *s, double *v)
     return end != s && !*end && !errno && isfinite(*v);
 }
 
-/* The label file of image im (missing: no objects). */
+/* The label file of image im (missing: no objects). A line is "class cx cy w h" (normalized),
+ * or a polygon "class x1 y1 x2 y2 x3 y3 ..." of any length (Ultralytics' segment labels),
+ * whose bounding box is taken, as Ultralytics does for detection. */
 static int read_labels(acv__det_build *b, acv_det_image *im, const char *file)
 {
     if (!is_file(file)) return 0;
@@ -340,28 +425,41 @@ static int read_labels(acv__det_build *b, acv_det_image *im, const char *file)
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
     int lineno = 0;
-    for (char *line = (char *)buf, *next; !rc && line; line = next) {
+    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
-        char *tok[64];
-        int nt = 0;
-        for (char *save = NULL, *t = strtok_r(line, " \t\r\f\v", &save); t; t = strtok_r(NULL, " \t\r\f\v", &save))
-            if (nt < 64) tok[nt++] = t;
-            else nt = 65;
-        if (!nt) continue;
+        static const char WS[] = " \t\r\f\v";
+        char *save = NULL, *t = strtok_r(line, WS, &save);
+        if (!t) continue;
         char where[1200];
         snprintf(where, sizeof where, "%s:%d", file, lineno);
-        double c, v[64];
-        bool ok = parse_num(tok[0], &c) && c == floor(c) && fabs(c) < 1e9;
-        for (int i = 1; ok && i < nt && i < 64; i++) ok = parse_num(tok[i], &v[i]);
-        if (!ok || nt > 64) {
+        double c, v[4] = {0, 0, 0, 0}, px = 0;
+        double x1 = INFINITY, y1 = INFINITY, x2 = -INFINITY, y2 = -INFINITY;
+        bool ok = parse_num(t, &c) && c == floor(c) && fabs(c) < 1e9;
+        long nt = 1;
+        for (t = strtok_r(NULL, WS, &save); t; t = strtok_r(NULL, WS, &save), nt++) {
+            double x;
+            if (!parse_num(t, &x)) {
+                ok = false;
+                continue;
+            }
+            if (nt <= 4) v[nt - 1] = x;
+            if (nt % 2) px = x;
+            else {
+                x1 = fmin(x1, px);
+                x2 = fmax(x2, px);
+                y1 = fmin(y1, x);
+                y2 = fmax(y2, x);
+            }
+        }
+        if (!ok) {
             rc = acv__det_bad(b, "%s: malformed line (expected 'class cx cy w h' with an integer class and numbers)",
                               where);
             continue;
         }
         if (nt != 5 && (nt < 7 || nt % 2 == 0)) {
-            rc = acv__det_bad(b, "%s: malformed line (%d fields; expected 'class cx cy w h' or a polygon "
+            rc = acv__det_bad(b, "%s: malformed line (%ld fields; expected 'class cx cy w h' or a polygon "
                                  "'class x1 y1 x2 y2 x3 y3 ...')",
                               where, nt);
             continue;
@@ -370,21 +468,16 @@ static int read_labels(acv__det_build *b, acv_det_image *im, const char *file)
             rc = acv__det_bad(b, "%s: class %.0f is not one of the %d classes (0..%d)", where, c, b->ds->k, b->ds->k - 1);
             continue;
         }
-        double x1, y1, x2, y2;
         if (nt == 5) {
-            x1 = (v[1] - v[3] / 2) * im->w;
-            x2 = (v[1] + v[3] / 2) * im->w;
-            y1 = (v[2] - v[4] / 2) * im->h;
-            y2 = (v[2] + v[4] / 2) * im->h;
+            x1 = (v[0] - v[2] / 2) * im->w;
+            x2 = (v[0] + v[2] / 2) * im->w;
+            y1 = (v[1] - v[3] / 2) * im->h;
+            y2 = (v[1] + v[3] / 2) * im->h;
         } else {
-            x1 = y1 = INFINITY;
-            x2 = y2 = -INFINITY;
-            for (int i = 1; i + 1 < nt; i += 2) {
-                x1 = fmin(x1, v[i] * im->w);
-                x2 = fmax(x2, v[i] * im->w);
-                y1 = fmin(y1, v[i + 1] * im->h);
-                y2 = fmax(y2, v[i + 1] * im->h);
-            }
+            x1 *= im->w;
+            x2 *= im->w;
+            y1 *= im->h;
+            y2 *= im->h;
         }
         acv_box box = {.x1 = (float)x1, .y1 = (float)y1, .x2 = (float)x2, .y2 = (float)y2, .cls = (int)c};
         rc = acv__det_push_box(b, im, box, where);
@@ -399,7 +492,10 @@ static int add_image(acv__det_build *b, const char *path, const char *file_name,
     if (acv__det_image_size(path, &w, &h)) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", acv_errmsg());
-        return acv__det_bad(b, "%s%s%s", where ? where : "", where ? ": " : "", msg);
+        return acv__det_bad(b, "%s%s%s%s", where ? where : "", where ? ": " : "", msg,
+                            acv__det_is_other_image_name(path)
+                                ? " (convert it to JPEG or PNG, or use --skip-bad to leave it out)"
+                                : "");
     }
     acv_det_image *im = acv__det_add_image(b, path, file_name, b->ds->n + 1, w, h, split);
     if (!im) return ACV_ENOMEM;
@@ -408,6 +504,29 @@ static int add_image(acv__det_build *b, const char *path, const char *file_name,
     int rc = read_labels(b, im, lab);
     free(lab);
     return rc;
+}
+
+/* An image path of a .txt list: absolute, else relative to the root or to the list's folder
+ * ("./x" first relative to the list's folder, as Ultralytics reads it). NULL when none exists
+ * (*tried: the first candidate); *rel: the path as written, "./" dropped. */
+static char *list_entry(const char *root, const char *list, char *line, char **rel)
+{
+    bool dot = line[0] == '.' && line[1] == '/';
+    while (line[0] == '.' && line[1] == '/') line += 2;
+    *rel = line;
+    if (line[0] == '/') return is_file(line) ? strdup(line) : NULL;
+    const char *slash = strrchr(list, '/');
+    char *ldir = slash ? strndup(list, (size_t)(slash - list)) : strdup(".");
+    if (!ldir) return NULL;
+    const char *bases[2] = {dot ? ldir : root, dot ? root : ldir};
+    char *found = NULL;
+    for (int i = 0; i < 2 && !found; i++) {
+        char *p = acv__det_fmt("%s/%s", bases[i], line);
+        if (p && is_file(p)) found = p;
+        else free(p);
+    }
+    free(ldir);
+    return found;
 }
 
 static int read_source(acv__det_build *b, const char *root, const source *s)
@@ -424,28 +543,30 @@ static int read_source(acv__det_build *b, const char *root, const source *s)
         acv__det_free_list(rel, n);
         return rc;
     }
-    /* A .txt list of image paths (relative to the root). */
+    /* A .txt list of image paths. */
     uint8_t *buf;
     size_t len;
     int rc = acv_file_read(s->where, TEXT_MAX, &buf, &len);
     if (rc) return rc;
     int lineno = 0;
-    for (char *line = (char *)buf, *next; !rc && line; line = next) {
+    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
         size_t n = strlen(line);
         while (n && isspace((unsigned char)line[n - 1])) line[--n] = 0;
         while (isspace((unsigned char)*line)) line++;
-        if (!*line) continue;
-        while (line[0] == '.' && line[1] == '/') line += 2;
-        char *p = line[0] == '/' ? strdup(line) : acv__det_fmt("%s/%s", root, line);
+        if (!*line || *line == '#') continue;
+        char *rel;
+        char *p = list_entry(root, s->where, line, &rel);
         char where[1200];
         snprintf(where, sizeof where, "%s:%d", s->where, lineno);
-        const char *base = strrchr(line, '/');
-        if (!p) rc = acv_error(ACV_ENOMEM, "out of memory");
-        else if (!is_file(p)) rc = acv__det_bad(b, "%s: image file '%s' not found", where, line);
-        else rc = add_image(b, p, base ? base + 1 : line, s->name, where);
+        const char *base = strrchr(rel, '/');
+        if (!p)
+            rc = acv__det_bad(b, "%s: image file '%s' not found (looked under %s and beside the list)", where, rel,
+                              root);
+        else
+            rc = add_image(b, p, base ? base + 1 : rel, s->name, where);
         free(p);
     }
     free(buf);
@@ -460,6 +581,7 @@ static char *split_where(const char *root, const char *ydir, const char *v)
     const char *bases[2] = {root, ydir};
     for (int pass = 0; pass < 2; pass++) {
         const char *r = v;
+        while (!strncmp(r, "./", 2)) r += 2;
         if (pass)
             while (!strncmp(r, "../", 3)) r += 3;
         for (int i = 0; i < 2; i++) {
@@ -471,15 +593,16 @@ static char *split_where(const char *root, const char *ydir, const char *v)
     return NULL;
 }
 
-static int add_source(source **v, int *n, const char *name, char *where)
+static int add_source(source **v, int *n, const char *name, char *where, bool missing_ok)
 {
-    if (!where) return acv_error(ACV_ENOMEM, "out of memory");
+    if (!where && !missing_ok) return acv_error(ACV_ENOMEM, "out of memory");
     source *nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
     if (!nv) {
         free(where);
         return acv_error(ACV_ENOMEM, "out of memory");
     }
     *v = nv;
+    memset(&nv[*n], 0, sizeof nv[*n]);
     snprintf(nv[*n].name, sizeof nv[*n].name, "%s", name);
     nv[*n].where = where;
     (*n)++;
@@ -509,14 +632,14 @@ static int scan_sources(const char *root, source **v, int *n)
                     subs = ns2;
                     subs[ns++] = strdup(e->d_name);
                 }
-            } else if (acv__det_is_image_name(e->d_name))
+            } else if (acv__det_is_image_name(e->d_name) || acv__det_is_other_image_name(e->d_name))
                 direct = true;
             free(p);
         }
         if (d) closedir(d);
         for (int i = 0; i < ns && !rc; i++)
             if (!subs[i]) rc = acv_error(ACV_ENOMEM, "out of memory");
-        if (!rc && (direct || !ns)) rc = add_source(v, n, "", strdup(img));
+        if (!rc && (direct || !ns)) rc = add_source(v, n, "", strdup(img), false);
         else if (!rc) {
             /* train, val, test first, then the others by name */
             for (int i = 0; i < ns; i++)
@@ -532,7 +655,8 @@ static int scan_sources(const char *root, source **v, int *n)
                         subs[j] = t;
                     }
                 }
-            for (int i = 0; i < ns && !rc; i++) rc = add_source(v, n, subs[i], acv__det_fmt("%s/%s", img, subs[i]));
+            for (int i = 0; i < ns && !rc; i++)
+                rc = add_source(v, n, subs[i], acv__det_fmt("%s/%s", img, subs[i]), false);
         }
         for (int i = 0; i < ns; i++) free(subs[i]);
         free(subs);
@@ -540,7 +664,7 @@ static int scan_sources(const char *root, source **v, int *n)
         static const char *const RF[] = {"train", "valid", "val", "test", NULL};
         for (int i = 0; RF[i] && !rc; i++) {
             char *p = acv__det_fmt("%s/%s/images", root, RF[i]);
-            if (p && acv_is_dir(p)) rc = add_source(v, n, RF[i], p);
+            if (p && acv_is_dir(p)) rc = add_source(v, n, RF[i], p, false);
             else free(p);
         }
     }
@@ -559,13 +683,20 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
         ydir = strdup(path);
         yfile = yaml_path(path);
     }
-    yaml_info y = {0};
+    yaml_info y = {.nc = -1};
     int rc = ydir ? 0 : acv_error(ACV_ENOMEM, "out of memory");
     if (!rc && yfile) rc = parse_yaml(yfile, &y);
     if (!rc && !y.k) {
         char *nf = names_file(ydir);
         if (nf) rc = parse_names_file(nf, &y);
-        else
+        else if (y.nc > 0) { /* nc without names: Ultralytics' class_0, class_1, ... */
+            int cap = 0;
+            for (long c = 0; !rc && c < y.nc; c++) {
+                char name[32];
+                snprintf(name, sizeof name, "class_%ld", c);
+                rc = set_name(&y, -1, name, &cap, yfile, y.nc_line);
+            }
+        } else
             rc = acv_error(ACV_EFORMAT, "%s: no class names (a names: list in data.yaml, or classes.txt or obj.names)",
                            yfile ? yfile : path);
         free(nf);
@@ -590,10 +721,15 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
     int ns = 0;
     bool keys = false;
     for (int i = 0; !rc && i < 3; i++) {
-        if (!y.split_val[i]) continue;
+        if (!y.split_line[i]) continue;
         keys = true;
-        char *w = split_where(root, ydir, y.split_val[i]);
-        if (w) rc = add_source(&src, &ns, SPLIT_KEYS[i], w);
+        for (int j = 0; !rc && j < y.nsplit[i]; j++) {
+            rc = add_source(&src, &ns, SPLIT_KEYS[i], split_where(root, ydir, y.split_val[i][j]), true);
+            if (!rc) {
+                src[ns - 1].given = y.split_val[i][j];
+                src[ns - 1].line = y.split_line[i];
+            }
+        }
     }
     if (!rc && !keys) rc = scan_sources(root, &src, &ns);
     if (!rc && !ns) rc = acv_error(ACV_ENOTFOUND, "%s: no images (looked for images/<split>/ and data.yaml's train/val/test)", path);
@@ -603,16 +739,28 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
     int used = 0;
     for (int i = 0; !rc && i < ns; i++) {
         bool want = acv__det_split_all(split) || (exact ? !strcmp(src[i].name, split)
-                                                         : acv__det_split_match(src[i].name, split) ||
-                                                               (!src[i].name[0] && !strcmp(split, "train")));
+                                                         : acv__det_split_match(src[i].name, split));
         if (!want) continue;
+        if (!src[i].where) {
+            /* A split data.yaml names that is not there: an error when asked for, and when every
+               split is read, except test (Roboflow writes test: ../test/images without one). */
+            if (acv__det_split_all(split) && !strcmp(src[i].name, "test")) continue;
+            rc = acv_error(ACV_ENOTFOUND,
+                           "%s:%d: %s: '%s' not found (looked under %s and beside the yaml): fix the path, or remove "
+                           "the key when the dataset has no %s split",
+                           yfile, src[i].line, src[i].name, src[i].given, root, src[i].name);
+            break;
+        }
         used++;
         rc = read_source(b, root, &src[i]);
     }
+    if (!rc && !used && acv__det_split_all(split))
+        rc = acv_error(ACV_ENOTFOUND, "%s: none of the splits data.yaml names exists", path);
     if (!rc && !used) {
         char *names[ACV__DET_MAX_SPLITS];
         int k = 0;
-        for (int i = 0; i < ns && k < ACV__DET_MAX_SPLITS; i++) names[k++] = src[i].name[0] ? src[i].name : "(none)";
+        for (int i = 0; i < ns && k < ACV__DET_MAX_SPLITS; i++)
+            if (src[i].where) names[k++] = src[i].name[0] ? src[i].name : "(none)";
         rc = acv__det_no_split(path, split, names, k);
     }
     for (int i = 0; i < ns; i++) free(src[i].where);

@@ -181,6 +181,36 @@ class TestCliDet(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("'washer' is not one of the model's 2 classes", r.stderr)
 
+    def test_eval_on_exported_layouts(self):
+        # the val images as CVAT exports COCO (annotations/instances_default.json + images/: its
+        # "default" subset answers to train) and as Roboflow exports YOLO (data.yaml at the top
+        # naming ../valid/images and a test split it does not have): the same figures
+        r = run("eval", "--model", self.model, "--data", self.data, "--split", "val", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = json.loads(r.stdout.strip().splitlines()[-1])
+        cvat = os.path.join(self.tmp, "cvat")
+        shutil.copytree(os.path.join(self.data, "images", "val"), os.path.join(cvat, "images"))
+        os.makedirs(os.path.join(cvat, "annotations"))
+        shutil.copy(os.path.join(self.data, "annotations", "instances_val.json"),
+                    os.path.join(cvat, "annotations", "instances_default.json"))
+        yolo = os.path.join(self.tmp, "yolo_val")
+        r = run("dataset", "convert", "--data", self.data, "--split", "val", "--to", "yolo", "--out", yolo)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rf = os.path.join(self.tmp, "roboflow")
+        for kind in ("images", "labels"):
+            shutil.copytree(os.path.join(yolo, kind, "val"), os.path.join(rf, "valid", kind))
+        shutil.copytree(os.path.join(rf, "valid"), os.path.join(rf, "train"))
+        with open(os.path.join(rf, "data.yaml"), "w") as f:
+            f.write("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\n"
+                    "names: ['%s', '%s']\n\nroboflow:\n  workspace: w\n  version: 1\n" % tuple(CLASSES))
+        for data, split in ((cvat, "train"), (rf, "val")):
+            r = run("eval", "--model", self.model, "--data", data, "--split", split, "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = json.loads(r.stdout.strip().splitlines()[-1])
+            self.assertEqual(got["images"], 8)
+            for k in ("map50", "map50_95"):
+                self.assertAlmostEqual(got[k], want[k], places=4, msg=(data, k))
+
     def test_predict_json_and_vis(self):
         img = os.path.join(self.data, "images", "val", "val_000.png")
         vis = os.path.join(self.tmp, "vis")

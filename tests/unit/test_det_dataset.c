@@ -361,6 +361,11 @@ static void test_yolo_yaml_variants(void **state)
         {"data.yaml", "nc: 3\nnames:\n  2: d\"e\n  0: a\n  1: \"b c\"\ntrain: images/train\n"},
         {"data.yaml", "names: {0: a, 1: b c,\n  2: 'd\"e'}\n"},
         {"data.yaml", "path: /nonexistent/moved\ntrain: images/train\nnames: [a,\n  b c, d\"e]\n"},
+        /* a byte order mark, CRLF, nc, an empty test: and a null val: (no such splits) */
+        {"data.yaml", "\xEF\xBB\xBFnames:\r\n  0: a\r\n  1: b c\r\n  2: d\"e\r\nnc: 3\r\ntest:\r\nval: null\r\n"},
+        /* the split as a list of folders, flow and block style; validation: for val */
+        {"data.yaml", "train: [images/train]\nnames: [a, b c, d\"e]\n"},
+        {"data.yaml", "train:\n  - images/train  # the only one\nvalidation: images/train\nnames: [a, b c, d\"e]\n"},
         {"classes.txt", "a\nb c\n\nd\"e\n"},
         {"obj.names", "a\r\nb c\r\nd\"e\r\n"},
     };
@@ -374,7 +379,7 @@ static void test_yolo_yaml_variants(void **state)
         assert_string_equal(ds->names[0], "a");
         assert_string_equal(ds->names[1], "b c");
         assert_string_equal(ds->names[2], "d\"e");
-        assert_int_equal(ds->n, 1);
+        assert_int_equal(ds->n, strstr(CASES[i].text, "validation") ? 2 : 1);
         assert_int_equal(ds->images[0].n, 2);
         assert_true(fabsf(ds->images[0].boxes[0].x1 - 20) < 1e-5 && fabsf(ds->images[0].boxes[0].y2 - 25) < 1e-5);
         acv_det_dataset_free(ds);
@@ -391,6 +396,22 @@ static void test_yolo_yaml_variants(void **state)
     write_text(root, "data.yaml", "train: images/train\n");
     assert_int_equal(acv_det_dataset_open(root, NULL, &o, &ds), ACV_EFORMAT);
     assert_has(acv_errmsg(), "no class names");
+    /* nc and names that disagree; nc alone: Ultralytics' class_<i> */
+    write_text(root, "data.yaml", "train: images/train\nnc: 3\nnames: [a, b]\n");
+    assert_int_equal(acv_det_dataset_open(root, NULL, &o, &ds), ACV_EFORMAT);
+    assert_has(acv_errmsg(), "data.yaml:2: nc is 3 but names lists 2 classes");
+    write_text(root, "data.yaml", "train: images/train\nnc: 2\n");
+    ds = open_ok(root, NULL, NULL, false);
+    assert_int_equal(ds->k, 2);
+    assert_string_equal(ds->names[1], "class_1");
+    acv_det_dataset_free(ds);
+    /* a split given but not there: an error naming the line when it is read */
+    write_text(root, "data.yaml", "names: [a]\ntrain: images/train\nval: images/val\n");
+    assert_int_equal(acv_det_dataset_open(root, NULL, &o, &ds), ACV_ENOTFOUND);
+    assert_has(acv_errmsg(), "data.yaml:3: val: 'images/val' not found");
+    ds = open_ok(root, "train", NULL, false);
+    assert_int_equal(ds->n, 1);
+    acv_det_dataset_free(ds);
     rm_tree(root);
 }
 
@@ -426,6 +447,22 @@ static void test_yolo_empty_missing_polygon(void **state)
     acv_det_dataset_free(ds);
     free(out);
     rm_tree(root);
+}
+
+/* Split names: val finds valid/validation/val2017; train also finds no split and CVAT's
+ * "default". */
+static void test_split_match(void **state)
+{
+    (void)state;
+    assert_true(acv__det_split_match("valid", "val"));
+    assert_true(acv__det_split_match("validation", "val"));
+    assert_true(acv__det_split_match("val2017", "val"));
+    assert_true(acv__det_split_match("default", "train"));
+    assert_true(acv__det_split_match("", "train"));
+    assert_false(acv__det_split_match("default", "val"));
+    assert_false(acv__det_split_match("", "test"));
+    assert_false(acv__det_split_match("train", "val"));
+    assert_true(acv__det_split_match("anything", NULL));
 }
 
 static void test_image_size(void **state)
@@ -728,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_voc_layout),
         cmocka_unit_test(test_yolo_yaml_variants),
         cmocka_unit_test(test_yolo_empty_missing_polygon),
+        cmocka_unit_test(test_split_match),
         cmocka_unit_test(test_image_size),
         cmocka_unit_test(test_write_collisions),
         cmocka_unit_test(test_bad_yolo),
