@@ -58,6 +58,15 @@ bool acv__is_image_name(const char *path)
            acv__has_ext(path, "bmp");
 }
 
+bool acv__is_other_image_name(const char *path)
+{
+    static const char *const EXT[] = {"webp", "tif", "tiff", "gif", "heic", "heif", "avif", "dng", "mpo", "pfm",
+                                      "jp2", "jxl", NULL};
+    for (int i = 0; EXT[i]; i++)
+        if (acv__has_ext(path, EXT[i])) return true;
+    return false;
+}
+
 char *acv__path_join(const char *dir, const char *rel)
 {
     size_t n = strlen(dir) + strlen(rel) + 2;
@@ -430,6 +439,54 @@ acv__entry *acv__archive_find_base(acv__archive *a, const char *name)
     if (lo == a->n || strcmp(acv__path_base(a->e[a->by_base[lo]].path), name)) return NULL;
     if (lo + 1 < a->n && !strcmp(acv__path_base(a->e[a->by_base[lo + 1]].path), name)) return NULL; /* ambiguous */
     return &a->e[a->by_base[lo]];
+}
+
+/* The index of the first entry whose path is >= key. */
+static size_t lower_bound(const acv__archive *a, const char *key)
+{
+    size_t lo = 0, hi = a->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(a->e[mid].path, key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+acv__entry *acv__archive_find_stem(const acv__archive *a, const char *dir, const char *stem)
+{
+    static const char *const EXT[] = {"jpg", "jpeg", "png", "bmp", NULL};
+    if (!stem || !*stem) return NULL;
+    size_t n = strlen(dir) + strlen(stem) + 3;
+    char *prefix = malloc(n);
+    if (!prefix) return NULL;
+    snprintf(prefix, n, "%s%s%s.", dir, *dir ? "/" : "", stem);
+    size_t k = strlen(prefix);
+    acv__entry *best = NULL;
+    int best_rank = 99;
+    for (size_t i = lower_bound(a, prefix); i < a->n && !strncmp(a->e[i].path, prefix, k); i++) {
+        const char *ext = a->e[i].path + k;
+        for (int r = 0; EXT[r] && r < best_rank; r++)
+            if (!strcasecmp(ext, EXT[r])) {
+                best = &a->e[i];
+                best_rank = r;
+            }
+    }
+    free(prefix);
+    return best;
+}
+
+bool acv__archive_has_dir(const acv__archive *a, const char *dir)
+{
+    if (!*dir) return a->n > 0;
+    size_t n = strlen(dir);
+    char *prefix = malloc(n + 2);
+    if (!prefix) return false;
+    snprintf(prefix, n + 2, "%s/", dir);
+    size_t i = lower_bound(a, prefix);
+    bool yes = i < a->n && !strncmp(a->e[i].path, prefix, n + 1);
+    free(prefix);
+    return yes;
 }
 
 int acv__entry_read(const acv__entry *e, size_t max, char **out, size_t *len)

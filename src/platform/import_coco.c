@@ -1,8 +1,14 @@
-/* Imports: the COCO layout. A COCO file is a JSON object with "images", "annotations" and
- * (usually) "categories"; any number of them in one archive (one per split). Category ids
- * need not be contiguous; segmentation may be polygons or RLE (compressed or not); crowd
- * annotations are imported as ordinary shapes (counted in the summary). Images are found relative to the JSON file,
- * in images/<split>/ or images/ beside its folder, or by a unique file name. */
+/* Imports: the COCO layout (as CVAT, Label Studio and Roboflow write it). A COCO file is a JSON
+ * object with "images" and "annotations" (usually "categories"); any number of them in one
+ * archive (one per split). Category ids need not start at 1 nor be contiguous; Roboflow's
+ * dataset-level category (supercategory "none", the supercategory of the others) is no class.
+ * segmentation may be polygons or RLE (compressed or not), else bbox (fractional values kept;
+ * also when the segmentation is just the bbox's rectangle, as many writers give a box);
+ * area is not read; iscrowd and difficult become the shapes' flags (and are counted in the
+ * summary). Images are found relative to the JSON file, in images/<split>/ or images/ beside
+ * its folder, or by a unique file name; file_name may have sub-folders, '\' separators or be
+ * absolute. Other keys (info, licenses, ...) are ignored. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,34 +138,100 @@ static json_t *rle_shape(const char *label, const json_t *rle, int w, int h, con
 
 /* ---- conversion ------------------------------------------------------------------------------- */
 
-/* Appends the shapes of one annotation to shapes; a shape that cannot be built is reported
- * (and left out); a structural problem skips the image (ACV_EINVAL). */
-static int convert_ann(acv__plan *p, acv__item *it, const json_t *ann, const json_t *cats, int w, int h,
-                       json_t *shapes)
+/* An integer field, also written as a whole real (1.0), as some exporters do. */
+static bool get_int(const json_t *o, const char *key, int64_t *out)
 {
-    json_t *cid = json_object_get(ann, "category_id");
-    json_int_t aid = json_integer_value(json_object_get(ann, "id"));
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15) {
+        *out = (int64_t)json_real_value(v);
+        return true;
+    }
+    return false;
+}
+
+/* A flag: true, or a nonzero number ("iscrowd": 1, "difficult": 1). */
+static bool get_flag(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0) ||
+           (json_is_real(v) && json_real_value(v) != 0);
+}
+
+/* A polygon list with no coordinate at all ([] or [[]]): no segmentation (CVAT and Label Studio
+ * write one for boxes). */
+static bool seg_empty(const json_t *seg)
+{
+    if (!json_is_array(seg)) return !json_is_object(seg);
+    for (size_t k = 0; k < json_array_size(seg); k++) {
+        json_t *v = json_array_get(seg, k);
+        if (!json_is_array(v) || json_array_size(v)) return false;
+    }
+    return true;
+}
+
+/* Is seg one polygon of 4 points that are the corners of bbox (within 0.01 px)? Many writers
+ * (this platform's COCO export, src/data's, Detectron2's converters) give a box that as its
+ * segmentation: it is imported as the box. */
+static bool seg_is_bbox(const json_t *seg, const json_t *bb)
+{
+    if (json_array_size(seg) == 1 && json_is_array(json_array_get(seg, 0))) seg = json_array_get(seg, 0);
+    if (json_array_size(seg) != 8 || json_array_size(bb) != 4) return false;
+    double b[4];
+    for (size_t k = 0; k < 4; k++) {
+        if (!json_is_number(json_array_get(bb, k))) return false;
+        b[k] = json_number_value(json_array_get(bb, k));
+    }
+    const double tol = 0.01;
+    unsigned corners = 0;
+    for (size_t k = 0; k < 4; k++) {
+        json_t *xv = json_array_get(seg, 2 * k), *yv = json_array_get(seg, 2 * k + 1);
+        if (!json_is_number(xv) || !json_is_number(yv)) return false;
+        double x = json_number_value(xv), y = json_number_value(yv);
+        int cx = fabs(x - b[0]) <= tol ? 0 : fabs(x - (b[0] + b[2])) <= tol ? 1 : -1;
+        int cy = fabs(y - b[1]) <= tol ? 0 : fabs(y - (b[1] + b[3])) <= tol ? 1 : -1;
+        if (cx < 0 || cy < 0) return false;
+        corners |= 1u << (cy * 2 + cx);
+    }
+    return corners == 15 && b[2] > tol && b[3] > tol;
+}
+
+/* Appends the shapes of one annotation to shapes; a shape that cannot be built is reported
+ * (and left out); a structural problem skips the image (ACV_EINVAL). ref: {"a": annotation,
+ * "name": "annotation <id>" (or its index when it has no id)}. */
+static int convert_ann(acv__plan *p, acv__item *it, const json_t *ref, const json_t *cats, const json_t *supers,
+                       int w, int h, json_t *shapes)
+{
+    const json_t *ann = json_object_get(ref, "a");
+    const char *aname = json_string_value(json_object_get(ref, "name"));
+    int64_t cid;
     char key[32];
-    if (!json_is_integer(cid)) return acv_error(ACV_EINVAL, "annotation %lld has no integer category_id", (long long)aid);
-    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(cid));
+    if (!get_int(ann, "category_id", &cid)) return acv_error(ACV_EINVAL, "%s has no integer category_id", aname);
+    snprintf(key, sizeof key, "%lld", (long long)cid);
     const char *label = json_string_value(json_object_get(cats, key));
-    if (!label)
-        return acv_error(ACV_EINVAL, "annotation %lld: category_id %s is not among the categories", (long long)aid,
-                         key);
-    bool crowd = json_integer_value(json_object_get(ann, "iscrowd")) == 1;
+    if (!label && json_object_get(supers, key))
+        return acv_error(ACV_EINVAL, "%s: category_id %s ('%s') is the supercategory of the other categories (the "
+                                     "dataset's name in a Roboflow export), not a class: give it its own category",
+                         aname, key, json_string_value(json_object_get(supers, key)));
+    if (!label) return acv_error(ACV_EINVAL, "%s: category_id %s is not among the categories", aname, key);
+    bool crowd = get_flag(ann, "iscrowd"), difficult = get_flag(ann, "difficult");
     json_t *seg = json_object_get(ann, "segmentation");
     size_t before = json_array_size(shapes);
     const char *why = NULL;
     if (json_is_object(seg)) {
         json_t *s = rle_shape(label, seg, w, h, &why);
         if (s) json_array_append_new(shapes, s);
-    } else if (json_array_size(seg)) {
+    } else if (!seg_empty(seg) && !seg_is_bbox(seg, json_object_get(ann, "bbox"))) {
         /* A list of polygons [[x,y,x,y,...],...] (or one flat polygon). */
         bool flat = json_is_number(json_array_get(seg, 0));
         size_t npoly = flat ? 1 : json_array_size(seg);
         for (size_t k = 0; k < npoly; k++) {
             json_t *poly = flat ? seg : json_array_get(seg, k);
             size_t nv = json_array_size(poly);
+            if (!flat && json_is_array(poly) && !nv) continue; /* an empty part */
             double *xy = nv ? malloc(nv * sizeof *xy) : NULL;
             if (nv && !xy) return acv_error(ACV_ENOMEM, "out of memory");
             bool ok = json_is_array(poly) && nv % 2 == 0;
@@ -178,28 +250,46 @@ static int convert_ann(acv__plan *p, acv__item *it, const json_t *ann, const jso
         json_t *bb = json_object_get(ann, "bbox");
         const char *bwhy = NULL;
         json_t *s = NULL;
-        if (json_array_size(bb) == 4)
+        bool ok = json_array_size(bb) == 4;
+        for (size_t k = 0; ok && k < 4; k++) ok = json_is_number(json_array_get(bb, k));
+        if (ok)
             s = acv__box(label, json_number_value(json_array_get(bb, 0)), json_number_value(json_array_get(bb, 1)),
                          json_number_value(json_array_get(bb, 2)), json_number_value(json_array_get(bb, 3)), w, h,
                          &bwhy);
-        else bwhy = "no segmentation and no bbox [x, y, w, h]";
-        if (s) json_array_append_new(shapes, s);
-        else why = why ? why : bwhy;
+        else bwhy = json_object_get(ann, "bbox") ? "a bbox that is not 4 numbers [x, y, w, h]"
+                                                 : "no segmentation and no bbox [x, y, w, h]";
+        if (s) {
+            json_array_append_new(shapes, s);
+            if (why) {
+                acv__plan_skip(p, it->img->path, "%s: its segmentation is %s; its bbox was imported instead", aname,
+                               why);
+                why = NULL;
+            }
+        } else {
+            why = why ? why : bwhy;
+        }
     }
-    if (why) acv__plan_skip(p, it->img->path, "annotation %lld: %s (left out)", (long long)aid, why);
-    if (crowd && json_array_size(shapes) > before) p->crowd++;
+    if (why) acv__plan_skip(p, it->img->path, "%s: %s (left out)", aname, why);
+    for (size_t k = before; k < json_array_size(shapes); k++) {
+        if (crowd) json_object_set_new(json_array_get(shapes, k), "iscrowd", json_true());
+        if (difficult) json_object_set_new(json_array_get(shapes, k), "difficult", json_true());
+    }
+    if (json_array_size(shapes) > before) {
+        p->crowd += crowd;
+        p->difficult += difficult;
+    }
     return 0;
 }
 
-/* raw: {"anns":[annotation objects], "cats":{"<id>": name}}. */
+/* raw: {"anns":[{"a": annotation, "name"}], "cats":{"<id>": name}, "supers":{"<id>": name}}. */
 static int coco_convert(acv__plan *p, acv__item *it, int w, int h)
 {
     it->doc = acv__doc_new();
     if (!it->doc) return acv_error(ACV_ENOMEM, "out of memory");
     json_t *anns = json_object_get(it->raw, "anns"), *cats = json_object_get(it->raw, "cats");
-    json_t *shapes = json_object_get(it->doc, "shapes");
+    json_t *supers = json_object_get(it->raw, "supers"), *shapes = json_object_get(it->doc, "shapes");
     for (size_t i = 0; i < json_array_size(anns); i++) {
-        int rc = convert_ann(p, it, json_array_get(anns, i), cats, w, h, shapes);
+        int rc = convert_ann(p, it, json_array_get(anns, i), cats, supers, w, h, shapes);
         if (rc) return rc;
     }
     return 0;
@@ -207,7 +297,8 @@ static int coco_convert(acv__plan *p, acv__item *it, int w, int h)
 
 /* ---- planning --------------------------------------------------------------------------------- */
 
-/* The image file a COCO image record names, for a JSON file at json_path. */
+/* The file a COCO image record names, for a JSON file at json_path (may be an entry that is no
+ * image: the caller says so). */
 static acv__entry *resolve(acv__archive *a, const char *json_path, const char *file_name)
 {
     char *dir = acv__path_dir(json_path), *parent = dir ? acv__path_dir(dir) : NULL;
@@ -237,14 +328,39 @@ static acv__entry *resolve(acv__archive *a, const char *json_path, const char *f
     free(dir);
     free(parent);
     if (!e) e = acv__archive_find_base(a, acv__path_base(file_name));
-    return e && acv__is_image_name(e->path) ? e : NULL;
+    return e;
 }
 
 /* True when the JSON file must be COCO (so a parse error fails the import). */
 static bool coco_named(const char *path)
 {
-    return !strncasecmp(acv__path_base(path), "instances_", 10) || strstr(path, "annotations/") == path ||
-           strstr(path, "/annotations/") != NULL;
+    const char *base = acv__path_base(path);
+    return !strncasecmp(base, "instances_", 10) || !strcmp(base, "_annotations.coco.json") ||
+           !strcmp(base, "result.json") || strstr(path, "annotations/") == path || strstr(path, "/annotations/") != NULL;
+}
+
+/* Marks (flags[i]) Roboflow's dataset-level category: its supercategory is "none" and it is the
+ * supercategory of other categories (id 0 in Roboflow's exports). It names the dataset, not a
+ * class (as src/data/det_coco.c reads it). flags: malloc'd, k entries (NULL when k is 0). */
+static int super_flags(const json_t *cats, bool **flags)
+{
+    size_t k = json_array_size(cats);
+    *flags = NULL;
+    if (!k) return 0;
+    bool *f = calloc(k, sizeof *f);
+    if (!f) return acv_error(ACV_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k; i++) {
+        json_t *c = json_array_get(cats, i);
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *s = json_string_value(json_object_get(c, "supercategory"));
+        if (!name || !s || strcmp(s, "none")) continue;
+        for (size_t j = 0; !f[i] && j < k; j++) {
+            const char *sj = json_string_value(json_object_get(json_array_get(cats, j), "supercategory"));
+            f[i] = j != i && sj && !strcmp(sj, name);
+        }
+    }
+    *flags = f;
+    return 0;
 }
 
 /* Plans one COCO document found at path. */
@@ -252,60 +368,98 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
 {
     json_t *images = json_object_get(doc, "images"), *anns = json_object_get(doc, "annotations");
     json_t *cats_in = json_object_get(doc, "categories");
-    json_t *cats = json_object(), *by_image = json_object();
-    int rc = (!cats || !by_image) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
-    /* Categories: id -> name, in id order for the label list. */
+    json_t *cats = json_object(), *supers = json_object(), *by_image = json_object(), *seen = json_object();
+    bool *super = NULL;
+    int rc = (!cats || !supers || !by_image || !seen) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+    if (!rc && cats_in && !json_is_array(cats_in))
+        rc = acv_error(ACV_EINVAL, "%s: \"categories\" is not an array", path);
+    if (!rc) rc = super_flags(cats_in, &super);
+    /* Categories: id -> name, in file order for the label list. */
     for (size_t i = 0; !rc && i < json_array_size(cats_in); i++) {
-        json_t *c = json_array_get(cats_in, i), *id = json_object_get(c, "id");
+        json_t *c = json_array_get(cats_in, i);
         const char *name = json_string_value(json_object_get(c, "name"));
-        if (!json_is_integer(id) || !name) {
-            rc = acv_error(ACV_EINVAL, "%s: category %zu needs an integer \"id\" and a string \"name\"", path, i + 1);
+        int64_t id;
+        if (!get_int(c, "id", &id) || !name) {
+            rc = acv_error(ACV_EINVAL, "%s: categories[%zu] needs an integer \"id\" and a string \"name\"", path, i);
             break;
         }
         const char *canon;
         char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
-        if ((rc = acv__plan_label(p, name, &canon))) acv_error_prefix(rc, "%s: category %s: ", path, key);
+        snprintf(key, sizeof key, "%lld", (long long)id);
+        if (json_object_get(cats, key) || json_object_get(supers, key))
+            rc = acv_error(ACV_EINVAL, "%s: two categories have id %s", path, key);
+        else if (super[i]) json_object_set_new(supers, key, json_string(name));
+        else if ((rc = acv__plan_label(p, name, &canon))) acv_error_prefix(rc, "%s: category %s: ", path, key);
         else json_object_set_new(cats, key, json_string(canon));
     }
+    free(super);
     /* Without categories, the ids name the classes. */
     for (size_t i = 0; !rc && !cats_in && i < json_array_size(anns); i++) {
-        json_t *cid = json_object_get(json_array_get(anns, i), "category_id");
+        int64_t cid;
         char key[32];
-        if (!json_is_integer(cid)) continue;
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(cid));
+        if (!get_int(json_array_get(anns, i), "category_id", &cid)) continue;
+        snprintf(key, sizeof key, "%lld", (long long)cid);
         if (!json_object_get(cats, key) && !(rc = acv__plan_label(p, key, NULL)))
             json_object_set_new(cats, key, json_string(key));
     }
-    /* Annotations grouped by image id. */
+    /* Annotations grouped by image id, each with the name messages give it. */
     for (size_t i = 0; !rc && i < json_array_size(anns); i++) {
-        json_t *ann = json_array_get(anns, i), *iid = json_object_get(ann, "image_id");
-        char key[32];
-        if (!json_is_object(ann) || !json_is_integer(iid)) {
-            acv__plan_skip(p, path, "annotation %zu has no integer image_id (left out)", i + 1);
+        json_t *ann = json_array_get(anns, i);
+        int64_t iid, aid;
+        char name[64], key[32];
+        if (json_is_object(ann) && get_int(ann, "id", &aid)) snprintf(name, sizeof name, "annotation %lld", (long long)aid);
+        else snprintf(name, sizeof name, "annotations[%zu]", i);
+        if (!json_is_object(ann) || !get_int(ann, "image_id", &iid)) {
+            acv__plan_skip(p, path, "%s has no integer image_id (left out)", name);
             continue;
         }
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(iid));
+        snprintf(key, sizeof key, "%lld", (long long)iid);
         json_t *list = json_object_get(by_image, key);
         if (!list) json_object_set_new(by_image, key, list = json_array());
-        json_array_append(list, ann);
+        json_array_append_new(list, json_pack("{s:O, s:s}", "a", ann, "name", name));
     }
     for (size_t i = 0; !rc && i < json_array_size(images); i++) {
-        json_t *im = json_array_get(images, i), *iid = json_object_get(im, "id");
+        json_t *im = json_array_get(images, i);
         const char *fname = json_string_value(json_object_get(im, "file_name"));
-        if (!json_is_integer(iid) || !fname || !*fname) {
-            acv__plan_skip(p, path, "image record %zu needs an integer \"id\" and a \"file_name\"", i + 1);
+        int64_t iid;
+        if (!get_int(im, "id", &iid) || !fname || !*fname) {
+            acv__plan_skip(p, path, "images[%zu] needs an integer \"id\" and a \"file_name\"", i);
             continue;
         }
         char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(iid));
-        acv__entry *e = resolve(a, path, fname);
-        if (!e) {
-            acv__plan_skip(p, fname, "named in %s but not found in the archive", path);
+        snprintf(key, sizeof key, "%lld", (long long)iid);
+        if (json_object_get(seen, key)) {
+            acv__plan_skip(p, path, "images[%zu]: image id %s appears twice (the first record is used)", i, key);
             continue;
         }
+        json_object_set_new(seen, key, json_true());
+        char *fs = strdup(fname); /* '\\' written by exports made on Windows */
+        if (!fs) {
+            rc = acv_error(ACV_ENOMEM, "out of memory");
+            break;
+        }
+        for (char *c = fs; *c; c++)
+            if (*c == '\\') *c = '/';
+        acv__entry *e = resolve(a, path, fs);
+        free(fs);
         json_t *list = json_object_get(by_image, key);
-        json_t *raw = json_pack("{s:o, s:O}", "anns", list ? json_incref(list) : json_array(), "cats", cats);
+        size_t nann = json_array_size(list);
+        if (e && !acv__is_image_name(e->path) && acv__is_other_image_name(e->path)) {
+            acv__plan_skip(p, e->path, "not a JPEG, PNG or BMP image (convert it to import it; %zu annotations of it "
+                                       "left out)", nann);
+            e->used = true;
+            json_object_del(by_image, key);
+            continue;
+        }
+        if (e && !acv__is_image_name(e->path)) e = NULL;
+        if (!e) {
+            acv__plan_skip(p, fname, "named in %s (image id %s) but not found in the archive (%zu annotations left out)",
+                           path, key, nann);
+            json_object_del(by_image, key);
+            continue;
+        }
+        json_t *raw = json_pack("{s:o, s:O, s:O}", "anns", list ? json_incref(list) : json_array(), "cats", cats,
+                                "supers", supers);
         bool dup;
         if (!raw) rc = acv_error(ACV_ENOMEM, "out of memory");
         else if (!acv__plan_add(p, e, raw, &dup) && !dup) rc = ACV_ENOMEM;
@@ -313,11 +467,15 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
     }
     const char *k;
     json_t *v;
-    void *tmp;
-    json_object_foreach_safe(by_image, tmp, k, v)
-        acv__plan_skip(p, path, "%zu annotations of image id %s, which has no image record", json_array_size(v), k);
+    json_object_foreach(by_image, k, v) {
+        for (size_t i = 0; !rc && i < json_array_size(v); i++)
+            acv__plan_skip(p, path, "%s: image_id %s is not an image of the file (left out)",
+                           json_string_value(json_object_get(json_array_get(v, i), "name")), k);
+    }
     json_decref(cats);
+    json_decref(supers);
     json_decref(by_image);
+    json_decref(seen);
     return rc;
 }
 
@@ -346,12 +504,16 @@ int acv__plan_coco(acv__archive *a, acv__plan *p, bool *found)
                 rc = acv_error(ACV_EFORMAT, "%s: line %d column %d: %s", e->path, err.line, err.column, err.text);
             continue;
         }
-        if (json_is_array(json_object_get(doc, "images")) && json_is_array(json_object_get(doc, "annotations"))) {
+        /* "images" and "annotations" (or, for a split without annotations, "categories"). */
+        json_t *anns = json_object_get(doc, "annotations");
+        if (json_is_array(json_object_get(doc, "images")) &&
+            (json_is_array(anns) || (!anns && json_is_array(json_object_get(doc, "categories"))))) {
             if (!*found) {
                 p->format = "coco";
                 p->convert = coco_convert;
             }
             *found = true;
+            e->used = true;
             rc = plan_file(a, p, e->path, doc);
         }
         json_decref(doc);

@@ -45,6 +45,11 @@ void acv__archive_free(acv__archive *a);
 acv__entry *acv__archive_find(const acv__archive *a, const char *path);
 /* The only entry whose file name (last part) is name, or NULL when none or several. */
 acv__entry *acv__archive_find_base(acv__archive *a, const char *name);
+/* The image dir/stem.<ext> (.jpg, .jpeg, .png, .bmp in any case; the first of them when several
+ * exist), or NULL. dir "" is the archive root. */
+acv__entry *acv__archive_find_stem(const acv__archive *a, const char *dir, const char *stem);
+/* Some entry lies under folder dir. */
+bool acv__archive_has_dir(const acv__archive *a, const char *dir);
 /* Reads an extracted entry (up to max bytes) into a NUL-terminated malloc'd buffer. */
 int acv__entry_read(const acv__entry *e, size_t max, char **out, size_t *len);
 
@@ -58,6 +63,9 @@ char *acv__path_dir(const char *path);
 const char *acv__path_base(const char *path);
 /* True for .jpg .jpeg .png .bmp (any case). */
 bool acv__is_image_name(const char *path);
+/* True for image formats the decoder does not read (.webp .tif .gif .heic .avif ...): reported,
+ * never silently passed over. */
+bool acv__is_other_image_name(const char *path);
 /* The last part's extension is ext (without the dot, any case). */
 bool acv__has_ext(const char *path, const char *ext);
 
@@ -82,8 +90,8 @@ struct acv__plan {
     json_t *skipped;         /* [{"path","reason"}] (the first ACV_IMPORT_SKIPPED_MAX) */
     int64_t nskipped;
     json_t *layout;          /* layout-wide data for convert (owned), or NULL */
-    int64_t difficult;       /* VOC objects marked difficult (imported as ordinary boxes) */
-    int64_t crowd;           /* COCO iscrowd annotations (imported as ordinary masks/polygons) */
+    int64_t difficult;       /* objects marked difficult (imported with the shape's "difficult" flag) */
+    int64_t crowd;           /* crowd annotations (imported with the shape's "iscrowd" flag) */
     /* Builds it->doc for an image of w x h pixels. Returns 0, or ACV_EINVAL with the reason
      * to skip this image (other codes fail the import). */
     int (*convert)(acv__plan *p, acv__item *it, int w, int h);

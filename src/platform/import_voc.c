@@ -1,10 +1,15 @@
-/* Imports: the Pascal VOC layout. Annotations/<name>.xml per image, the image in
- * JPEGImages/ beside the Annotations folder (or beside the XML, or found by its unique file
- * name). Read from each XML: filename, and per object: name, difficult, bndbox (xmin, ymin,
- * xmax, ymax: 1-based pixel indices, the box covering pixels xmin..xmax, so x = xmin - 1 and
- * w = xmax - xmin + 1; the inverse of the VOC export). Difficult objects become ordinary
- * boxes (the document has no such flag); the summary counts them. The XML is read by
- * data/xml.h (expat; a DOCTYPE is refused, so no entity is ever expanded). */
+/* Imports: the Pascal VOC layout (as the VOC devkit, LabelImg and CVAT write it).
+ * Annotations/<name>.xml per image, the image in JPEGImages/ beside the Annotations folder (or
+ * beside the XML, or found by its unique file name); or LabelImg's own layout, each XML beside
+ * the image of the same stem. Read from each XML: filename, and per object: name, difficult,
+ * iscrowd, bndbox (xmin, ymin, xmax, ymax: 1-based pixel indices, the box covering pixels
+ * xmin..xmax, so x = xmin - 1 and w = xmax - xmin + 1; the inverse of the VOC export, and the
+ * mapping of src/data/det_voc.c); values may be fractional. <part>s inside an object are no
+ * objects; <size> is not read (the image file's size is used). The image is <filename>, else
+ * the XML's stem or <filename>'s stem with .jpg, .jpeg, .png or .bmp (any case), so a stale or
+ * extension-less <filename> works. Difficult and crowd objects keep their flags (and are
+ * counted in the summary). The XML is read by data/xml.h (expat; a DOCTYPE is refused, so no
+ * entity is ever expanded). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +23,7 @@
 
 /* ---- the layout ----------------------------------------------------------------------------- */
 
-/* raw: {"objects":[{"name","xmin","ymin","xmax","ymax","difficult"}]}. */
+/* raw: {"objects":[{"name","xmin","ymin","xmax","ymax","difficult","iscrowd"}]}. */
 static int voc_convert(acv__plan *p, acv__item *it, int w, int h)
 {
     it->doc = acv__doc_new();
@@ -35,7 +40,14 @@ static int voc_convert(acv__plan *p, acv__item *it, int w, int h)
             acv__plan_skip(p, it->img->path, "object %zu: %s (left out)", i + 1, why);
             continue;
         }
-        if (json_is_true(json_object_get(o, "difficult"))) p->difficult++;
+        if (json_is_true(json_object_get(o, "difficult"))) {
+            p->difficult++;
+            json_object_set_new(s, "difficult", json_true());
+        }
+        if (json_is_true(json_object_get(o, "iscrowd"))) {
+            p->crowd++;
+            json_object_set_new(s, "iscrowd", json_true());
+        }
         json_array_append_new(shapes, s);
     }
     return 0;
@@ -74,15 +86,17 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
         const char *name = acv_xml_text(o, "name"), *canon = NULL;
         acv_xml *bb = acv_xml_child(o, "bndbox");
         double v[4];
-        if (!name || !*name) snprintf(why, whyn, "object %d has no <name>", k);
+        if (!name || !*name) snprintf(why, whyn, "object %d (line %d) has no <name>", k, o->line);
         else if (!bb || !acv_xml_num(bb, "xmin", &v[0]) || !acv_xml_num(bb, "ymin", &v[1]) ||
                  !acv_xml_num(bb, "xmax", &v[2]) || !acv_xml_num(bb, "ymax", &v[3]))
-            snprintf(why, whyn, "object %d ('%.60s') has no numeric <bndbox> xmin, ymin, xmax, ymax", k, name);
+            snprintf(why, whyn, "object %d ('%.60s', line %d) has no numeric <bndbox> xmin, ymin, xmax, ymax", k, name,
+                     o->line);
         else if ((rc = acv__plan_label(p, name, &canon)))
-            acv_error_prefix(rc, "%s: object %d: ", e->path, k);
-        else if (json_array_append_new(objs, json_pack("{s:s, s:f, s:f, s:f, s:f, s:b}", "name", canon, "xmin", v[0],
-                                                       "ymin", v[1], "xmax", v[2], "ymax", v[3], "difficult",
-                                                       acv_xml_flag(o, "difficult"))))
+            acv_error_prefix(rc, "%s: object %d (line %d): ", e->path, k, o->line);
+        else if (json_array_append_new(objs, json_pack("{s:s, s:f, s:f, s:f, s:f, s:b, s:b}", "name", canon, "xmin",
+                                                       v[0], "ymin", v[1], "xmax", v[2], "ymax", v[3], "difficult",
+                                                       acv_xml_flag(o, "difficult"), "iscrowd",
+                                                       acv_xml_flag(o, "iscrowd"))))
             rc = acv_error(ACV_ENOMEM, "out of memory");
     }
     if (!rc && !why[0]) {
@@ -94,35 +108,45 @@ static int read_xml(acv__plan *p, const acv__entry *e, json_t **out, char *why, 
     return rc;
 }
 
-/* The image an XML names: JPEGImages/ beside Annotations/, beside the XML, or by name. */
-static acv__entry *resolve(acv__archive *a, const char *xml_path, const char *fname)
+/* The stem of a file name: without its extension when that is an image's. */
+static void stem_of(const char *name, char *out, size_t n)
 {
-    char *dir = acv__path_dir(xml_path);
-    if (!dir) return NULL;
+    snprintf(out, n, "%s", acv__path_base(name));
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out && (acv__is_image_name(out) || acv__is_other_image_name(out) || acv__has_ext(out, "xml")))
+        *dot = 0;
+}
+
+/* The file an XML names: in JPEGImages/ beside Annotations/, beside the XML or in images/ there,
+ * <filename> itself, else the XML's stem, else <filename>'s stem with an image extension (any
+ * case); then <filename> beside the XML, then a unique file of that name anywhere. May be an
+ * entry that is no image (the caller says so). */
+static acv__entry *resolve(acv__archive *a, const char *xml_path, const char *fname_in)
+{
+    char *fname = strdup(fname_in), *dir = acv__path_dir(xml_path);
+    if (!fname || !dir) {
+        free(fname);
+        free(dir);
+        return NULL;
+    }
+    for (char *c = fname; *c; c++)
+        if (*c == '\\') *c = '/'; /* written on Windows */
     const char *last = acv__path_base(dir);
     char *root = !strcasecmp(last, "Annotations") ? acv__path_dir(dir) : strdup(dir);
     acv__entry *e = NULL;
+    char xstem[512], fstem[512];
+    stem_of(xml_path, xstem, sizeof xstem);
+    stem_of(fname, fstem, sizeof fstem);
     if (root) {
         const char *bases[4] = {"JPEGImages", "", "images", NULL};
-        char stem[512];
-        snprintf(stem, sizeof stem, "%s", acv__path_base(xml_path));
-        char *dot = strrchr(stem, '.');
-        if (dot) *dot = 0;
         for (int i = 0; !e && bases[i]; i++) {
             char d[1200];
             snprintf(d, sizeof d, "%s%s%s", root, *root && *bases[i] ? "/" : "", bases[i]);
             char *p = acv__path_join(d, fname);
             e = p ? acv__archive_find(a, p) : NULL;
             free(p);
-            /* The file name in the XML is sometimes stale: try the XML's own name. */
-            static const char *const EXT[] = {"jpg", "jpeg", "png", "bmp", "JPG", "JPEG", "PNG", NULL};
-            for (int k = 0; !e && EXT[k]; k++) {
-                char rel[600];
-                snprintf(rel, sizeof rel, "%s.%s", stem, EXT[k]);
-                p = acv__path_join(d, rel);
-                e = p ? acv__archive_find(a, p) : NULL;
-                free(p);
-            }
+            if (!e) e = acv__archive_find_stem(a, d, xstem);
+            if (!e) e = acv__archive_find_stem(a, d, fstem);
         }
         if (!e) {
             char *p = acv__path_join(dir, fname);
@@ -130,10 +154,11 @@ static acv__entry *resolve(acv__archive *a, const char *xml_path, const char *fn
             free(p);
         }
     }
+    if (!e) e = acv__archive_find_base(a, acv__path_base(fname));
     free(root);
     free(dir);
-    if (!e) e = acv__archive_find_base(a, acv__path_base(fname));
-    return e && acv__is_image_name(e->path) ? e : NULL;
+    free(fname);
+    return e;
 }
 
 static bool in_annotations(const char *path)
@@ -144,18 +169,40 @@ static bool in_annotations(const char *path)
     return yes;
 }
 
+/* An XML of the layout: under Annotations/, or beside an image of its stem (LabelImg). */
+static bool voc_xml(const acv__archive *a, const char *path)
+{
+    if (!acv__has_ext(path, "xml")) return false;
+    if (in_annotations(path)) return true;
+    char *dir = acv__path_dir(path);
+    char stem[512];
+    stem_of(path, stem, sizeof stem);
+    bool yes = dir && acv__archive_find_stem(a, dir, stem) != NULL;
+    free(dir);
+    return yes;
+}
+
+/* A class or object mask of a VOC segmentation export (SegmentationClass/, SegmentationObject/). */
+static bool seg_mask(const char *path)
+{
+    char *dir = acv__path_dir(path);
+    bool yes = dir && !strncasecmp(acv__path_base(dir), "Segmentation", 12);
+    free(dir);
+    return yes;
+}
+
 int acv__plan_voc(acv__archive *a, acv__plan *p, bool *found)
 {
     *found = false;
     for (size_t i = 0; i < a->n && !*found; i++)
-        *found = acv__has_ext(a->e[i].path, "xml") && in_annotations(a->e[i].path);
+        *found = voc_xml(a, a->e[i].path);
     if (!*found) return 0;
     p->format = "voc";
     p->convert = voc_convert;
     int rc = 0;
     for (size_t i = 0; !rc && i < a->n; i++) {
         acv__entry *e = &a->e[i];
-        if (!acv__has_ext(e->path, "xml") || !in_annotations(e->path)) continue;
+        if (!voc_xml(a, e->path)) continue;
         e->used = true;
         json_t *ann = NULL;
         char why[300] = "";
@@ -165,6 +212,14 @@ int acv__plan_voc(acv__archive *a, acv__plan *p, bool *found)
             continue;
         }
         acv__entry *img = resolve(a, e->path, json_string_value(json_object_get(ann, "filename")));
+        if (img && !acv__is_image_name(img->path) && acv__is_other_image_name(img->path)) {
+            acv__plan_skip(p, e->path, "its image '%.200s' is not a JPEG, PNG or BMP image (convert it to import it)",
+                           img->path);
+            img->used = true;
+            json_decref(ann);
+            continue;
+        }
+        if (img && !acv__is_image_name(img->path)) img = NULL;
         if (!img) {
             acv__plan_skip(p, e->path, "its image '%.200s' is not in the archive",
                            json_string_value(json_object_get(ann, "filename")));
@@ -179,6 +234,8 @@ int acv__plan_voc(acv__archive *a, acv__plan *p, bool *found)
     }
     for (size_t i = 0; !rc && i < a->n; i++)
         if (!a->e[i].used && acv__is_image_name(a->e[i].path))
-            acv__plan_skip(p, a->e[i].path, "no annotation file names this image");
+            acv__plan_skip(p, a->e[i].path, seg_mask(a->e[i].path)
+                                                ? "a VOC segmentation mask (not imported: the boxes of the XML files are)"
+                                                : "no annotation file names this image");
     return rc;
 }

@@ -1,9 +1,23 @@
-/* Imports: the YOLO layout. Images under images/ (any depth, e.g. images/train/x.jpg) and
- * one text file per image under labels/ mirroring it (labels/train/x.txt), or beside the
- * image when there is no images/ folder. A line is "class cx cy w h" (a box) or "class x1 y1
- * x2 y2 ..." (a polygon, YOLO-seg), normalized to 0..1. Class names come from the "names"
- * of data.yaml (a list, or a map from index to name), else classes.txt or obj.names (one per
- * line), else the class numbers themselves. An image without a label file has no objects. */
+/* Imports: the YOLO layout (as Ultralytics and Roboflow write it). Images anywhere in the
+ * archive; an image's label file is its path with the last "images/" folder replaced by
+ * "labels/" and the extension by .txt (beside the image when there is no images/ folder), so
+ * images/train/x.jpg -> labels/train/x.txt and Roboflow's train/images/x.jpg ->
+ * train/labels/x.txt. A line is "class cx cy w h" (a box) or "class x1 y1 x2 y2 x3 y3 ..." (a
+ * polygon: Ultralytics' segment labels), normalized to 0..1; a byte order mark, CRLF, blank
+ * lines, trailing spaces and numbers like 5e-1 are fine. An image without a label file (or
+ * with an empty one) has no objects.
+ *
+ * data.yaml (data.yml, dataset.yaml, else another .yaml with these keys; a byte order mark and
+ * CRLF are fine) is read for its top-level keys as src/data/det_yolo.c reads them: names (a flow
+ * or block list, or a map from index to name, flow or block), nc (must agree with names; alone
+ * it names the classes class_0, class_1, ... as Ultralytics does), path, and train / val (valid,
+ * validation) / test: a folder, a .txt list of image paths, or a list of those, relative to
+ * path (when it is in the archive), else to the yaml's folder, else with leading "../" (or an
+ * absolute path's leading folders) dropped. The platform has no splits: every image of the
+ * archive is imported, and the splits are checked: one that is not in the archive (test
+ * excepted: Roboflow names it whether or not it exports one) and a list's line naming an image
+ * the archive lacks are reported in "skipped". Without names in the yaml, classes.txt or
+ * *.names (one a line) name the classes, else nc, else the class numbers themselves. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -17,51 +31,133 @@
 #include "platform/import_internal.h"
 
 #define LABEL_FILE_MAX (16u << 20)
+#define MAX_CLASSES 100000
 
-/* ---- data.yaml: just its "names" ---------------------------------------------------------- */
+/* Skips a UTF-8 byte order mark (Windows editors write one). */
+static char *skip_bom(char *s) { return !strncmp(s, "\xEF\xBB\xBF", 3) ? s + 3 : s; }
 
-/* Cuts a YAML scalar in place: trims, removes a trailing comment, unquotes. */
-static char *yaml_scalar(char *s)
+/* ---- data.yaml ------------------------------------------------------------------------------ */
+
+static const char *const SPLIT_KEYS[3] = {"train", "val", "test"};
+
+typedef struct yaml_info {
+    json_t *names;     /* by index; null where a map has not named an index (yet) */
+    bool have_names;
+    long nc;           /* -1: absent */
+    int nc_line;
+    char *path;        /* path: (NULL when absent) */
+    json_t *split[3];  /* train, val, test: the values given (strings) */
+    int split_line[3]; /* the key's line (0: not given) */
+} yaml_info;
+
+static void yaml_info_free(yaml_info *y)
+{
+    json_decref(y->names);
+    free(y->path);
+    for (int i = 0; i < 3; i++) json_decref(y->split[i]);
+    memset(y, 0, sizeof *y);
+}
+
+/* Cuts a YAML scalar in place: trims, unquotes ('' and \" \\ escapes), drops a " #" comment. */
+static char *scalar(char *s)
 {
     while (isspace((unsigned char)*s)) s++;
     if (*s == '\'' || *s == '"') {
         char q = *s++;
         char *w = s, *r = s;
         while (*r && !(*r == q && !(q == '\'' && r[1] == '\''))) {
-            if (q == '\'' && *r == '\'' && r[1] == '\'') r++;
-            else if (q == '"' && *r == '\\' && r[1]) r++;
+            if (q == '\'' && *r == '\'') r++;
+            else if (q == '"' && *r == '\\' && r[1]) {
+                r++;
+                if (*r == 'n') *r = '\n';
+                else if (*r == 't') *r = '\t';
+            }
             *w++ = *r++;
         }
         *w = 0;
         return s;
     }
+    if (*s == '#') *s = 0;
     char *hash = strstr(s, " #");
     if (hash) *hash = 0;
-    if (*s == '#') *s = 0;
     size_t n = strlen(s);
     while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = 0;
     return s;
 }
 
-/* Splits a flow collection "[a, 'b', c]" or "{0: a, 1: b}" (without brackets) at commas
- * outside quotes, calling fn for each item. */
-static int flow_items(char *s, int (*fn)(void *ud, char *item), void *ud)
+/* Is the raw (not yet cut) value YAML's null: empty, "~", "null"? */
+static bool is_null(const char *raw)
 {
-    char q = 0;
-    char *start = s;
+    char tmp[16];
+    while (isspace((unsigned char)*raw)) raw++;
+    if (*raw == '\'' || *raw == '"') return false; /* a quoted string */
+    snprintf(tmp, sizeof tmp, "%s", raw);
+    char *v = scalar(tmp);
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+/* Sets name idx (a map entry) or appends (idx < 0). */
+static int set_name(yaml_info *y, long idx, const char *name, const char *file, int line)
+{
+    if (idx >= MAX_CLASSES) return acv_error(ACV_EFORMAT, "%s line %d: class index %ld is too large", file, line, idx);
+    size_t at = idx < 0 ? json_array_size(y->names) : (size_t)idx;
+    while (json_array_size(y->names) <= at)
+        if (json_array_append_new(y->names, json_null())) return acv_error(ACV_ENOMEM, "out of memory");
+    if (!json_is_null(json_array_get(y->names, at)))
+        return acv_error(ACV_EFORMAT, "%s line %d: class %zu is named twice", file, line, at);
+    json_t *s = json_string(name);
+    if (!s) return acv_error(ACV_EFORMAT, "%s line %d: a class name is not valid UTF-8", file, line);
+    return json_array_set_new(y->names, at, s) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+}
+
+#define TO_NAMES (-1) /* a list item belongs to the names (else to split key 0..2) */
+
+/* One item: a name ("name" in a list, "N: name" in a map) or a split's folder / .txt list. */
+static int yaml_item(yaml_info *y, int to, char *item, bool map, const char *file, int line)
+{
+    if (to != TO_NAMES) {
+        char *v = scalar(item);
+        if (!*v) return 0;
+        json_t *s = json_string(v);
+        if (!s) return acv_error(ACV_EFORMAT, "%s line %d: %s is not valid UTF-8", file, line, SPLIT_KEYS[to]);
+        return json_array_append_new(y->split[to], s) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+    }
+    long idx = -1;
+    if (map) {
+        char *colon = strchr(item, ':');
+        char *end;
+        if (!colon) return acv_error(ACV_EFORMAT, "%s line %d: a names entry is not 'index: name'", file, line);
+        *colon = 0;
+        errno = 0;
+        char *k = scalar(item);
+        idx = strtol(k, &end, 10);
+        if (errno || end == k || *end || idx < 0)
+            return acv_error(ACV_EFORMAT, "%s line %d: names key '%.40s' is not a class index", file, line, k);
+        item = colon + 1;
+    }
+    char *name = scalar(item);
+    if (!*name) return acv_error(ACV_EFORMAT, "%s line %d: an empty class name", file, line);
+    return set_name(y, idx, name, file, line);
+}
+
+/* Splits a flow collection body at commas outside quotes. */
+static int flow(yaml_info *y, int to, char *s, bool map, const char *file, int line)
+{
+    char q = 0, *start = s;
     for (char *p = s;; p++) {
-        if (q) {
-            if (*p == q) q = 0;
-            if (!*p) break;
+        if (q && *p) {
+            if (q == '"' && *p == '\\' && p[1]) p++;
+            else if (*p == q) q = 0;
             continue;
         }
         if (*p == '\'' || *p == '"') q = *p;
         else if (*p == ',' || !*p) {
             char end = *p;
             *p = 0;
-            char *it = yaml_scalar(start);
-            if (*it) {
-                int rc = fn(ud, it);
+            char *t = start;
+            while (isspace((unsigned char)*t)) t++;
+            if (*t) {
+                int rc = yaml_item(y, to, t, map, file, line);
                 if (rc) return rc;
             }
             if (!end) break;
@@ -71,133 +167,266 @@ static int flow_items(char *s, int (*fn)(void *ud, char *item), void *ud)
     return 0;
 }
 
-typedef struct names_ctx {
-    json_t *names;     /* list form */
-    json_t *map;       /* {"<index>": name} form */
-} names_ctx;
-
-static int add_item(void *ud, char *item)
+/* The keys of data.yaml that matter (see the top of the file), from text (modified); nested
+ * content of any other key (Roboflow's roboflow: block, download: scripts) is skipped. file
+ * names the yaml in messages. */
+static int parse_yaml(char *text, const char *file, yaml_info *y)
 {
-    names_ctx *n = ud;
-    /* "0: name" inside a list or a map is the map form. */
-    char *colon = strchr(item, ':');
-    if (colon && colon > item && isdigit((unsigned char)item[0])) {
-        *colon = 0;
-        char *key = yaml_scalar(item), *val = yaml_scalar(colon + 1);
-        char *end;
-        errno = 0;
-        long k = strtol(key, &end, 10);
-        if (!*end && !errno && k >= 0 && k < 1000000) {
-            char kk[24];
-            snprintf(kk, sizeof kk, "%ld", k);
-            return json_object_set_new(n->map, kk, json_string(val)) ? acv_error(ACV_EINVAL, "a class name is not "
-                                                                                             "valid UTF-8")
-                                                                      : 0;
-        }
-        *colon = ':';
-    }
-    json_t *s = json_string(item);
-    if (!s) return acv_error(ACV_EINVAL, "a class name is not valid UTF-8");
-    return json_array_append_new(n->names, s);
-}
-
-/* The "names" of a YOLO data.yaml as an array (new reference), *out NULL when there is none. */
-static int yaml_names(char *text, const char *path, json_t **out)
-{
-    *out = NULL;
-    names_ctx n = {json_array(), json_object()};
-    int rc = (!n.names || !n.map) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
-    bool found = false;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); !rc && line; line = strtok_r(NULL, "\n", &save)) {
-        size_t len = strlen(line);
-        if (len && line[len - 1] == '\r') line[--len] = 0;
-        if (!found) {
-            if (strncmp(line, "names:", 6)) continue;
-            found = true;
-            char *rest = yaml_scalar(line + 6);
-            if (*rest == '[' || *rest == '{') {
-                char close = *rest == '[' ? ']' : '}';
-                char *end = strrchr(rest, close);
-                if (!end) rc = acv_error(ACV_EFORMAT, "%s: 'names:' starts a list it does not close", path);
-                else {
-                    *end = 0;
-                    rc = flow_items(rest + 1, add_item, &n);
-                }
+    memset(y, 0, sizeof *y);
+    y->nc = -1;
+    y->names = json_array();
+    for (int i = 0; i < 3; i++) y->split[i] = json_array();
+    int rc = (!y->names || !y->split[0] || !y->split[1] || !y->split[2]) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
+    int lineno = 0, block = 0; /* 2 + the item target of a block collection being read, 0: none */
+    char *flow_buf = NULL;     /* a flow collection spanning lines */
+    size_t flow_len = 0;
+    int flow_line = 0, flow_to = TO_NAMES;
+    for (char *line = skip_bom(text), *next; !rc && line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        lineno++;
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r') line[--n] = 0;
+        if (flow_buf) {
+            char *nb = realloc(flow_buf, flow_len + n + 2);
+            if (!nb) {
+                rc = acv_error(ACV_ENOMEM, "out of memory");
                 break;
             }
-            if (*rest) {
-                rc = acv_error(ACV_EFORMAT, "%s: 'names:' must be a list or a map of class names", path);
-                break;
+            flow_buf = nb;
+            flow_buf[flow_len++] = ' ';
+            memcpy(flow_buf + flow_len, line, n + 1);
+            flow_len += n;
+            char close = flow_buf[0] == '[' ? ']' : '}';
+            char *end = strrchr(flow_buf, close);
+            if (end) {
+                *end = 0;
+                rc = flow(y, flow_to, flow_buf + 1, close == '}', file, flow_line);
+                free(flow_buf);
+                flow_buf = NULL;
             }
             continue;
         }
-        /* Block form: indented "- name" or "N: name" lines; the next top-level key ends it. */
         char *t = line;
         while (*t == ' ' || *t == '\t') t++;
         if (!*t || *t == '#') continue;
-        if (t == line) break;
-        if (*t == '-') rc = add_item(&n, yaml_scalar(t + 1));
-        else rc = add_item(&n, t);
-    }
-    if (!rc && json_object_size(n.map)) {
-        if (json_array_size(n.names))
-            rc = acv_error(ACV_EFORMAT, "%s: 'names' mixes a list and a map", path);
-        size_t k = json_object_size(n.map);
-        for (size_t i = 0; !rc && i < k; i++) {
-            char kk[24];
-            snprintf(kk, sizeof kk, "%zu", i);
-            json_t *v = json_object_get(n.map, kk);
-            if (!v) rc = acv_error(ACV_EFORMAT, "%s: 'names' has no class %zu (indices must run from 0)", path, i);
-            else json_array_append(n.names, v);
+        bool dash = *t == '-' && (t[1] == ' ' || t[1] == '\t' || !t[1]);
+        if (block && (t != line || dash)) { /* an item of the block collection: "- x", or "N: x" under names */
+            int to = block - 2;
+            if (dash) rc = yaml_item(y, to, t + 1, false, file, lineno);
+            else if (to == TO_NAMES) rc = yaml_item(y, to, t, true, file, lineno);
+            else rc = acv_error(ACV_EFORMAT, "%s line %d: %s: expected a list item '- folder'", file, lineno, SPLIT_KEYS[to]);
+            continue;
+        }
+        block = 0;
+        if (t != line) continue; /* nested content of another key */
+        char *colon = strchr(t, ':');
+        if (!colon) continue;
+        *colon = 0;
+        char *key = scalar(t), *val = colon + 1;
+        while (isspace((unsigned char)*val)) val++;
+        int to = -2;
+        if (!strcmp(key, "names")) {
+            to = TO_NAMES;
+            y->have_names = true;
+        }
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(key, SPLIT_KEYS[i]) || (i == 1 && (!strcmp(key, "valid") || !strcmp(key, "validation"))))
+                to = i;
+        if (!strcmp(key, "path")) {
+            bool null = is_null(val);
+            char *v = scalar(val);
+            if (!null && !y->path && !(y->path = strdup(v))) rc = acv_error(ACV_ENOMEM, "out of memory");
+            continue;
+        }
+        if (!strcmp(key, "nc")) {
+            char *v = scalar(val), *end;
+            errno = 0;
+            long nc = strtol(v, &end, 10);
+            if (errno || end == v || *end || nc < 0 || nc > MAX_CLASSES)
+                rc = acv_error(ACV_EFORMAT, "%s line %d: nc '%.40s' is not a number of classes", file, lineno, v);
+            y->nc = nc;
+            y->nc_line = lineno;
+            continue;
+        }
+        if (to == -2) continue;
+        if (to != TO_NAMES) {
+            if (y->split_line[to]) continue; /* val and valid both given: the first */
+            bool empty = !*val || *val == '#';
+            if (!empty && is_null(val)) continue; /* "test: null": no such split */
+            y->split_line[to] = lineno;
+            if (empty) { /* a block list follows (or nothing: not given) */
+                block = 2 + to;
+                continue;
+            }
+        }
+        if (*val == '[' || *val == '{') {
+            char close = *val == '[' ? ']' : '}';
+            if (to != TO_NAMES && close == '}') {
+                rc = acv_error(ACV_EFORMAT, "%s line %d: %s is a map; expected a folder, a .txt list or a list of them",
+                               file, lineno, key);
+                continue;
+            }
+            char *end = strrchr(val, close);
+            if (end) {
+                *end = 0;
+                rc = flow(y, to, val + 1, close == '}', file, lineno);
+            } else if (!(flow_buf = strdup(val))) {
+                rc = acv_error(ACV_ENOMEM, "out of memory");
+            } else {
+                flow_len = strlen(flow_buf);
+                flow_line = lineno;
+                flow_to = to;
+            }
+        } else if (to != TO_NAMES) {
+            rc = yaml_item(y, to, val, false, file, lineno);
+        } else if (!*scalar(val)) {
+            block = 2 + to;
+        } else {
+            rc = acv_error(ACV_EFORMAT, "%s line %d: names is neither a list nor a map", file, lineno);
         }
     }
-    json_decref(n.map);
-    if (rc || !found) {
-        json_decref(n.names);
-        return rc;
+    if (!rc && flow_buf) rc = acv_error(ACV_EFORMAT, "%s line %d: the [...] or {...} is not closed", file, flow_line);
+    free(flow_buf);
+    for (size_t i = 0; !rc && i < json_array_size(y->names); i++)
+        if (json_is_null(json_array_get(y->names, i)))
+            rc = acv_error(ACV_EFORMAT, "%s: names has no class %zu (indices must run from 0)", file, i);
+    for (int i = 0; !rc && i < 3; i++)
+        if (y->split_line[i] && !json_array_size(y->split[i])) y->split_line[i] = 0; /* an empty list: not given */
+    if (!rc && y->have_names && y->nc >= 0 && (size_t)y->nc != json_array_size(y->names))
+        rc = acv_error(ACV_EFORMAT, "%s line %d: nc is %ld but names lists %zu classes: make them agree", file,
+                       y->nc_line, y->nc, json_array_size(y->names));
+    if (rc) yaml_info_free(y);
+    return rc;
+}
+
+static bool yaml_has_keys(const yaml_info *y)
+{
+    return y->have_names || y->nc >= 0 || y->path || y->split_line[0] || y->split_line[1] || y->split_line[2];
+}
+
+typedef struct cand {
+    int rank, depth;
+    size_t idx;
+} cand;
+
+static int cmp_cand(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    if (a->rank != b->rank) return a->rank - b->rank;
+    if (a->depth != b->depth) return a->depth - b->depth;
+    return (a->idx > b->idx) - (a->idx < b->idx); /* entries are sorted by path */
+}
+
+static int depth(const char *path)
+{
+    int d = 0;
+    for (; *path; path++) d += *path == '/';
+    return d;
+}
+
+/* The entries rank() gives a rank >= 0, best (lowest rank, then shallowest, then by path)
+ * first. malloc'd (NULL with *n 0 when none). */
+static int candidates(const acv__archive *a, int (*rank)(const char *path), cand **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    cand *v = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        int r = rank(a->e[i].path);
+        if (r < 0) continue;
+        if (!v && !(v = malloc(a->n * sizeof *v))) return acv_error(ACV_ENOMEM, "out of memory");
+        v[k++] = (cand){r, depth(a->e[i].path), i};
     }
-    *out = n.names;
+    if (k) qsort(v, k, sizeof *v, cmp_cand);
+    *out = v;
+    *n = k;
     return 0;
 }
 
-/* Class names: data.yaml (or another .yaml with names), else classes.txt / obj.names. */
-static int read_names(acv__archive *a, json_t **names, const char **from)
+static int yaml_rank(const char *path)
+{
+    static const char *const PREFERRED[] = {"data.yaml", "data.yml", "dataset.yaml", "dataset.yml", NULL};
+    if (!acv__has_ext(path, "yaml") && !acv__has_ext(path, "yml")) return -1;
+    for (int i = 0; PREFERRED[i]; i++)
+        if (!strcasecmp(acv__path_base(path), PREFERRED[i])) return 0;
+    return 1;
+}
+
+static int names_rank(const char *path)
+{
+    return !strcasecmp(acv__path_base(path), "classes.txt") || acv__has_ext(path, "names") ? 0 : -1;
+}
+
+/* The dataset's yaml: data.yaml (data.yml, dataset.yaml), the shallowest first, else another
+ * .yaml with a key that matters. *from NULL when none. A data.yaml that cannot be read fails;
+ * another yaml's error is kept in *err_rc / err (it fails the import once the archive turns out
+ * to be YOLO and no other yaml answered). */
+static int pick_yaml(acv__archive *a, yaml_info *y, acv__entry **from, int *err_rc, char *err, size_t errn)
+{
+    *from = NULL;
+    *err_rc = 0;
+    cand *c;
+    size_t n;
+    int rc = candidates(a, yaml_rank, &c, &n);
+    for (size_t i = 0; !rc && i < n && !*from; i++) {
+        acv__entry *e = &a->e[c[i].idx];
+        char *text;
+        size_t len;
+        int r = acv__entry_read(e, LABEL_FILE_MAX, &text, &len);
+        if (!r) {
+            r = parse_yaml(text, e->path, y);
+            free(text);
+        }
+        if (r == ACV_ENOMEM || (r && c[i].rank == 0)) {
+            rc = r;
+        } else if (r) {
+            if (!*err_rc) {
+                *err_rc = r;
+                snprintf(err, errn, "%s", acv_errmsg());
+            }
+        } else if (yaml_has_keys(y)) {
+            *from = e;
+        } else {
+            yaml_info_free(y);
+        }
+    }
+    free(c);
+    return rc;
+}
+
+/* classes.txt / obj.names (the shallowest): one name a line. *names NULL when there is none. */
+static int read_names_file(acv__archive *a, json_t **names, acv__entry **from)
 {
     *names = NULL;
     *from = NULL;
-    acv__entry *best = NULL;
-    for (int pass = 0; pass < 2 && !*names; pass++)
-        for (size_t i = 0; i < a->n && !*names; i++) {
-            acv__entry *e = &a->e[i];
-            bool yaml = acv__has_ext(e->path, "yaml") || acv__has_ext(e->path, "yml");
-            bool txt = !strcasecmp(acv__path_base(e->path), "classes.txt") || acv__has_ext(e->path, "names");
-            if ((pass == 0 && !yaml) || (pass == 1 && !txt)) continue;
-            char *text;
-            size_t len;
-            int rc = acv__entry_read(e, LABEL_FILE_MAX, &text, &len);
-            if (rc) return rc;
-            if (yaml) {
-                rc = yaml_names(text, e->path, names);
-            } else {
-                *names = json_array();
-                char *save = NULL;
-                for (char *l = strtok_r(text, "\r\n", &save); l && *names; l = strtok_r(NULL, "\r\n", &save)) {
-                    char *s = yaml_scalar(l);
-                    if (*s && json_array_append_new(*names, json_string(s)))
-                        rc = acv_error(ACV_EINVAL, "%s: a class name is not valid UTF-8", e->path);
-                }
-            }
-            free(text);
-            if (rc) {
-                json_decref(*names);
-                *names = NULL;
-                return rc;
-            }
-            if (*names) best = e;
-        }
-    if (best) *from = best->path;
-    return 0;
+    cand *c;
+    size_t n;
+    int rc = candidates(a, names_rank, &c, &n);
+    if (!rc && n) *from = &a->e[c[0].idx];
+    free(c);
+    if (rc || !*from) return rc;
+    char *text;
+    size_t len;
+    if ((rc = acv__entry_read(*from, LABEL_FILE_MAX, &text, &len))) return rc;
+    *names = json_array();
+    int lineno = 0;
+    for (char *l = skip_bom(text), *next; !rc && l && *names; l = next) {
+        next = strchr(l, '\n');
+        if (next) *next++ = 0;
+        lineno++;
+        char *s = scalar(l);
+        if (*s && json_array_append_new(*names, json_string(s)))
+            rc = acv_error(ACV_EINVAL, "%s line %d: a class name is not valid UTF-8", (*from)->path, lineno);
+    }
+    free(text);
+    if (!*names) rc = acv_error(ACV_ENOMEM, "out of memory");
+    if (rc) {
+        json_decref(*names);
+        *names = NULL;
+    }
+    return rc;
 }
 
 /* ---- label files ---------------------------------------------------------------------------- */
@@ -220,6 +449,35 @@ static char *label_path_of(const char *img)
     return out;
 }
 
+/* A class token: an integer, also written as 1.0. */
+static bool parse_class(const char *t, long *cls)
+{
+    char *end;
+    errno = 0;
+    double c = strtod(t, &end);
+    if (end == t || *end || errno || !(c >= 0) || c != floor(c) || c >= 1e9) return false;
+    *cls = (long)c;
+    return true;
+}
+
+/* Does text read as YOLO label lines (its first line: an integer class and at least 4
+ * numbers)? Tells a stray label file from a README or a list. */
+static bool looks_like_labels(char *text)
+{
+    char *save = NULL;
+    for (char *l = strtok_r(skip_bom(text), "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *tsave = NULL;
+        int n = 0;
+        long cls;
+        for (char *t = strtok_r(l, " \t\r", &tsave); t; t = strtok_r(NULL, " \t\r", &tsave), n++) {
+            char *end;
+            if (n == 0 ? !parse_class(t, &cls) : (strtod(t, &end), *end != 0)) return false;
+        }
+        if (n) return n >= 5;
+    }
+    return false;
+}
+
 /* raw: {"label": path or null, "tmp": extracted file, "names": [...]}. */
 static int yolo_convert(acv__plan *p, acv__item *it, int w, int h)
 {
@@ -233,25 +491,25 @@ static int yolo_convert(acv__plan *p, acv__item *it, int w, int h)
     int rc = acv_file_read(json_string_value(json_object_get(it->raw, "tmp")), LABEL_FILE_MAX, &text, &len);
     if (rc) return rc == ACV_ERANGE ? acv_error(ACV_EINVAL, "%s: larger than %u MiB", lpath, LABEL_FILE_MAX >> 20) : rc;
     int line = 0;
-    char *save = NULL;
     double *v = NULL;
     size_t vcap = 0;
-    for (char *l = strtok_r((char *)text, "\n", &save); !rc && l; l = strtok_r(NULL, "\n", &save)) {
+    for (char *l = skip_bom((char *)text), *next; !rc && l; l = next) {
+        next = strchr(l, '\n');
+        if (next) *next++ = 0;
         line++;
         size_t nv = 0;
         char *tsave = NULL;
         long cls = -1;
-        for (char *t = strtok_r(l, " \t\r,", &tsave); !rc && t; t = strtok_r(NULL, " \t\r,", &tsave)) {
+        for (char *t = strtok_r(l, " \t\r\f\v,", &tsave); !rc && t; t = strtok_r(NULL, " \t\r\f\v,", &tsave)) {
             char *end;
             errno = 0;
             if (nv == 0 && cls < 0) {
-                cls = strtol(t, &end, 10);
-                if (*end || errno || cls < 0)
+                if (!parse_class(t, &cls))
                     rc = acv_error(ACV_EINVAL, "%s line %d: class '%.20s' is not a non-negative integer", lpath, line, t);
                 continue;
             }
             double x = strtod(t, &end);
-            if (*end || !isfinite(x)) {
+            if (end == t || *end || !isfinite(x)) {
                 rc = acv_error(ACV_EINVAL, "%s line %d: '%.20s' is not a number", lpath, line, t);
                 break;
             }
@@ -299,12 +557,217 @@ static int yolo_convert(acv__plan *p, acv__item *it, int w, int h)
     return rc;
 }
 
+/* ---- the splits data.yaml names ------------------------------------------------------------- */
+
+/* Joins base and r for each of bases: the first that is an entry or a folder of the archive. */
+static char *try_bases(const acv__archive *a, const char *const *bases, int nbases, const char *r)
+{
+    for (int i = 0; i < nbases; i++) {
+        char *p = acv__path_join(bases[i], r);
+        if (p && *p && (acv__archive_find(a, p) || acv__archive_has_dir(a, p))) return p;
+        free(p);
+    }
+    return NULL;
+}
+
+/* The archive path a split value (or a list's line) stands for: an entry (a .txt list, an
+ * image) or a folder, relative to one of bases; else with its leading "./" and "../" dropped
+ * one by one (Roboflow's ../train/images), or an absolute path's leading folders (a yaml
+ * written on another machine). NULL when none is there. malloc'd. */
+static char *locate(const acv__archive *a, const char *const *bases, int nbases, const char *v)
+{
+    char *norm = strdup(v);
+    if (!norm) return NULL;
+    for (char *c = norm; *c; c++)
+        if (*c == '\\') *c = '/';
+    const char *r = norm;
+    bool drive = isalpha((unsigned char)r[0]) && r[1] == ':';
+    if (drive) r += 2;
+    char *found = NULL;
+    if (drive || *r == '/') {
+        while (!found && r) {
+            while (*r == '/') r++;
+            if (!*r) break;
+            found = try_bases(a, bases, nbases, r);
+            r = strchr(r, '/');
+        }
+    } else {
+        found = try_bases(a, bases, nbases, r);
+        while (!found && (!strncmp(r, "./", 2) || !strncmp(r, "../", 3))) {
+            r = strchr(r, '/') + 1;
+            found = try_bases(a, bases, nbases, r);
+        }
+    }
+    free(norm);
+    return found;
+}
+
+/* Reads a .txt list of image paths: each must be an image of the archive ("./x" relative to the
+ * list's folder first, as Ultralytics reads it, else to root). */
+static int check_list(acv__archive *a, acv__plan *p, acv__entry *list, const char *root)
+{
+    char *text;
+    size_t len;
+    list->used = true;
+    int rc = acv__entry_read(list, LABEL_FILE_MAX, &text, &len);
+    if (rc == ACV_ERANGE) {
+        acv__plan_skip(p, list->path, "larger than %u MiB: not read", LABEL_FILE_MAX >> 20);
+        return 0;
+    }
+    if (rc) return rc;
+    char *ldir = acv__path_dir(list->path);
+    if (!ldir) {
+        free(text);
+        return acv_error(ACV_ENOMEM, "out of memory");
+    }
+    int lineno = 0;
+    for (char *l = skip_bom(text), *next; l; l = next) {
+        next = strchr(l, '\n');
+        if (next) *next++ = 0;
+        lineno++;
+        char *s = scalar(l);
+        if (!*s) continue;
+        bool dot = s[0] == '.' && s[1] == '/';
+        const char *bases[2] = {dot ? ldir : root, dot ? root : ldir};
+        char *hit = locate(a, bases, 2, s);
+        acv__entry *e = hit ? acv__archive_find(a, hit) : NULL;
+        if (!e && (s[0] == '/' || s[0] == '\\' || (isalpha((unsigned char)s[0]) && s[1] == ':'))) {
+            const char *b = s + strlen(s);
+            while (b > s && b[-1] != '/' && b[-1] != '\\') b--;
+            e = acv__archive_find_base(a, b); /* an absolute path of another machine: by its unique name */
+        }
+        free(hit);
+        if (!e) acv__plan_skip(p, list->path, "line %d: image '%.300s' is not in the archive", lineno, s);
+        else if (!acv__is_image_name(e->path) && !acv__is_other_image_name(e->path))
+            acv__plan_skip(p, list->path, "line %d: '%.300s' is not an image", lineno, s);
+    }
+    free(ldir);
+    free(text);
+    return 0;
+}
+
+/* Checks train / val / test of the yaml at from (see the top of the file). */
+static int check_splits(acv__archive *a, acv__plan *p, const yaml_info *y, const acv__entry *from)
+{
+    char *ydir = acv__path_dir(from->path), *root = NULL;
+    if (!ydir) return acv_error(ACV_ENOMEM, "out of memory");
+    if (y->path && *y->path && y->path[0] != '/' && !(isalpha((unsigned char)y->path[0]) && y->path[1] == ':')) {
+        root = acv__path_join(ydir, y->path);
+        if (root && !acv__archive_has_dir(a, root)) {
+            free(root);
+            root = NULL;
+        }
+    }
+    if (!root && !(root = strdup(ydir))) {
+        free(ydir);
+        return acv_error(ACV_ENOMEM, "out of memory");
+    }
+    const char *bases[2] = {root, ydir};
+    int rc = 0;
+    for (int i = 0; !rc && i < 3; i++)
+        for (size_t j = 0; !rc && y->split_line[i] && j < json_array_size(y->split[i]); j++) {
+            const char *v = json_string_value(json_array_get(y->split[i], j));
+            char *where = locate(a, bases, 2, v);
+            acv__entry *e = where ? acv__archive_find(a, where) : NULL;
+            if (!where && i != 2)
+                acv__plan_skip(p, from->path, "line %d: %s: '%.300s' is not in the archive", y->split_line[i],
+                               SPLIT_KEYS[i], v);
+            else if (e && acv__has_ext(e->path, "txt"))
+                rc = check_list(a, p, e, root);
+            free(where);
+        }
+    free(root);
+    free(ydir);
+    return rc;
+}
+
+/* ---- the layout ------------------------------------------------------------------------------- */
+
+/* The class names (see the top of the file) into p->labels, in index order as *canon. */
+static int class_names(acv__archive *a, acv__plan *p, yaml_info *y, const acv__entry *yfrom, json_t **canon)
+{
+    json_t *names = NULL;
+    acv__entry *nfrom = NULL;
+    const char *from = yfrom ? yfrom->path : NULL;
+    int rc = 0;
+    if (yfrom && json_array_size(y->names)) {
+        names = json_incref(y->names);
+    } else if ((rc = read_names_file(a, &names, &nfrom))) {
+        return rc;
+    } else if (nfrom) {
+        nfrom->used = true;
+        from = nfrom->path;
+    } else if (yfrom && y->nc > 0) { /* nc without names: Ultralytics' class_0, class_1, ... */
+        names = json_array();
+        for (long c = 0; names && c < y->nc; c++) {
+            char k[32];
+            snprintf(k, sizeof k, "class_%ld", c);
+            json_array_append_new(names, json_string(k));
+        }
+    } else {
+        /* No names anywhere: the class numbers name the classes (up to the largest a label file of
+           an image uses). */
+        long max_cls = -1;
+        names = json_array();
+        for (size_t i = 0; names && i < a->n; i++) {
+            if (!acv__is_image_name(a->e[i].path)) continue;
+            char *lp = label_path_of(a->e[i].path);
+            acv__entry *le = lp ? acv__archive_find(a, lp) : NULL;
+            free(lp);
+            char *text;
+            size_t len;
+            if (!le || acv__entry_read(le, LABEL_FILE_MAX, &text, &len)) continue;
+            for (char *l = skip_bom(text), *next; l; l = next) {
+                next = strchr(l, '\n');
+                if (next) *next++ = 0;
+                char *save = NULL, *t = strtok_r(l, " \t\r,", &save);
+                long c;
+                if (t && parse_class(t, &c) && c < MAX_CLASSES && c > max_cls) max_cls = c;
+            }
+            free(text);
+        }
+        for (long c = 0; names && c <= max_cls; c++) {
+            char k[24];
+            snprintf(k, sizeof k, "%ld", c);
+            json_array_append_new(names, json_string(k));
+        }
+    }
+    *canon = json_array();
+    json_t *index = json_object(); /* name -> its first class */
+    if (!names || !*canon || !index) rc = acv_error(ACV_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < json_array_size(names); i++) {
+        const char *c;
+        if ((rc = acv__plan_label(p, json_string_value(json_array_get(names, i)), &c))) {
+            acv_error_prefix(rc, "%s: class %zu: ", from ? from : "class names", i);
+            break;
+        }
+        json_t *first = json_object_get(index, c);
+        if (first) {
+            rc = acv_error(ACV_EINVAL, "%s: classes %lld and %zu are both named '%s'", from ? from : "class names",
+                           (long long)json_integer_value(first), i, c);
+            break;
+        }
+        json_object_set_new(index, c, json_integer((json_int_t)i));
+        json_array_append_new(*canon, json_string(c));
+    }
+    json_decref(index);
+    json_decref(names);
+    if (rc) {
+        json_decref(*canon);
+        *canon = NULL;
+    }
+    return rc;
+}
+
 int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
 {
     *found = false;
-    json_t *names = NULL;
-    const char *from = NULL;
-    int rc = read_names(a, &names, &from);
+    yaml_info y;
+    memset(&y, 0, sizeof y);
+    acv__entry *yfrom = NULL;
+    int yerr = 0;
+    char yerr_msg[600] = "";
+    int rc = pick_yaml(a, &y, &yfrom, &yerr, yerr_msg, sizeof yerr_msg);
     if (rc) return rc;
     /* Label files that belong to an image. */
     size_t paired = 0;
@@ -312,51 +775,26 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
         if (!acv__is_image_name(a->e[i].path)) continue;
         char *lp = label_path_of(a->e[i].path);
         if (!lp) {
-            json_decref(names);
+            yaml_info_free(&y);
             return acv_error(ACV_ENOMEM, "out of memory");
         }
         paired += acv__archive_find(a, lp) != NULL;
         free(lp);
     }
-    bool yaml = from && (acv__has_ext(from, "yaml") || acv__has_ext(from, "yml"));
-    if (!paired && !yaml) {
-        json_decref(names);
+    /* YOLO: label files beside the images, or a yaml that names classes (a yaml with only
+       path or splits does not make an ImageFolder archive YOLO). */
+    if (!paired && !(yfrom && (y.have_names || y.nc >= 0))) {
+        yaml_info_free(&y);
         return 0;
     }
+    if (!yfrom && yerr) return acv_error(yerr, "%s", yerr_msg); /* the dataset's yaml is unreadable */
     *found = true;
     p->format = "yolo";
     p->convert = yolo_convert;
-    int64_t max_cls = -1;
-    if (!names) {
-        /* No names anywhere: the class numbers name the classes (up to the largest used). */
-        names = json_array();
-        for (size_t i = 0; i < a->n; i++) {
-            if (!acv__has_ext(a->e[i].path, "txt")) continue;
-            char *text;
-            size_t len;
-            if (acv__entry_read(&a->e[i], LABEL_FILE_MAX, &text, &len)) continue;
-            char *save = NULL;
-            for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                char *end;
-                long c = strtol(l, &end, 10);
-                if (end != l && c >= 0 && c < 100000 && c > max_cls) max_cls = c;
-            }
-            free(text);
-        }
-        for (int64_t c = 0; c <= max_cls; c++) {
-            char k[24];
-            snprintf(k, sizeof k, "%lld", (long long)c);
-            json_array_append_new(names, json_string(k));
-        }
-    }
-    json_t *canon = json_array();
-    for (size_t i = 0; !rc && i < json_array_size(names); i++) {
-        const char *c;
-        if ((rc = acv__plan_label(p, json_string_value(json_array_get(names, i)), &c)))
-            acv_error_prefix(rc, "%s: class %zu: ", from ? from : "class names", i);
-        else json_array_append_new(canon, json_string(c));
-    }
-    json_decref(names);
+    if (yfrom) yfrom->used = true;
+    json_t *canon = NULL;
+    rc = class_names(a, p, &y, yfrom, &canon);
+    if (!rc && yfrom) rc = check_splits(a, p, &y, yfrom);
     for (size_t i = 0; !rc && i < a->n; i++) {
         acv__entry *e = &a->e[i];
         if (!acv__is_image_name(e->path)) continue;
@@ -371,10 +809,20 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
         else if (!acv__plan_add(p, e, raw, &dup) && !dup) rc = ACV_ENOMEM;
     }
     json_decref(canon);
+    /* Label files without their image (in a labels/ folder, or reading as label lines; a README
+       or a list is no label file). */
     for (size_t i = 0; !rc && i < a->n; i++) {
         acv__entry *e = &a->e[i];
-        if (e->used || acv__is_image_name(e->path) || (from && !strcmp(e->path, from))) continue;
-        if (acv__has_ext(e->path, "txt")) acv__plan_skip(p, e->path, "a label file without its image");
+        if (e->used || !acv__has_ext(e->path, "txt") || !strcasecmp(acv__path_base(e->path), "classes.txt")) continue;
+        bool label = !strncmp(e->path, "labels/", 7) || strstr(e->path, "/labels/");
+        char *text;
+        size_t len;
+        if (!label && !acv__entry_read(e, LABEL_FILE_MAX, &text, &len)) {
+            label = looks_like_labels(text);
+            free(text);
+        }
+        if (label) acv__plan_skip(p, e->path, "a label file without its image");
     }
+    yaml_info_free(&y);
     return rc;
 }

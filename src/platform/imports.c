@@ -91,7 +91,16 @@ static int detect(acv__archive *a, acv__plan *p)
     for (size_t i = 0; i < sizeof READERS / sizeof READERS[0]; i++) {
         bool found = false;
         int rc = READERS[i](a, p, &found);
-        if (rc || found) return rc;
+        if (rc) return rc;
+        if (!found) continue;
+        /* Images in a format the decoder does not read are named, never passed over (the folder
+           layouts list every file that is not an image themselves). */
+        for (size_t j = 0; strcmp(p->format, "imagefolder") && strcmp(p->format, "images") && j < a->n; j++)
+            if (!a->e[j].used && acv__is_other_image_name(a->e[j].path)) {
+                a->e[j].used = true;
+                acv__plan_skip(p, a->e[j].path, "not a JPEG, PNG or BMP image (convert it to import it)");
+            }
+        return 0;
     }
     return acv_error(ACV_EINVAL, "no image (.jpg, .jpeg, .png, .bmp) in the archive; expected an ImageFolder, COCO, "
                                  "YOLO or Pascal VOC layout");
@@ -239,6 +248,9 @@ static void boxes_to_polygons(json_t *doc)
                                  json_object_get(s, "label"), "points", acv__num(x), acv__num(y), acv__num(x + w),
                                  acv__num(y), acv__num(x + w), acv__num(y + h), acv__num(x), acv__num(y + h), "source",
                                  "human");
+        static const char *const FLAGS[] = {"difficult", "iscrowd"};
+        for (int f = 0; poly && f < 2; f++)
+            if (json_is_true(json_object_get(s, FLAGS[f]))) json_object_set_new(poly, FLAGS[f], json_true());
         if (poly) json_array_set_new(shapes, j, poly);
     }
 }

@@ -2,12 +2,16 @@
  * new annotation set holding the archive's annotations.
  *
  * Layouts, detected in this order:
- *   voc          Annotations/NAME.xml (Pascal VOC) with the images in JPEGImages/ beside it;
+ *   voc          Annotations/NAME.xml (Pascal VOC) with the images in JPEGImages/ beside it,
+ *                or LabelImg's XML files beside their images;
  *   coco         a COCO JSON ({"images","annotations","categories"}), e.g.
- *                annotations/instances_<split>.json with images/<split>/..., or anywhere
- *                with the images beside it or in an images/ folder beside it;
- *   yolo         images/... with labels/....txt beside (labels/ mirrors images/), class
- *                names from data.yaml (or classes.txt / obj.names);
+ *                annotations/instances_<split>.json with images/<split>/..., Roboflow's
+ *                <split>/_annotations.coco.json, Label Studio's result.json with images/, or
+ *                anywhere with the images beside it or in an images/ folder beside it;
+ *   yolo         images/... with labels/....txt beside (labels/ mirrors images/; Roboflow's
+ *                <split>/images and <split>/labels), class names from data.yaml (names, nc;
+ *                its train/val/test are checked against the archive) or classes.txt /
+ *                obj.names;
  *   imagefolder  class folders: <class>/<image> (split folders train/, val/, test/ allowed);
  *   images       only images, no structure: imported without an annotation set.
  * Annotations become one document per image in a new set (task cls for imagefolder, seg when
@@ -19,8 +23,11 @@
  * plain box becomes its rectangle as a polygon (the task takes polygons and masks only).
  * Every document is checked by acv_ann_doc_validate (annotation_doc.h) before it is stored,
  * so it is one an annotator can load and save back; class names that are aliases of a label
- * use that label. VOC "difficult" and COCO "iscrowd" have no place in the document: those
- * objects are imported as ordinary shapes and counted in the summary ("difficult", "crowd").
+ * use that label. VOC <difficult> / <iscrowd> and COCO "iscrowd" / "difficult" become the
+ * shapes' "difficult" and "iscrowd" flags, and are counted in the summary ("difficult",
+ * "crowd"). What each reader accepts from the tools that write these layouts (Ultralytics,
+ * Roboflow, LabelImg, CVAT, Label Studio) is described at the top of import_yolo.c,
+ * import_voc.c and import_coco.c and in docs/platform.md ("Imports").
  *
  * All or nothing: labels, images, the set and its items are written in one transaction; on
  * any failure it is rolled back and the blobs it stored are removed (blobs that other rows

@@ -386,6 +386,63 @@ class TestAnnotations(unittest.TestCase):
         self.assertEqual([x["name"] for x in lst["items"]], ["ocr v1"])
         self.assertNotIn("labels", lst["items"][0])
 
+    # ---- exports imported back ---------------------------------------------------------------------
+    def test_exports_import_back(self):
+        """A version exported as COCO, YOLO and Pascal VOC and imported into another project gives
+        the same images, labels and shapes back, with the flags the format carries (VOC difficult,
+        COCO iscrowd); COCO's box polygons are boxes again, so a det set stays det."""
+        ims = self.upload_all([("round_%d.png" % i, random_png(W, H, seed=3000 + i)) for i in range(3)])
+        det = self.new_set("round trip det", "det", ims[0:2])["id"]
+        boxes = {ims[0]: [{"type": "box", "label": "scratch", "x": 4, "y": 6, "w": 20, "h": 10},
+                          {"type": "box", "label": "dent", "x": 30, "y": 20, "w": 8, "h": 8, "difficult": True}],
+                 ims[1]: [{"type": "box", "label": "scratch", "x": 0, "y": 0, "w": W, "h": H}]}
+        self.annotate_submit_accept(det, {i: {"shapes": s} for i, s in boxes.items()})
+        dv = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % det, "eng",
+                              {"name": "round det", "split": {"train": 1}}), 201)
+        seg = self.new_set("round trip seg", "seg", ims[2:3])["id"]
+        rect = {(x, y) for x in range(10, 20) for y in range(5, 15)}
+        segs = {ims[2]: [{"type": "polygon", "label": "rust", "points": [[2, 2], [30, 2], [30, 20]]},
+                         {"type": "mask", "label": "dent", "rle": {"size": [H, W], "counts": rle_runs(rect, H, W)},
+                          "iscrowd": True}]}
+        self.annotate_submit_accept(seg, {i: {"shapes": s} for i, s in segs.items()})
+        sv = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % seg, "eng",
+                              {"name": "round seg", "split": {"train": 1}}), 201)
+
+        def import_back(vid, fmt):
+            r = self.req("GET", "/api/v1/dataset-versions/%d/export?format=%s" % (vid, fmt))
+            self.assertEqual(r.status, 200, r)
+            p = self.ok(self.req("POST", "/api/v1/projects", "admin", {"name": "round %d %s" % (vid, fmt)}), 201)["id"]
+            res = self.ok(self.srv.request("POST", "/api/v1/projects/%d/imports?filename=%s.zip" % (p, fmt), self.admin,
+                                           data=r.body, content_type="application/zip", timeout=120), 201)
+            self.assertEqual((res["format"], res["skipped"]), (fmt, []), res)
+            task = self.ok(self.req("GET", "/api/v1/annotation-sets/%d" % res["set_id"]))["task"]
+            got = {}
+            for it in self.ok(self.req("GET", "/api/v1/annotation-sets/%d/items?limit=100" % res["set_id"]))["items"]:
+                doc = self.ok(self.req("GET", self.item(res["set_id"], it["image_id"])))
+                # exported as "<image id>_<name>"
+                got[[i for i in ims if it["filename"].endswith("_round_%d.png" % ims.index(i))][0]] = doc["shapes"]
+            return task, got
+
+        def want(shapes, keep):
+            out = []
+            for sh in shapes:
+                sh = dict(sh, source="human")
+                for flag in ("difficult", "iscrowd"):
+                    if flag not in keep:
+                        sh.pop(flag, None)
+                if sh["type"] == "mask":
+                    sh["rle"] = {"size": [H, W], "counts": rle_string(sh["rle"]["counts"])}
+                out.append(sh)
+            return out
+
+        for fmt, keep in (("coco", ()), ("voc", ("difficult",)), ("yolo", ())):
+            task, got = import_back(dv["id"], fmt)
+            self.assertEqual(task, "det", fmt)
+            self.assertEqual(got, {i: want(s, keep) for i, s in boxes.items()}, fmt)
+        task, got = import_back(sv["id"], "coco")
+        self.assertEqual(task, "seg")
+        self.assertEqual(got, {ims[2]: want(segs[ims[2]], ("iscrowd",))})
+
     # ---- two annotators, locks ---------------------------------------------------------------------
     def test_two_annotators_stale_save_and_locks(self):
         iid = self.det_images[5]

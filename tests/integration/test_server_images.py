@@ -8,6 +8,7 @@ role x route matrix of these routes."""
 import hashlib
 import io
 import json
+import math
 import os
 import random
 import socket
@@ -491,7 +492,9 @@ class TestServerImages(unittest.TestCase):
         b = items["b.png"]["doc"]["shapes"]
         self.assertEqual(len(b), 2)
         self.assertEqual((b[0]["type"], b[0]["label"], b[0]["rle"]["size"]), ("mask", "nut", [H, W]))
-        self.assertEqual(set(b[0]), {"type", "label", "rle", "source"})
+        self.assertEqual(set(b[0]), {"type", "label", "rle", "source", "iscrowd"})  # the crowd flag is kept
+        self.assertIs(b[0]["iscrowd"], True)
+        self.assertNotIn("iscrowd", b[1])
         self.assertEqual(rle_from_string(b[0]["rle"]["counts"]), counts)
         self.assertEqual((b[1]["type"], b[1]["label"], b[1]["rle"]["counts"]), ("mask", "bolt", rle_to_string(comp)))
         self.assertEqual(items["empty.png"]["doc"], {"tags": [], "shapes": []})
@@ -583,7 +586,7 @@ class TestServerImages(unittest.TestCase):
         self.assertIn("no annotation file", reasons["JPEGImages/p2.png"])
         shapes = self.items_of(res["set_id"])["p1.png"]["doc"]["shapes"]
         self.assertEqual(shapes, [
-            {"type": "box", "label": "nut&bolt", "x": 10, "y": 5, "w": 20, "h": 20, "source": "human"},
+            {"type": "box", "label": "nut&bolt", "x": 10, "y": 5, "w": 20, "h": 20, "source": "human", "difficult": True},
             {"type": "box", "label": "washer", "x": 0, "y": 0, "w": 50, "h": 40, "source": "human"}])
 
     def test_hostile_archives_leave_nothing(self):
@@ -842,6 +845,329 @@ class TestServerImages(unittest.TestCase):
             r = self.req(method, fill(self, key, "outsider", False), "outsider", json_body=body)
             self.assertEqual(r.status, 404, "%s as a non-member: %r" % (key, r))
         self.assertEqual(checked, 7 * len(EXPECTED))
+
+
+def box(label, x, y, w, h, **flags):
+    return dict({"type": "box", "label": label, "x": x, "y": y, "w": w, "h": h, "source": "human"}, **flags)
+
+
+def rect_polygon(label, x, y, w, h, **flags):
+    return dict({"type": "polygon", "label": label, "points": [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
+                 "source": "human"}, **flags)
+
+
+class TestImportOtherTools(unittest.TestCase):
+    """Archives laid out exactly as Ultralytics, Roboflow, LabelImg, CVAT and Label Studio export
+    them, imported through the real server: the images, labels, the set's task and every shape
+    checked through the API, refusals and per-file reports checked by their messages (the same
+    inputs as test_dataset_convert.py's RealWorldExports, which reads them with the CLI)."""
+    W, H = 40, 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(["--max-upload-mb", "8"]).start()
+        cls.admin = cls.srv.admin_token()
+        cls.seed = 5000
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.cleanup()
+
+    def req(self, method, path, **kw):
+        return self.srv.request(method, path, self.admin, **kw)
+
+    def png(self):
+        TestImportOtherTools.seed += 1
+        return random_png(self.W, self.H, seed=self.seed)
+
+    def project(self):
+        r = self.req("POST", "/api/v1/projects", json_body={"name": "p-%s-%f" % (self._testMethodName, time.time())})
+        self.assertEqual(r.status, 201, r)
+        return r.json()["id"]
+
+    def imp(self, pid, entries, name="ds.zip", status=201):
+        r = self.req("POST", "/api/v1/projects/%d/imports?filename=%s" % (pid, name), data=zip_bytes(entries),
+                     content_type="application/zip", timeout=120)
+        self.assertEqual(r.status, status, r)
+        return r.json()
+
+    def labels(self, pid):
+        return sorted(l["name"] for l in self.req("GET", "/api/v1/projects/%d/labels?limit=1000" % pid).json()["items"])
+
+    def images(self, pid):
+        return sorted(i["filename"] for i in self.req("GET", "/api/v1/projects/%d/images?limit=1000" % pid).json()["items"])
+
+    def task(self, sid):
+        return self.req("GET", "/api/v1/annotation-sets/%d" % sid).json()["task"]
+
+    def shapes(self, sid):
+        """{filename: shapes} of a set, read item by item through the API."""
+        items = self.req("GET", "/api/v1/annotation-sets/%d/items?limit=1000" % sid).json()["items"]
+        out = {}
+        for it in items:
+            doc = self.req("GET", "/api/v1/annotation-sets/%d/items/%d" % (sid, it["image_id"])).json()
+            self.assertEqual(doc["status"], "submitted")
+            out[it["filename"]] = doc["shapes"]
+        return out
+
+    @staticmethod
+    def skipped(res):
+        return {s["path"]: s["reason"] for s in res["skipped"]}
+
+    # ---- YOLO / Ultralytics / Roboflow ------------------------------------------------------------
+    def test_yolo_ultralytics_layout(self):
+        pid = self.project()
+        # A BOM, CRLF; path absolute (another machine's); train a flow list of folders, val a .txt
+        # list, test a block list; names a block map with nc; a download: script block.
+        yaml = ("\ufeff# Ultralytics\r\npath: /home/me/datasets/parts\r\ntrain: [images/train, images/extra]\r\n"
+                "val: lists/val.txt\r\ntest:\r\n  - images/test\r\nnc: 2\r\nnames:\r\n  0: bolt\r\n  1: nut\r\n"
+                "download: |\r\n  import os\r\n  names: [x]\r\n")
+        pts = " ".join("%.4f %.4f" % (0.5 + 0.25 * math.cos(i * math.pi / 20), 0.5 + 0.4 * math.sin(i * math.pi / 20))
+                       for i in range(40))  # an ellipse of 40 points
+        entries = [
+            ("data.yaml", yaml.encode()),
+            ("README.dataset.txt", b"2 classes, exported by hand\n"),
+            ("images/train/a.png", self.png()),
+            # a BOM, trailing spaces, blank lines, CRLF, scientific notation
+            ("labels/train/a.txt", b"\xef\xbb\xbf1 0.5 0.5 0.5 0.5  \r\n\r\n  \r\n0 5e-1 2.5E-01 2.5e-1 5.0e-01\r\n"),
+            ("images/train/bg.png", self.png()),  # no label file: a background image
+            ("images/train/empty.png", self.png()),
+            ("labels/train/empty.txt", b""),
+            ("images/extra/UP.JPG", self.png()),
+            ("labels/extra/UP.txt", b"0 0.5 0.5 0.5 0.5\n"),
+            ("images/extra/Mixed.Jpeg", self.png()),
+            ("labels/extra/Mixed.txt", b"1.0 0.5 0.5 0.5 0.5\n"),
+            ("images/extra/w.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 "),
+            ("lists/images/v1.png", self.png()),
+            ("lists/labels/v1.txt", b"1 0.5 0.5 0.1 0.1\n"),
+            ("images/val/v2.png", self.png()),
+            ("labels/val/v2.txt", b"0 0.5 0.5 0.1 0.1\n"),
+            ("lists/val.txt", b"./images/v1.png\r\n/home/me/datasets/parts/images/val/v2.png\r\nimages/val/gone.png\r\n"),
+            ("images/test/t.png", self.png()),
+            ("labels/test/orphan.txt", b"0 0.5 0.5 0.1 0.1\n"),
+        ]
+        res = self.imp(pid, entries)
+        self.assertEqual((res["format"], res["images"], res["labels_created"]), ("yolo", 8, 2))
+        self.assertEqual(self.labels(pid), ["bolt", "nut"])
+        self.assertEqual(self.task(res["set_id"]), "det")
+        got = self.shapes(res["set_id"])
+        self.assertEqual(got, {
+            "a.png": [box("nut", 10, 5, 20, 10), box("bolt", 15, 0, 10, 10)], "bg.png": [], "empty.png": [],
+            "UP.JPG": [box("bolt", 10, 5, 20, 10)], "Mixed.Jpeg": [box("nut", 10, 5, 20, 10)],
+            "v1.png": [box("nut", 18, 9, 4, 2)], "v2.png": [box("bolt", 18, 9, 4, 2)], "t.png": []})
+        sk = self.skipped(res)
+        self.assertEqual(set(sk), {"lists/val.txt", "images/extra/w.webp", "labels/test/orphan.txt"}, sk)
+        self.assertIn("line 3: image 'images/val/gone.png' is not in the archive", sk["lists/val.txt"])
+        self.assertIn("not a JPEG, PNG or BMP image", sk["images/extra/w.webp"])
+        self.assertIn("without its image", sk["labels/test/orphan.txt"])
+        # Segment lines (Ultralytics -seg): polygons, so the set takes polygons (seg) and a box
+        # line becomes its rectangle.
+        res = self.imp(pid, [("data.yaml", b"names: [bolt, nut]\n"), ("images/s.png", self.png()),
+                             ("labels/s.txt", ("1 %s\n0 0.5 0.5 0.5 0.5\n" % pts).encode())], "seg.zip")
+        self.assertEqual(self.task(res["set_id"]), "seg", res)
+        s = self.shapes(res["set_id"])["s.png"]
+        self.assertEqual((s[0]["type"], s[0]["label"], len(s[0]["points"])), ("polygon", "nut", 40))
+        self.assertEqual(s[1], rect_polygon("bolt", 10, 5, 20, 10))
+
+    def test_yolo_names_and_nc(self):
+        pid = self.project()
+        cases = [(b"names: ['bolt', \"nut\"]\n", ["bolt", "nut"]),
+                 (b"nc: 2\nnames: {0: bolt, 1: nut}  # a flow map\n", ["bolt", "nut"]),
+                 (b"names:\n- bolt\n- nut\nnc: 2\n", ["bolt", "nut"]),
+                 (b"names: [bolt,\n  nut]\n", ["bolt", "nut"]),
+                 (b"names:\n  1: nut\n  0: bolt\n", ["bolt", "nut"]),
+                 (b"nc: 2\n", ["class_0", "class_1"]),
+                 (None, ["bolt", "nut"]),  # no yaml: classes.txt (below)
+                 (None, ["0", "1"])]  # no names anywhere: the class numbers
+        for i, (yaml, names) in enumerate(cases):
+            p = self.project()
+            extra = [("data.yaml", yaml)] if yaml else [("classes.txt", b"\xef\xbb\xbfbolt\r\nnut\r\n")] if i == 6 else []
+            res = self.imp(p, extra + [("images/a.png", self.png()),
+                                       ("labels/a.txt", b"1 0.5 0.5 0.5 0.5\n0 0.25 0.25 0.1 0.1\n")], "n%d.zip" % i)
+            self.assertEqual(res["skipped"], [], yaml)
+            self.assertEqual(sorted(self.labels(p)), names, yaml)
+            self.assertEqual([s["label"] for s in self.shapes(res["set_id"])["a.png"]], names[::-1], yaml)
+        # Refused, naming the file and line; nothing is stored.
+        for yaml, msg in [(b"train: images\nnc: 3\nnames: [bolt, nut]\n", "data.yaml line 2: nc is 3 but names lists 2"),
+                          (b"names: [bolt, nut, bolt]\n", "data.yaml: classes 0 and 2 are both named 'bolt'"),
+                          (b"names:\n  0: bolt\n  2: nut\n", "data.yaml: names has no class 1"),
+                          (b"names: [bolt, nut\n", "data.yaml line 1: the [...] or {...} is not closed")]:
+            r = self.imp(pid, [("data.yaml", yaml), ("images/a.png", self.png()),
+                               ("labels/a.txt", b"0 0.5 0.5 0.5 0.5\n")], status=422)
+            self.assertIn(msg, r["error"]["message"])
+        self.assertEqual((self.images(pid), self.labels(pid)), ([], []))
+
+    def test_yolo_roboflow_under_a_top_folder(self):
+        pid = self.project()
+        yaml = (b"train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\nnames: ['bolt', 'nut']\n\n"
+                b"roboflow:\n  workspace: w\n  project: p\n  version: 3\n  license: CC BY 4.0\n"
+                b"  url: https://universe.roboflow.com/w/p/3\n")
+        entries = [("mydata/data.yaml", yaml), ("mydata/README.roboflow.txt", b"Exported via roboflow.com\n"),
+                   ("mydata/train/images/a_jpg.rf.1.jpg", self.png()),
+                   ("mydata/train/labels/a_jpg.rf.1.txt", b"1 0.5 0.5 0.5 0.5\n"),
+                   ("mydata/valid/images/b_jpg.rf.2.jpg", self.png()),
+                   ("mydata/valid/labels/b_jpg.rf.2.txt", b"0 0.25 0.5 0.5 1\n")]
+        # No test/ folder (Roboflow names one in any case): passed over.
+        res = self.imp(pid, entries, "mydata.zip")
+        self.assertEqual((res["format"], res["images"], res["skipped"]), ("yolo", 2, []))
+        self.assertEqual(self.shapes(res["set_id"]), {"a_jpg.rf.1.jpg": [box("nut", 10, 5, 20, 10)],
+                                                      "b_jpg.rf.2.jpg": [box("bolt", 0, 0, 20, 20)]})
+        # A split data.yaml names that is not in the archive is reported (test is not).
+        entries[0] = ("mydata/data.yaml", yaml.replace(b"../valid/images", b"../val/images"))
+        entries[2] = ("mydata/train/images/a_jpg.rf.1.jpg", self.png())
+        entries[4] = ("mydata/valid/images/b_jpg.rf.2.jpg", self.png())
+        res = self.imp(pid, entries, "mydata.zip")
+        self.assertEqual(res["images"], 2)
+        self.assertEqual(self.skipped(res), {"data.yaml": "line 2: val: '../val/images' is not in the archive"})
+
+    # ---- Pascal VOC / LabelImg / CVAT -------------------------------------------------------------
+    VOC = """<?xml version="1.0" encoding="ISO-8859-1"?>
+<!-- written by LabelImg / CVAT -->
+<annotation verified="yes">
+  <folder>JPEGImages</folder>
+  <filename>%s</filename>
+  <path>C:\\\\Users\\\\me\\\\%s</path>
+  <source><database>Unknown</database></source>
+  %s
+  <segmented>0</segmented>
+  <object id="1">
+    <name><![CDATA[bolt]]></name>
+    <pose>Unspecified</pose>
+    <truncated>1</truncated>
+    <occluded>0</occluded>
+    <difficult>0</difficult>
+    <bndbox><xmin>12.5</xmin><ymin>3</ymin><xmax>30.25</xmax><ymax>18</ymax></bndbox>
+    <part><name>head</name><bndbox><xmin>13</xmin><ymin>4</ymin><xmax>15</xmax><ymax>6</ymax></bndbox></part>
+    <attributes><attribute><name>rusty</name><value>true</value></attribute></attributes>
+  </object>
+  <object>
+    <name> caf\xe9 </name>
+    <difficult>1</difficult>
+    <bndbox>
+      <xmin>1</xmin> <ymin>1</ymin> <xmax>40</xmax> <ymax>20</ymax>
+    </bndbox>
+  </object>
+</annotation>
+"""
+
+    def test_voc_labelimg_cvat(self):
+        pid = self.project()
+        size = "<size><width>40</width><height>20</height><depth>3</depth></size>"
+        files = {"a": ("a.png", size), "b": ("b.jpg", "<size><width>0</width><height>0</height></size>"),
+                 "c": ("photo_c.png", ""), "e": ("e", ""), "f": ("f.jpg", "")}
+        entries = [("JPEGImages/a.png", self.png()), ("JPEGImages/b.PNG", self.png()),  # <filename> says .jpg
+                   ("JPEGImages/photo_c.png", self.png()),  # not the xml's name
+                   ("JPEGImages/e.png", self.png()),  # <filename> without an extension
+                   ("JPEGImages/F.BMP.png", self.png()),  # no image for f.xml
+                   ("ImageSets/Main/default.txt", b"a\nb\nc\ne\n"), ("labelmap.txt", b"# label:color_rgb\nbolt:1,2,3\n"),
+                   ("SegmentationClass/a.png", self.png())]
+        for stem, (fn, sz) in files.items():
+            entries.append(("Annotations/%s.xml" % stem, (self.VOC % (fn, fn, sz)).encode("latin-1")))
+        res = self.imp(pid, entries, "cvat-voc.zip")
+        self.assertEqual((res["format"], res["images"], res["difficult"]), ("voc", 4, 4))
+        self.assertEqual(self.labels(pid), ["bolt", "café"])
+        self.assertEqual(self.task(res["set_id"]), "det")
+        # 1-based inclusive pixel indices: x = xmin - 1, w = xmax - xmin + 1; parts are no objects;
+        # <difficult> is kept as the flag.
+        want = [box("bolt", 11.5, 2, 18.75, 16), box("café", 0, 0, 40, 20, difficult=True)]
+        self.assertEqual(self.shapes(res["set_id"]), {"a.png": want, "b.PNG": want, "photo_c.png": want, "e.png": want})
+        sk = self.skipped(res)
+        self.assertIn("its image 'f.jpg' is not in the archive", sk["Annotations/f.xml"])
+        self.assertIn("no annotation file names this image", sk["JPEGImages/F.BMP.png"])
+        self.assertIn("a VOC segmentation mask", sk["SegmentationClass/a.png"])
+        # LabelImg's default layout: each XML beside its image, no Annotations/ folder.
+        res = self.imp(pid, [("shots/x.png", self.png()), ("shots/x.xml", (self.VOC % ("x.png", "x.png", size)).encode("latin-1")),
+                             ("shots/y.png", self.png())], "labelimg.zip")
+        self.assertEqual((res["format"], res["images"]), ("voc", 1))
+        self.assertEqual(self.shapes(res["set_id"]), {"x.png": want})
+        self.assertIn("no annotation file names this image", self.skipped(res)["shots/y.png"])
+        # A malformed object: the file is skipped naming the object and its line.
+        bad = b"<annotation><filename>g.png</filename>\n<object><name>bolt</name>\n<bndbox><xmin>1</xmin></bndbox></object></annotation>"
+        res = self.imp(pid, [("Annotations/g.xml", bad), ("JPEGImages/g.png", self.png()),
+                             ("Annotations/h.xml", (self.VOC % ("h.png", "h.png", size)).encode("latin-1")),
+                             ("JPEGImages/h.png", self.png())], "bad-voc.zip")
+        self.assertEqual(res["images"], 1)
+        self.assertIn("object 1 ('bolt', line 2) has no numeric <bndbox>", self.skipped(res)["Annotations/g.xml"])
+
+    # ---- COCO / Roboflow / Label Studio / CVAT ----------------------------------------------------
+    @staticmethod
+    def coco_doc(prefix=""):
+        return {"info": {"description": "export"}, "licenses": [{"id": 1, "name": "CC BY 4.0"}],
+                "categories": [{"id": 0, "name": "hardware", "supercategory": "none"},
+                               {"id": 1, "name": "bolt", "supercategory": "hardware"},
+                               {"id": 5, "name": "nut", "supercategory": "hardware"}],
+                "images": [{"id": 0, "file_name": "sub/dir/%sa.png" % prefix, "width": 40, "height": 20},
+                           {"id": 1, "file_name": prefix + "b.png"}],
+                "annotations": [
+                    {"id": 1, "image_id": 0, "category_id": 1, "bbox": [1.5, 2.25, 10.5, 5.0],
+                     "segmentation": [[1.5, 2.25, 12, 2.25, 12, 7.25]]},  # no area, no iscrowd
+                    {"id": 2, "image_id": 1, "category_id": 5, "bbox": [0, 0, 5, 5], "iscrowd": 1, "area": 25,
+                     "segmentation": {"counts": [0, 5, 15, 5, 775], "size": [20, 40]}}]}
+
+    def test_coco_roboflow(self):
+        pid = self.project()
+        entries = []
+        for split in ("train", "valid", "test"):
+            entries += [("%s/_annotations.coco.json" % split, json.dumps(self.coco_doc(split + "_")).encode()),
+                        ("%s/sub/dir/%s_a.png" % (split, split), self.png()), ("%s/%s_b.png" % (split, split), self.png())]
+        entries.append(("README.roboflow.txt", b"Exported via roboflow.com\n"))
+        res = self.imp(pid, entries, "roboflow-coco.zip")
+        self.assertEqual((res["format"], res["images"], res["crowd"], res["skipped"]), ("coco", 6, 3, []))
+        # Roboflow's dataset-level category (id 0, supercategory "none") is no label.
+        self.assertEqual(self.labels(pid), ["bolt", "nut"])
+        self.assertEqual(self.task(res["set_id"]), "seg")
+        got = self.shapes(res["set_id"])
+        self.assertEqual(got["valid_a.png"], [{"type": "polygon", "label": "bolt", "points": [[1.5, 2.25], [12, 2.25], [12, 7.25]],
+                                               "source": "human"}])
+        self.assertEqual(got["test_b.png"], [{"type": "mask", "label": "nut", "rle": {"size": [20, 40], "counts": "05?0hg0"},
+                                              "iscrowd": True, "source": "human"}])
+        # A box that uses it: that image is skipped, naming the annotation and the category.
+        doc = self.coco_doc()
+        doc["annotations"][1]["category_id"] = 0
+        res = self.imp(pid, [("_annotations.coco.json", json.dumps(doc).encode()), ("sub/dir/a.png", self.png()),
+                             ("b.png", self.png())], "rf2.zip")
+        self.assertEqual(res["images"], 1)
+        self.assertIn("annotation 2: category_id 0 ('hardware') is the supercategory of the other categories",
+                      self.skipped(res)["b.png"])
+
+    def test_coco_label_studio_and_cvat(self):
+        # Label Studio: result.json and images/ (a Windows separator too), boxes only: a det set.
+        pid = self.project()
+        doc = self.coco_doc()
+        doc["categories"] = [{"id": 0, "name": "bolt"}, {"id": 7, "name": "nut"}]
+        doc["images"][0]["file_name"] = "images\\a.png"
+        doc["images"][1]["file_name"] = "images/b.png"
+        doc["annotations"][0].pop("segmentation")
+        doc["annotations"][0]["category_id"] = 0
+        doc["annotations"][1].update(category_id=7, segmentation=[], iscrowd=0, ignore=0)
+        res = self.imp(pid, [("result.json", json.dumps(doc).encode()), ("images/a.png", self.png()),
+                             ("images/b.png", self.png())], "project-1-at-2024.zip")
+        self.assertEqual((res["format"], res["images"], res["skipped"]), ("coco", 2, []))
+        self.assertEqual(self.task(res["set_id"]), "det")
+        # A result.json that is not JSON fails the import naming it (never imported as plain images).
+        r = self.imp(self.project(), [("result.json", b'{"images": [,]}'), ("images/a.png", self.png())], status=422)
+        self.assertIn("result.json: line 1 column", r["error"]["message"])
+        self.assertEqual(self.shapes(res["set_id"]), {"a.png": [box("bolt", 1.5, 2.25, 10.5, 5)],
+                                                      "b.png": [box("nut", 0, 0, 5, 5)]})
+        # CVAT: annotations/instances_default.json and images/; an annotation of an unknown image
+        # and an image record whose file is missing are reported naming them.
+        pid = self.project()
+        doc = self.coco_doc()
+        doc["categories"] = [{"id": 1, "name": "bolt", "supercategory": ""}, {"id": 2, "name": "nut", "supercategory": ""}]
+        doc["annotations"][1].update(category_id=2, segmentation=[], iscrowd=0, attributes={"occluded": False})
+        doc["images"].append({"id": 4, "file_name": "gone.png", "width": 40, "height": 20})
+        doc["annotations"].append({"id": 3, "image_id": 9, "category_id": 1, "bbox": [0, 0, 1, 1]})
+        res = self.imp(pid, [("annotations/instances_default.json", json.dumps(doc).encode()),
+                             ("images/sub/dir/a.png", self.png()), ("images/b.png", self.png())], "cvat.zip")
+        self.assertEqual((res["format"], res["images"]), ("coco", 2))
+        self.assertEqual(self.labels(pid), ["bolt", "nut"])
+        sk = self.skipped(res)
+        self.assertIn("annotation 3: image_id 9 is not an image of the file (left out)", sk["annotations/instances_default.json"])
+        self.assertIn("named in annotations/instances_default.json (image id 4) but not found", sk["gone.png"])
+        got = self.shapes(res["set_id"])
+        self.assertEqual(got["a.png"], [{"type": "polygon", "label": "bolt", "points": [[1.5, 2.25], [12, 2.25], [12, 7.25]],
+                                         "source": "human"}])
+        self.assertEqual(got["b.png"], [rect_polygon("nut", 0, 0, 5, 5)])
 
 
 if __name__ == "__main__":
