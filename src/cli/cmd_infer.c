@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "autocv/error.h"
+#include "base/file.h"
 #include "base/npy.h"
 #include "cli/args.h"
 #include "onnx/import.h"
@@ -31,7 +32,14 @@ int acv_cmd_infer(int argc, char **argv)
     acv_shape s;
     float *x = NULL;
     rc = acv_npy_load(in, &s, &x);
-    if (!rc) rc = acv_model_load_any(model, &m);
+    if (!rc && s.ndim == 4 && !strcmp(acv_path_ext(model), "onnx") && !acv_is_dir(model)) {
+        /* a file that leaves height and width dynamic is imported at the input's size (its
+         * folded shape arithmetic then fits it) */
+        acv_onnx_options o = {0};
+        o.height = s.d[2] <= 16384 ? (int)s.d[2] : 0;
+        o.width = s.d[3] <= 16384 ? (int)s.d[3] : 0;
+        rc = acv_onnx_import(model, &o, &m);
+    } else if (!rc) rc = acv_model_load_any(model, &m);
     if (!rc) {
         acv_graph *g = m->graph;
         acv_id xi = acv_graph_input(g), y = acv_graph_output(g);

@@ -424,7 +424,7 @@ static void ctx_free(acv__ictx *c)
 }
 
 /* The graph input: the one graph input that is not an initializer, float, 4-D. */
-static int make_input(acv__ictx *c, const Onnx__GraphProto *gp, int imgsz)
+static int make_input(acv__ictx *c, const Onnx__GraphProto *gp, const int hw[2])
 {
     const Onnx__ValueInfoProto *in = NULL;
     for (size_t k = 0; k < gp->n_input; k++) {
@@ -451,7 +451,7 @@ static int make_input(acv__ictx *c, const Onnx__GraphProto *gp, int imgsz)
         bool known = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
         if (!known) {
             if (k == 1) return acv_error(ACV_EUNSUPPORTED, "%s: input '%s' has a dynamic channel count", c->path, in->name);
-            d[k] = k == 0 ? 1 : imgsz;
+            d[k] = k == 0 ? 1 : hw[k - 2];
         } else {
             d[k] = dm->dim_value;
             if (d[k] < 1 || d[k] > 16384 || (k == 1 && d[k] > 4))
@@ -508,6 +508,7 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
     if (strcmp(task, "cls") && strcmp(task, "det") && strcmp(task, "seg"))
         return acv_error(ACV_EINVAL, "task '%s' is not one of cls, det, seg", task);
     int imgsz = opt->imgsz > 0 ? opt->imgsz : 224;
+    int hw[2] = {opt->height > 0 ? opt->height : imgsz, opt->width > 0 ? opt->width : imgsz};
     Onnx__ModelProto *m = NULL;
     int rc = acv__onnx_read(path, &m);
     if (rc) return rc;
@@ -557,20 +558,24 @@ int acv_onnx_import(const char *path, const acv_onnx_options *opt, acv_model **o
         }
     }
     if (!rc && gp->n_sparse_initializer) rc = acv_error(ACV_EUNSUPPORTED, "%s: sparse initializers are not supported", path);
-    if (!rc) rc = make_input(&c, gp, imgsz);
+    if (!rc) rc = make_input(&c, gp, hw);
     if (!rc && gp->n_output != 1)
         rc = acv_error(ACV_EUNSUPPORTED, "%s: the model has %zu outputs; one output is supported", path, gp->n_output);
     if (!rc) rc = topo_order(&c, gp, &order);
+    /* an operator the importer does not know at all is the reason to give, rather than
+     * whatever an earlier node it feeds from cannot express */
     for (size_t k = 0; !rc && k < gp->n_node; k++) {
         c.node = gp->node[order[k]];
-        const char *op = c.node->op_type;
         if (c.node->domain && *c.node->domain && strcmp(c.node->domain, "ai.onnx"))
             rc = acv__nerr(&c, ACV_EUNSUPPORTED, "operators of domain '%s' are not supported", c.node->domain);
-        if (!rc) {
-            rc = acv__fold(&c, op);
-            if (rc == 1) rc = 0;
-            else if (rc == 0) rc = acv__translate(&c, op);
-        }
+        else rc = acv__op_check(&c, c.node->op_type ? c.node->op_type : "");
+    }
+    for (size_t k = 0; !rc && k < gp->n_node; k++) {
+        c.node = gp->node[order[k]];
+        const char *op = c.node->op_type ? c.node->op_type : "";
+        rc = acv__fold(&c, op);
+        if (rc == 1) rc = 0;
+        else if (rc == 0) rc = acv__translate(&c, op);
     }
     c.node = NULL;
     acv_id y = -1;

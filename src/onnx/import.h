@@ -14,6 +14,7 @@
 
 typedef struct acv_onnx_options {
     int imgsz;               /* input side used when the file leaves H/W dynamic (0: 224) */
+    int height, width;       /* when > 0: the input height / width used instead of imgsz */
     const char *task;        /* "cls" (default), "det", "seg" */
     const char *classes_file;/* one class name per line, or NULL */
     bool has_norm;           /* mean/std below are set; else ImageNet's for 3 channels */

@@ -80,6 +80,8 @@ int acv__slice_args(acv__ictx *c, int rank, int64_t *st, int64_t *en, int *axes,
 
 /* Translation of one node into graph nodes (import_ops.c). */
 int acv__translate(acv__ictx *c, const char *op);
+/* 0 when the importer knows the operator, else an error naming it with what to do. */
+int acv__op_check(acv__ictx *c, const char *op);
 /* Reshape of a node to out (static dims) keeping the batch: batch_pos is the output dim
  * that carries the input's batch dim, or -1. */
 acv_id acv__reshape_node(acv__ictx *c, acv__oval *x, const acv_shape *out, int batch_pos);

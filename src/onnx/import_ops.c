@@ -261,8 +261,10 @@ static int op_binary(acv__ictx *c, int bop)
  * trans is false, (OUT, IN) when true; scaled by alpha; bias C (OUT values or 1) * beta. */
 static int linear_from(acv__ictx *c, acv__oval *X, acv__oval *Bm, bool trans, float alpha, acv__oval *C, float beta)
 {
-    if (Bm->kind != ACV__V_CONST || Bm->c.shape.ndim != 2)
-        return acv__nerr(c, ACV_EUNSUPPORTED, "only a constant 2-D weight matrix is supported");
+    if (Bm->kind != ACV__V_CONST)
+        return acv__nerr(c, ACV_EUNSUPPORTED, "a product of two computed tensors (attention, as in ViT and Swin) is not "
+                         "supported: the engine multiplies by constant weights only");
+    if (Bm->c.shape.ndim != 2) return acv__nerr(c, ACV_EUNSUPPORTED, "only a constant 2-D weight matrix is supported");
     acv_id x = acv__node_of(c, X, false);
     if (x < 0) return x;
     if (shp(c, x)->ndim != 2)
@@ -476,6 +478,115 @@ static int op_squeeze(acv__ictx *c, bool unsqueeze)
     return acv__set_node(c, 0, acv__reshape_node(c, X, &o, bp), X->batched);
 }
 
+/* Most slices a data-moving Transpose may cost (see transpose_moves). */
+#define TRANSPOSE_MAX_SLICES 16
+
+/* A node x (value X for the batch flag) reshaped to s; batch_pos as acv__reshape_node. */
+static acv_id reshape_to(acv__ictx *c, const acv__oval *X, acv_id x, const acv_shape *s, int batch_pos)
+{
+    acv__oval tmp = *X;
+    tmp.kind = ACV__V_NODE;
+    tmp.id = x;
+    return acv__reshape_node(c, &tmp, s, batch_pos);
+}
+
+/* A Transpose that moves data, made of slices, reshapes and concats (all with a backward
+ * pass and an ONNX export). Dims of size 1 move for free (a reshape); of the others, the
+ * heaviest set that keeps its order stays, and each other dim a is moved to its place by
+ * slicing along it (d_a slices of size 1), reshaping each slice so that the size-1 dim
+ * sits at the target position (no data moves) and concatenating there. ShuffleNet's
+ * channel shuffle (N, g, C/g, H, W) -> (N, C/g, g, H, W) costs g slices. The batch dim
+ * must stay first; a transpose costing more than TRANSPOSE_MAX_SLICES slices is refused. */
+static int transpose_moves(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *perm, const acv_shape *o, int bp)
+{
+    const acv_shape *xs = shp(c, x);
+    int n = xs->ndim, m = 0, q[ACV_MAX_DIMS], qm = 0;
+    int64_t sd[ACV_MAX_DIMS];
+    bool keep_ax[ACV_MAX_DIMS] = {0};
+    for (int k = 0; k < n; k++)
+        if (xs->d[k] > 1 || (k == 0 && X->batched)) {
+            keep_ax[k] = true;
+            sd[m++] = xs->d[k];
+        }
+    for (int k = 0; k < n; k++)
+        if (keep_ax[perm[k]]) q[qm++] = (int)perm[k];
+    if (X->batched && perm[0] != 0)
+        return acv__nerr(c, ACV_EUNSUPPORTED, "a transpose that moves the batch dim is not supported");
+    /* rank of each original dim among the kept ones: the squeezed problem */
+    int rank[ACV_MAX_DIMS];
+    for (int k = 0, r = 0; k < n; k++) rank[k] = keep_ax[k] ? r++ : -1;
+    for (int k = 0; k < m; k++) q[k] = rank[q[k]];
+    /* the heaviest subsequence of q that is increasing stays in place (the batch dim always) */
+    int64_t best = -1, total = 0;
+    unsigned best_set = 0;
+    for (int k = 0; k < m; k++) total += sd[k];
+    for (unsigned set = 0; set < 1u << m; set++) {
+        int last = -1;
+        int64_t w = 0;
+        bool ok = true;
+        for (int k = 0; ok && k < m; k++) {
+            if (!(set >> k & 1)) {
+                ok = !(X->batched && q[k] == 0);
+                continue;
+            }
+            ok = q[k] > last;
+            last = q[k];
+            w += sd[q[k]];
+        }
+        if (ok && w > best) {
+            best = w;
+            best_set = set;
+        }
+    }
+    int64_t cost = total - best;
+    if (cost > TRANSPOSE_MAX_SLICES) {
+        char a[96], b[96];
+        return acv__nerr(c, ACV_EUNSUPPORTED, "a transpose of %s to %s moves data across %lld slices (at most %d are "
+                         "supported: ShuffleNet's channel shuffle is; channels-last blocks and attention, as in ConvNeXt, "
+                         "ViT and Swin, are not)", acv_shape_str(xs, a, sizeof a), acv_shape_str(o, b, sizeof b),
+                         (long long)cost, TRANSPOSE_MAX_SLICES);
+    }
+    /* the squeezed tensor, then one move per dim not kept, in output order */
+    acv_shape cs = {m, {0}};
+    for (int k = 0; k < m; k++) cs.d[k] = sd[k];
+    int bpos = X->batched ? 0 : -1;
+    acv_id y = reshape_to(c, X, x, &cs, bpos);
+    int cur[ACV_MAX_DIMS];
+    bool placed[ACV_MAX_DIMS] = {0};
+    for (int k = 0; k < m; k++) {
+        cur[k] = k;
+        if (best_set >> k & 1) placed[q[k]] = true;
+    }
+    for (int t = 0; t < m && y >= 0; t++) {
+        int a = q[t];
+        if (placed[a]) continue;
+        int i = 0, j = 0;
+        while (cur[i] != a) i++;
+        for (int k = i; k < m - 1; k++) cur[k] = cur[k + 1];
+        /* right after a's nearest placed predecessor in the output order */
+        for (int u = t - 1; u >= 0; u--)
+            if (placed[q[u]]) {
+                while (cur[j] != q[u]) j++;
+                j++;
+                break;
+            }
+        for (int k = m - 1; k > j; k--) cur[k] = cur[k - 1];
+        cur[j] = a;
+        acv_shape ss = {m, {0}}; /* a slice, its dim a of size 1 moved to position j */
+        for (int k = 0; k < m; k++) ss.d[k] = cur[k] == a ? 1 : sd[cur[k]];
+        acv_id parts[TRANSPOSE_MAX_SLICES];
+        for (int64_t s = 0; s < sd[a] && y >= 0; s++) {
+            acv_id p = slice1(c, X, y, i, s, 1, 1);
+            parts[s] = p < 0 ? p : reshape_to(c, X, p, &ss, bpos);
+            if (parts[s] < 0) y = parts[s];
+        }
+        if (y >= 0) y = acv_concat(c->g, (int)sd[a], parts, j);
+        placed[a] = true;
+    }
+    if (y < 0) return acv__set_node(c, 0, y, X->batched);
+    return acv__set_node(c, 0, reshape_to(c, X, y, o, bp), X->batched);
+}
+
 static int op_transpose(acv__ictx *c)
 {
     int rc = acv__check_attrs(c, "perm");
@@ -495,6 +606,7 @@ static int op_transpose(acv__ictx *c)
     acv_shape o = {n, {0}};
     int64_t last = -1;
     int bp = -1;
+    bool moves = false;
     unsigned seen = 0; /* perm must be a permutation: each dim exactly once */
     for (int k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= n) return acv__nerr(c, ACV_EINVAL, "perm entry out of range");
@@ -505,11 +617,10 @@ static int op_transpose(acv__ictx *c)
         bool big = xs->d[perm[k]] > 1 || (perm[k] == 0 && X->batched);
         if (perm[k] == 0 && X->batched) bp = k;
         if (!big) continue;
-        if (perm[k] < last)
-            return acv__nerr(c, ACV_EUNSUPPORTED, "a transpose that moves data is not supported (only ones that fold into "
-                             "a reshape)");
+        if (perm[k] < last) moves = true;
         last = perm[k];
     }
+    if (moves) return transpose_moves(c, X, x, perm, &o, bp);
     return acv__set_node(c, 0, acv__reshape_node(c, X, &o, bp), X->batched);
 }
 
@@ -757,44 +868,76 @@ static int op_cast(acv__ictx *c)
     return acv__set_alias(c, 0, X);
 }
 
+static int op_relu(acv__ictx *c) { return op_act(c, ACV_ACT_RELU, ""); }
+static int op_sigmoid(acv__ictx *c) { return op_act(c, ACV_ACT_SIGMOID, ""); }
+static int op_tanh(acv__ictx *c) { return op_act(c, ACV_ACT_TANH, ""); }
+static int op_hardswish(acv__ictx *c) { return op_act(c, ACV_ACT_HARDSWISH, ""); }
+static int op_leaky(acv__ictx *c) { return op_act(c, ACV_ACT_LEAKY_RELU, "alpha"); }
+static int op_hardsigmoid(acv__ictx *c) { return op_act(c, ACV_ACT_HARDSIGMOID, "alpha,beta"); }
+static int op_conv2d(acv__ictx *c) { return op_conv(c, false); }
+static int op_convt(acv__ictx *c) { return op_conv(c, true); }
+static int op_add(acv__ictx *c) { return op_binary(c, ACV_BIN_ADD); }
+static int op_sub(acv__ictx *c) { return op_binary(c, ACV_BIN_SUB); }
+static int op_mul(acv__ictx *c) { return op_binary(c, ACV_BIN_MUL); }
+static int op_div(acv__ictx *c) { return op_binary(c, ACV_BIN_DIV); }
+static int op_squeeze_(acv__ictx *c) { return op_squeeze(c, false); }
+static int op_unsqueeze(acv__ictx *c) { return op_squeeze(c, true); }
+static int op_maxpool(acv__ictx *c) { return op_pool(c, true); }
+static int op_avgpool(acv__ictx *c) { return op_pool(c, false); }
+static int op_softmax_(acv__ictx *c) { return op_softmax(c, false); }
+static int op_logsoftmax(acv__ictx *c) { return op_softmax(c, true); }
+static int op_dropout(acv__ictx *c) { return op_passthrough(c, true); }
+static int op_identity(acv__ictx *c) { return op_passthrough(c, false); }
+/* Only ever folded (import_fold.c): reaching translation means an input is not constant. */
+static int op_fold_only(acv__ictx *c)
+{
+    return acv__nerr(c, ACV_EUNSUPPORTED, "the input must be a constant (a shape known at import)");
+}
+
+static const struct { const char *name; int (*fn)(acv__ictx *); } OPS[] = {
+    {"Relu", op_relu}, {"Sigmoid", op_sigmoid}, {"Tanh", op_tanh}, {"HardSwish", op_hardswish},
+    {"LeakyRelu", op_leaky}, {"HardSigmoid", op_hardsigmoid}, {"Conv", op_conv2d}, {"ConvTranspose", op_convt},
+    {"BatchNormalization", op_batchnorm}, {"Clip", op_clip}, {"Add", op_add}, {"Sub", op_sub}, {"Mul", op_mul},
+    {"Div", op_div}, {"Gemm", op_gemm}, {"MatMul", op_matmul}, {"Concat", op_concat}, {"Split", op_split},
+    {"Slice", op_slice}, {"Reshape", op_reshape}, {"Flatten", op_flatten}, {"Squeeze", op_squeeze_},
+    {"Unsqueeze", op_unsqueeze}, {"Transpose", op_transpose}, {"Gather", op_gather}, {"MaxPool", op_maxpool},
+    {"AveragePool", op_avgpool}, {"GlobalAveragePool", op_gap}, {"ReduceMean", op_reduce_mean},
+    {"Resize", op_resize}, {"Pad", op_pad}, {"Softmax", op_softmax_}, {"LogSoftmax", op_logsoftmax},
+    {"Dropout", op_dropout}, {"Identity", op_identity}, {"Cast", op_cast},
+    {"Constant", op_fold_only}, {"Shape", op_fold_only}, {"ConstantOfShape", op_fold_only},
+};
+
+/* What to do about an operator the importer does not know, for the error message. */
+static const char *op_hint(const char *op)
+{
+    static const struct { const char *ops, *hint; } HINTS[] = {
+        {",LayerNormalization,Erf,Gelu,Sqrt,Pow,Einsum,Expand,Where,Equal,Range,ScatterND,Mod,Not,",
+         "; no engine operation computes it (it is typical of LayerNorm, GELU and attention in transformer-style "
+         "networks such as ConvNeXt, ViT and Swin, which cannot be imported): bring a convolutional network (ResNet, "
+         "EfficientNet, RegNet, MobileNet, ...)"},
+        {",LSTM,GRU,RNN,Loop,Scan,If,", "; recurrent layers and control flow are not supported"},
+        {",NonMaxSuppression,TopK,RoiAlign,MaxRoiPool,",
+         "; export the network without its post-processing (AutoCV decodes the raw output itself)"},
+        {",InstanceNormalization,GroupNormalization,LpNormalization,LRN,MeanVarianceNormalization,",
+         "; batch normalization is the only normalization supported"},
+    };
+    char key[80];
+    snprintf(key, sizeof key, ",%s,", op);
+    for (size_t k = 0; k < sizeof HINTS / sizeof HINTS[0]; k++)
+        if (strstr(HINTS[k].ops, key)) return HINTS[k].hint;
+    return " (docs/onnx.md lists the supported operators)";
+}
+
+int acv__op_check(acv__ictx *c, const char *op)
+{
+    for (size_t k = 0; k < sizeof OPS / sizeof OPS[0]; k++)
+        if (!strcmp(op, OPS[k].name)) return 0;
+    return acv__nerr(c, ACV_EUNSUPPORTED, "operator '%s' is not supported%s", op, op_hint(op));
+}
+
 int acv__translate(acv__ictx *c, const char *op)
 {
-    static const char *const ACTS[][2] = {
-        {"Relu", ""}, {"Sigmoid", ""}, {"Tanh", ""}, {"HardSwish", ""}, {"LeakyRelu", "alpha"}, {"HardSigmoid", "alpha,beta"},
-    };
-    static const int ACT_KIND[] = {ACV_ACT_RELU, ACV_ACT_SIGMOID, ACV_ACT_TANH, ACV_ACT_HARDSWISH, ACV_ACT_LEAKY_RELU,
-                                   ACV_ACT_HARDSIGMOID};
-    for (size_t k = 0; k < sizeof ACT_KIND / sizeof ACT_KIND[0]; k++)
-        if (!strcmp(op, ACTS[k][0])) return op_act(c, ACT_KIND[k], ACTS[k][1]);
-    if (!strcmp(op, "Conv")) return op_conv(c, false);
-    if (!strcmp(op, "ConvTranspose")) return op_conv(c, true);
-    if (!strcmp(op, "BatchNormalization")) return op_batchnorm(c);
-    if (!strcmp(op, "Clip")) return op_clip(c);
-    if (!strcmp(op, "Add")) return op_binary(c, ACV_BIN_ADD);
-    if (!strcmp(op, "Sub")) return op_binary(c, ACV_BIN_SUB);
-    if (!strcmp(op, "Mul")) return op_binary(c, ACV_BIN_MUL);
-    if (!strcmp(op, "Div")) return op_binary(c, ACV_BIN_DIV);
-    if (!strcmp(op, "Gemm")) return op_gemm(c);
-    if (!strcmp(op, "MatMul")) return op_matmul(c);
-    if (!strcmp(op, "Concat")) return op_concat(c);
-    if (!strcmp(op, "Split")) return op_split(c);
-    if (!strcmp(op, "Slice")) return op_slice(c);
-    if (!strcmp(op, "Reshape")) return op_reshape(c);
-    if (!strcmp(op, "Flatten")) return op_flatten(c);
-    if (!strcmp(op, "Squeeze")) return op_squeeze(c, false);
-    if (!strcmp(op, "Unsqueeze")) return op_squeeze(c, true);
-    if (!strcmp(op, "Transpose")) return op_transpose(c);
-    if (!strcmp(op, "Gather")) return op_gather(c);
-    if (!strcmp(op, "MaxPool")) return op_pool(c, true);
-    if (!strcmp(op, "AveragePool")) return op_pool(c, false);
-    if (!strcmp(op, "GlobalAveragePool")) return op_gap(c);
-    if (!strcmp(op, "ReduceMean")) return op_reduce_mean(c);
-    if (!strcmp(op, "Resize")) return op_resize(c);
-    if (!strcmp(op, "Pad")) return op_pad(c);
-    if (!strcmp(op, "Softmax")) return op_softmax(c, false);
-    if (!strcmp(op, "LogSoftmax")) return op_softmax(c, true);
-    if (!strcmp(op, "Dropout")) return op_passthrough(c, true);
-    if (!strcmp(op, "Identity")) return op_passthrough(c, false);
-    if (!strcmp(op, "Cast")) return op_cast(c);
-    return acv__nerr(c, ACV_EUNSUPPORTED, "operator '%s' is not supported", op);
+    for (size_t k = 0; k < sizeof OPS / sizeof OPS[0]; k++)
+        if (!strcmp(op, OPS[k].name)) return OPS[k].fn(c);
+    return acv__op_check(c, op);
 }

@@ -1,7 +1,8 @@
 """ONNX import end to end on the real build/autocv: torchvision models exported by
 torch.onnx (tests/ref/onnx_ref.py) run through `autocv infer --model X.onnx` and through
 `autocv import` + infer on the model directory, against PyTorch's outputs; the other
-commands accept a .onnx file; external data; and malformed files give one clear error
+commands accept a .onnx file; external data; data-moving Transposes in a file with dynamic
+height and width (against numpy); and malformed or unsupported files give one clear error
 line, exit status 1, no crash and no model directory.
 
 The reference files are generated once per version of onnx_ref.py into
@@ -19,7 +20,8 @@ from helpers import BUILD, ROOT, png_bytes, read, run, tmpdir
 
 PY = "/usr/bin/python3"
 REF_SCRIPT = os.path.join(ROOT, "tests", "ref", "onnx_ref.py")
-MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "vgg11_bn", "opmix"]
+MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "vgg11_bn",
+          "shufflenet_v2_x0_5", "efficientnet_b0", "regnet_y_400mf", "opmix"]
 OPSETS = [13, 17]
 TOL = 1e-4
 
@@ -154,6 +156,70 @@ class TestOnnxImport(unittest.TestCase):
         rc, out, err = run("bench", "--model", path, "--iters", "3", "--threads", "2", "--json")
         self.assertEqual(rc, 0, err)
         self.assertGreater(json.loads(out.splitlines()[-1])["throughput_ips"], 0)
+
+    def test_transpose_dynamic_size(self):
+        """A data-moving Transpose (channel shuffle and an H/W swap, made of slices and
+        concats) in a file whose H and W are dynamic: `infer --model FILE.onnx` imports it at
+        the input's size (its folded Shape arithmetic then fits), `import --imgsz` at that
+        size; both match numpy exactly. A transpose costing too many slices, and a
+        transformer operator, are refused naming the node and what to do."""
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+        d = os.path.join(self.tmp, "tr")
+        os.makedirs(d)
+        i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+        nodes = [helper.make_node("Shape", ["input"], ["s"], name="shape"),
+                 helper.make_node("Slice", ["s", "two", "four"], ["hw"], name="hw"),
+                 helper.make_node("Concat", ["g5", "hw"], ["spec5"], name="spec5", axis=0),
+                 helper.make_node("Reshape", ["input", "spec5"], ["r5"], name="group"),
+                 helper.make_node("Transpose", ["r5"], ["t5"], name="shuffle", perm=[0, 2, 1, 3, 4]),
+                 helper.make_node("Concat", ["c4", "hw"], ["spec4"], name="spec4", axis=0),
+                 helper.make_node("Reshape", ["t5", "spec4"], ["r4"], name="ungroup"),
+                 helper.make_node("Transpose", ["r4"], ["t4"], name="swap_hw", perm=[0, 1, 3, 2]),
+                 helper.make_node("Flatten", ["t4"], ["output"], name="flat")]
+        inits = [i64("two", [2]), i64("four", [4]), i64("g5", [0, 2, 2]), i64("c4", [0, 4])]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", "K"])], inits)
+        path = os.path.join(d, "shuffle.onnx")
+        onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+        rng = np.random.RandomState(3)
+
+        def check(model, shape):
+            x = rng.randn(*shape).astype(np.float32)
+            n, _, h, w = shape
+            want = x.reshape(n, 2, 2, h, w).transpose(0, 2, 1, 3, 4).reshape(n, 4, h, w).transpose(0, 1, 3, 2)
+            xin, out = os.path.join(d, "x.npy"), os.path.join(d, "y.npy")
+            np.save(xin, x)
+            rc, _, err = run("infer", "--model", model, "--input", xin, "--output", out, "--threads", "2")
+            self.assertEqual(rc, 0, err)
+            np.testing.assert_array_equal(np.load(out), want.reshape(n, -1))
+
+        for shape in ((1, 4, 6, 10), (4, 4, 6, 10), (2, 4, 12, 5)):
+            with self.subTest(onnx=shape):
+                check(path, shape)
+        mdir = os.path.join(d, "dir8")
+        rc, _, err = run("import", path, "--out", mdir, "--imgsz", "8")
+        self.assertEqual(rc, 0, err)
+        check(mdir, (3, 4, 8, 8))
+        # refused: at 224 the H/W swap costs 224 slices; a transformer operator
+        rc, _, err = run("import", path, "--out", os.path.join(d, "big"))
+        self.assertEqual(rc, 1)
+        self.assertIn("node 'swap_hw' (Transpose)", err)
+        self.assertIn("224 slices", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        ln = [helper.make_node("LayerNormalization", ["input", "sc", "bi"], ["l"], name="ln1", axis=-1),
+              helper.make_node("Flatten", ["l"], ["output"], name="flat")]
+        lg = helper.make_graph(ln, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 192])],
+                               [numpy_helper.from_array(np.ones(8, np.float32), "sc"),
+                                numpy_helper.from_array(np.zeros(8, np.float32), "bi")])
+        lpath = os.path.join(d, "ln.onnx")
+        onnx.save_model(helper.make_model(lg, opset_imports=[helper.make_opsetid("", 17)]), lpath)
+        rc, _, err = run("import", lpath, "--out", os.path.join(d, "ln_dir"))
+        self.assertEqual(rc, 1)
+        self.assertIn("node 'ln1' (LayerNormalization): operator 'LayerNormalization' is not supported", err)
+        self.assertIn("convolutional network", err)
+        self.assertFalse(os.path.exists(os.path.join(d, "ln_dir")))
 
     def test_external_data(self):
         import onnx

@@ -9,10 +9,11 @@ per model OUTDIR/<model>_in_b<B>.npy / <model>_out_b<B>.npy for batches 1 and 4:
 NCHW inputs and the eval-mode outputs of the same weights in PyTorch (float32).
 
 Weights are random (seeded), and every batch norm gets random affine parameters and
-running statistics, so that eval mode is not close to the identity. Models: resnet18,
-resnet50, mobilenet_v2, mobilenet_v3_small, squeezenet1_1, vgg11_bn (torchvision, 10
-classes) and "opmix", a small network written here that exercises the operators the
-torchvision classifiers do not (ConvTranspose, Resize nearest and bilinear, Pad merged into
+running statistics, so that eval mode is not close to the identity. Models (torchvision,
+10 classes): resnet18, resnet50, mobilenet_v2, mobilenet_v3_small, squeezenet1_1, vgg11_bn,
+shufflenet_v2_x0_5 (channel shuffle: Reshape, a Transpose that moves data, Reshape),
+efficientnet_b0 and regnet_y_400mf (squeeze-and-excitation, SiLU); and "opmix", a small
+network written here that exercises the operators the torchvision classifiers do not (ConvTranspose, Resize nearest and bilinear, Pad merged into
 a convolution, Split, Slice with steps, Concat, a batch norm not after a convolution,
 LeakyRelu, Sigmoid, Tanh, HardSigmoid, HardSwish, Clip with any range, ReduceMean, the
 Shape/Gather/Concat/Reshape arithmetic of x.view(x.size(0), -1), Gemm, MatMul, LogSoftmax).
@@ -84,7 +85,8 @@ def randomize_bn(model, gen):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--models", default="resnet18,resnet50,mobilenet_v2,mobilenet_v3_small,squeezenet1_1,vgg11_bn,opmix")
+    ap.add_argument("--models", default="resnet18,resnet50,mobilenet_v2,mobilenet_v3_small,squeezenet1_1,vgg11_bn,"
+                    "shufflenet_v2_x0_5,efficientnet_b0,regnet_y_400mf,opmix")
     ap.add_argument("--opsets", default="13,17")
     ap.add_argument("--size", type=int, default=64)
     args = ap.parse_args()

@@ -5,7 +5,8 @@
  * arithmetic, Split without outputs, a HardSigmoid scalar of a node without a name or
  * outputs, and tensors whose data disagrees with huge declared dims (refused before any
  * allocation from the dims: the address space is capped so such an allocation would fail
- * as ACV_ENOMEM). */
+ * as ACV_ENOMEM). Also: Transposes that move data (made of slices, reshapes and concats)
+ * against a transpose computed here, forward and backward, and the ones refused. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -65,7 +66,7 @@ typedef struct mb {
     int64_t attr_ints[MB_MAX][8];
     Onnx__TensorProto init[MB_MAX], *initp[MB_MAX];
     int64_t init_dims[MB_MAX][4];
-    int64_t init_vals[MB_MAX][4];
+    int64_t init_vals[MB_MAX][8];
 } mb;
 
 static void mb_init(mb *b)
@@ -169,11 +170,11 @@ static void tensor_proto(Onnx__TensorProto *t, int dtype, size_t n_dims, int64_t
     t->dims = dims;
 }
 
-/* An int64 initializer of shape dims (nd dims, nv <= 4 values). */
+/* An int64 initializer of shape dims (nd dims, nv <= 8 values). */
 static void mb_init_i64(mb *b, const char *name, const int64_t *dims, int nd, const int64_t *vals, int nv)
 {
     int i = (int)b->g.n_initializer++;
-    assert_true(i < MB_MAX && nd <= 4 && nv <= 4);
+    assert_true(i < MB_MAX && nd <= 4 && nv <= 8);
     Onnx__TensorProto *t = &b->init[i];
     memcpy(b->init_dims[i], dims, (size_t)nd * sizeof(int64_t));
     memcpy(b->init_vals[i], vals, (size_t)nv * sizeof(int64_t));
@@ -372,6 +373,115 @@ static void test_tensor_data_checked_before_alloc(void **state)
     acv__otensor_free(&o);
 }
 
+/* out = x (shape s, nd dims) transposed by perm. */
+static void transpose_ref(float *out, const float *x, const int64_t *s, int nd, const int64_t *perm)
+{
+    int64_t st[8], os[8], n = 1;
+    for (int k = nd - 1; k >= 0; k--) {
+        st[k] = n;
+        n *= s[k];
+    }
+    for (int k = 0; k < nd; k++) os[k] = s[perm[k]];
+    for (int64_t o = 0; o < n; o++) {
+        int64_t r = o, si = 0;
+        for (int k = nd - 1; k >= 0; k--) {
+            si += (r % os[k]) * st[perm[k]];
+            r /= os[k];
+        }
+        out[o] = x[si];
+    }
+}
+
+/* x [N, 3, 4, 4] -> Reshape to spec (nd values, spec[0] = 1: the batch) -> Transpose perm
+ * -> Flatten: at batch 2, the output is the transposed input and the input's gradient the
+ * output's gradient transposed back, exactly. */
+static void check_transpose(const int64_t *spec, int nd, const int64_t *perm, const char *name)
+{
+    mb b;
+    mb_init(&b);
+    mb_init_i64(&b, "spec", (const int64_t[]){nd}, 1, spec, nd);
+    mb_node(&b, "Reshape", "rs", (const char *[]){"x", "spec", NULL}, (const char *[]){"r", NULL});
+    int t = mb_node(&b, "Transpose", "tr", (const char *[]){"r", NULL}, (const char *[]){"t", NULL});
+    mb_attr(&b, t, "perm", perm, nd, false, 0);
+    mb_node(&b, "Flatten", "flat", (const char *[]){"t", NULL}, (const char *[]){"y", NULL});
+    acv_model *m = NULL;
+    if (acv_onnx_import(mb_write(&b, name), NULL, &m)) fail_msg("%s: %s", name, acv_errmsg());
+    acv_graph *g = m->graph;
+    acv_id x = acv_graph_input(g), y = acv_graph_output(g);
+    acv_graph_want_input_grad(g, x, true);
+    assert_int_equal(acv_graph_compile(g, NULL, 2, true), 0);
+    assert_int_equal(acv_graph_set_batch(g, 2), 0);
+    const int n = 2 * 48;
+    float xv[96], gv[96], want[96];
+    for (int i = 0; i < n; i++) {
+        xv[i] = (float)i;
+        gv[i] = (float)(1000 + 7 * i % 97);
+    }
+    memcpy(acv_graph_data(g, x), xv, sizeof xv);
+    assert_int_equal(acv_graph_forward(g, y, true, 0), 0);
+    int64_t s[8], os[8], inv[8];
+    s[0] = 2;
+    for (int k = 1; k < nd; k++) s[k] = spec[k];
+    for (int k = 0; k < nd; k++) {
+        os[k] = s[perm[k]];
+        inv[perm[k]] = k;
+    }
+    transpose_ref(want, xv, s, nd, perm);
+    assert_int_equal(acv_shape_numel(acv_graph_shape(g, y)), n);
+    assert_memory_equal(acv_graph_data(g, y), want, sizeof want);
+    assert_int_equal(acv_graph_backward_from(g, y, gv), 0);
+    transpose_ref(want, gv, os, nd, inv);
+    assert_memory_equal(acv_graph_grad(g, x), want, sizeof want);
+    acv_model_free(m);
+}
+
+static void test_transpose_moves_data(void **state)
+{
+    (void)state;
+    check_transpose((const int64_t[]){1, 3, 4, 4}, 4, (const int64_t[]){0, 1, 3, 2}, "tr_hw.onnx");
+    check_transpose((const int64_t[]){1, 3, 16}, 3, (const int64_t[]){0, 2, 1}, "tr_shuffle.onnx");
+    check_transpose((const int64_t[]){1, 3, 4, 4}, 4, (const int64_t[]){0, 2, 3, 1}, "tr_nhwc.onnx");
+    /* several moves, with dims of size 1 */
+    check_transpose((const int64_t[]){1, 3, 2, 1, 2, 4}, 6, (const int64_t[]){0, 5, 3, 2, 1, 4}, "tr_6d.onnx");
+    check_transpose((const int64_t[]){1, 1, 3, 2, 8}, 5, (const int64_t[]){0, 4, 2, 1, 3}, "tr_5d.onnx");
+
+    /* refused: more than 16 slices, and moving the batch dim */
+    mb b;
+    mb_init(&b);
+    b.dim[2].dim_value = b.dim[3].dim_value = 20;
+    int t = mb_node(&b, "Transpose", "tr_big", (const char *[]){"x", NULL}, (const char *[]){"t", NULL});
+    mb_attr(&b, t, "perm", (const int64_t[]){0, 1, 3, 2}, 4, false, 0);
+    mb_node(&b, "Flatten", "flat", (const char *[]){"t", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "tr_big.onnx"), ACV_EUNSUPPORTED, (const char *[]){"tr_big", "20 slices", NULL});
+    mb_init(&b);
+    t = mb_node(&b, "Transpose", "tr_batch", (const char *[]){"x", NULL}, (const char *[]){"t", NULL});
+    mb_attr(&b, t, "perm", (const int64_t[]){1, 0, 2, 3}, 4, false, 0);
+    mb_node(&b, "Flatten", "flat", (const char *[]){"t", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "tr_batch.onnx"), ACV_EUNSUPPORTED, (const char *[]){"tr_batch", "batch dim", NULL});
+}
+
+/* An operator the importer does not know is named first, with what to do, even when an
+ * earlier node fails too. */
+static void test_unknown_op_named_first(void **state)
+{
+    (void)state;
+    mb b;
+    mb_init(&b);
+    b.dim[2].dim_value = b.dim[3].dim_value = 20;
+    int t = mb_node(&b, "Transpose", "tr_big", (const char *[]){"x", NULL}, (const char *[]){"t", NULL});
+    mb_attr(&b, t, "perm", (const int64_t[]){0, 2, 3, 1}, 4, false, 0);
+    mb_node(&b, "LayerNormalization", "ln", (const char *[]){"t", NULL}, (const char *[]){"l", NULL});
+    mb_node(&b, "Flatten", "flat", (const char *[]){"l", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "ln.onnx"), ACV_EUNSUPPORTED,
+                (const char *[]){"node 'ln' (LayerNormalization): operator 'LayerNormalization' is not supported",
+                                 "convolutional network", NULL});
+    mb_init(&b);
+    mb_node(&b, "Mul", "sq", (const char *[]){"x", "x", NULL}, (const char *[]){"q", NULL});
+    mb_node(&b, "MatMul", "attn", (const char *[]){"x", "q", NULL}, (const char *[]){"a", NULL});
+    mb_node(&b, "Flatten", "flat", (const char *[]){"a", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "attn.onnx"), ACV_EUNSUPPORTED, (const char *[]){"node 'attn' (MatMul)", "attention", NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +491,8 @@ int main(void)
         cmocka_unit_test(test_split_no_outputs),
         cmocka_unit_test(test_scalar_without_name_or_outputs),
         cmocka_unit_test(test_tensor_data_checked_before_alloc),
+        cmocka_unit_test(test_transpose_moves_data),
+        cmocka_unit_test(test_unknown_op_named_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
