@@ -1,13 +1,13 @@
 /* Detection datasets: YOLO (images/<split>/, labels/<split>/<stem>.txt, data.yaml).
  *
- * data.yaml (a UTF-8 byte order mark and CRLF line ends are fine) is read for its top-level
- * keys names (a flow or block list, or a map from index to name, flow or block), nc (must
- * match names; alone it names the classes class_0, class_1, ... as Ultralytics does), path
- * (the root, relative to the file; the file's folder when it does not exist), and train/val
- * (or valid, validation)/test: a folder of images, a .txt list of image paths, or a list of
- * either (flow or block), relative to the root, else to the yaml's folder, else with leading
- * "../" dropped (Roboflow's ../train/images). A split given but not on disk is an error when
- * it is read (test is passed over when every split is read: Roboflow names one it may not
+ * data.yaml (a UTF-8 byte order mark and CRLF line ends are fine; src/data/yolo_yaml.c) is read
+ * for its top-level keys names (a flow or block list, or a map from index to name, flow or
+ * block), nc (must match names; alone it names the classes class_0, class_1, ... as Ultralytics
+ * does), path (the root, relative to the file; the file's folder when it does not exist), and
+ * train/val (or valid, validation)/test: a folder of images, a .txt list of image paths, or a
+ * list of either (flow or block), relative to the root, else to the yaml's folder, else with
+ * leading "../" dropped (Roboflow's ../train/images). A split given but not on disk is an error
+ * when it is read (test is passed over when every split is read: Roboflow names one it may not
  * have). Without split keys the splits are the folders under images/ (images/ itself when it
  * holds the images directly), or Roboflow's <split>/images/. Names may also come from
  * classes.txt or obj.names, one a line. An image's label file is its path with the last
@@ -27,9 +27,9 @@
 #include "autocv/error.h"
 #include "base/file.h"
 #include "data/det_internal.h"
+#include "data/yolo_yaml.h"
 
 #define TEXT_MAX (64u << 20)
-#define MAX_CLASSES 100000
 
 static bool is_file(const char *p)
 {
@@ -80,306 +80,38 @@ bool acv__det_is_yolo(const char *path)
 
 /* ---- data.yaml ------------------------------------------------------------------------------ */
 
-typedef struct yaml_info {
-    char **names;          /* k names, in index order */
-    int k;
-    char *path;            /* path: (NULL when absent) */
-    char **split_val[3];   /* train, val, test: the folders or .txt lists given (a list or one) */
-    int nsplit[3];
-    int split_line[3];     /* the key's line (0: not given) */
-    long nc;               /* nc: (-1 when absent) */
-    int nc_line;
-} yaml_info;
-
-static const char *const SPLIT_KEYS[3] = {"train", "val", "test"};
-
-static void yaml_info_free(yaml_info *y)
+/* The keys of data.yaml (src/data/yolo_yaml.h), its errors named "file:line: ". */
+static int parse_yaml(const char *file, acv_yolo_yaml *y)
 {
-    for (int i = 0; i < y->k; i++) free(y->names[i]);
-    free(y->names);
-    free(y->path);
-    for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < y->nsplit[i]; j++) free(y->split_val[i][j]);
-        free(y->split_val[i]);
-    }
-    memset(y, 0, sizeof *y);
-}
-
-/* Skips a UTF-8 byte order mark (Windows editors write one). */
-static char *skip_bom(char *s) { return !strncmp(s, "\xEF\xBB\xBF", 3) ? s + 3 : s; }
-
-/* Cuts a YAML scalar in place: trims, unquotes ('' and \" \\ escapes), drops a " #" comment. */
-static char *scalar(char *s)
-{
-    while (isspace((unsigned char)*s)) s++;
-    if (*s == '\'' || *s == '"') {
-        char q = *s++;
-        char *w = s, *r = s;
-        while (*r && !(*r == q && !(q == '\'' && r[1] == '\''))) {
-            if (q == '\'' && *r == '\'') r++;
-            else if (q == '"' && *r == '\\' && r[1]) {
-                r++;
-                if (*r == 'n') *r = '\n';
-                else if (*r == 't') *r = '\t';
-            }
-            *w++ = *r++;
-        }
-        *w = 0;
-        return s;
-    }
-    if (*s == '#') *s = 0;
-    char *hash = strstr(s, " #");
-    if (hash) *hash = 0;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = 0;
-    return s;
-}
-
-/* Is the raw (not yet cut) value YAML's null: empty, "~", "null"? */
-static bool is_null(const char *raw)
-{
-    char tmp[16];
-    while (isspace((unsigned char)*raw)) raw++;
-    if (*raw == '\'' || *raw == '"') return false; /* a quoted string */
-    snprintf(tmp, sizeof tmp, "%s", raw);
-    char *v = scalar(tmp);
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
-}
-
-/* Sets name idx (a map entry) or appends (idx < 0). */
-static int set_name(yaml_info *y, long idx, const char *name, int *cap, const char *file, int line)
-{
-    if (idx >= MAX_CLASSES) return acv_error(ACV_EFORMAT, "%s:%d: class index %ld is too large", file, line, idx);
-    long at = idx < 0 ? y->k : idx;
-    if (at >= *cap) {
-        int nc = *cap ? *cap : 16;
-        while (nc <= at) nc *= 2;
-        char **v = realloc(y->names, (size_t)nc * sizeof *v);
-        if (!v) return acv_error(ACV_ENOMEM, "out of memory");
-        memset(v + *cap, 0, (size_t)(nc - *cap) * sizeof *v);
-        y->names = v;
-        *cap = nc;
-    }
-    if (y->names[at]) return acv_error(ACV_EFORMAT, "%s:%d: class %ld is named twice", file, line, at);
-    if (!(y->names[at] = strdup(name))) return acv_error(ACV_ENOMEM, "out of memory");
-    if (at + 1 > y->k) y->k = (int)at + 1;
-    return 0;
-}
-
-/* What a list item belongs to: the names (-1) or split key 0..2 (train, val, test). */
-#define TO_NAMES (-1)
-
-/* One item: a name ("name" in a list, "N: name" in a map) or a split's folder / .txt list. */
-static int yaml_item(yaml_info *y, int to, char *item, bool map, int *cap, const char *file, int line)
-{
-    if (to != TO_NAMES) {
-        char *v = scalar(item);
-        if (!*v) return 0;
-        char **nv = realloc(y->split_val[to], (size_t)(y->nsplit[to] + 1) * sizeof *nv);
-        if (!nv) return acv_error(ACV_ENOMEM, "out of memory");
-        y->split_val[to] = nv;
-        if (!(nv[y->nsplit[to]] = strdup(v))) return acv_error(ACV_ENOMEM, "out of memory");
-        y->nsplit[to]++;
-        return 0;
-    }
-    long idx = -1;
-    if (map) {
-        char *colon = strchr(item, ':');
-        char *end;
-        if (!colon) return acv_error(ACV_EFORMAT, "%s:%d: a names entry is not 'index: name'", file, line);
-        *colon = 0;
-        errno = 0;
-        idx = strtol(scalar(item), &end, 10);
-        if (errno || *end || idx < 0)
-            return acv_error(ACV_EFORMAT, "%s:%d: names key '%s' is not a class index", file, line, item);
-        item = colon + 1;
-    }
-    char *name = scalar(item);
-    if (!*name) return acv_error(ACV_EFORMAT, "%s:%d: an empty class name", file, line);
-    return set_name(y, idx, name, cap, file, line);
-}
-
-/* Splits a flow collection body at commas outside quotes. */
-static int flow(yaml_info *y, int to, char *s, bool map, int *cap, const char *file, int line)
-{
-    char q = 0, *start = s;
-    for (char *p = s;; p++) {
-        if (q && *p) {
-            if (q == '"' && *p == '\\' && p[1]) p++;
-            else if (*p == q) q = 0;
-            continue;
-        }
-        if (*p == '\'' || *p == '"') q = *p;
-        else if (*p == ',' || !*p) {
-            char end = *p;
-            *p = 0;
-            char *t = start;
-            while (isspace((unsigned char)*t)) t++;
-            if (*t) {
-                int rc = yaml_item(y, to, t, map, cap, file, line);
-                if (rc) return rc;
-            }
-            if (!end) break;
-            start = p + 1;
-        }
-    }
-    return 0;
-}
-
-/* The top-level keys of data.yaml that matter (see the top of the file); nested content of
- * any other key (Roboflow's roboflow: block, download: scripts) is skipped. */
-static int parse_yaml(const char *file, yaml_info *y)
-{
-    memset(y, 0, sizeof *y);
-    y->nc = -1;
     uint8_t *buf;
     size_t len;
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
-    char *text = skip_bom((char *)buf);
-    int cap = 0, lineno = 0;
-    int block = 0;                /* 2 + the item target of a block collection being read, 0: none */
-    bool have_names = false;
-    char *flow_buf = NULL;        /* a flow collection spanning lines */
-    size_t flow_len = 0;
-    int flow_line = 0, flow_to = TO_NAMES;
-    for (char *line = text, *next; !rc && line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        lineno++;
-        size_t n = strlen(line);
-        if (n && line[n - 1] == '\r') line[--n] = 0;
-        if (flow_buf) {
-            char *nb = realloc(flow_buf, flow_len + n + 2);
-            if (!nb) {
-                rc = acv_error(ACV_ENOMEM, "out of memory");
-                break;
-            }
-            flow_buf = nb;
-            flow_buf[flow_len++] = ' ';
-            memcpy(flow_buf + flow_len, line, n + 1);
-            flow_len += n;
-            char close = flow_buf[0] == '[' ? ']' : '}';
-            char *end = strrchr(flow_buf, close);
-            if (end) {
-                *end = 0;
-                rc = flow(y, flow_to, flow_buf + 1, close == '}', &cap, file, flow_line);
-                free(flow_buf);
-                flow_buf = NULL;
-            }
-            continue;
-        }
-        char *t = line;
-        while (*t == ' ' || *t == '\t') t++;
-        if (!*t || *t == '#') continue;
-        bool dash = *t == '-' && (t[1] == ' ' || t[1] == '\t' || !t[1]);
-        if (block && (t != line || dash)) { /* an item of the block collection: "- x", or "N: x" under names */
-            int to = block - 2;
-            if (dash) rc = yaml_item(y, to, t + 1, false, &cap, file, lineno);
-            else if (to == TO_NAMES) rc = yaml_item(y, to, t, true, &cap, file, lineno);
-            else
-                rc = acv_error(ACV_EFORMAT, "%s:%d: %s: expected a list item '- folder'", file, lineno,
-                               SPLIT_KEYS[to]);
-            continue;
-        }
-        block = 0;
-        if (t != line) continue; /* nested content of another key */
-        char *colon = strchr(t, ':');
-        if (!colon) continue;
-        *colon = 0;
-        char *key = scalar(t), *val = colon + 1;
-        while (isspace((unsigned char)*val)) val++;
-        int to = -2;
-        if (!strcmp(key, "names")) {
-            to = TO_NAMES;
-            have_names = true;
-        }
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(key, SPLIT_KEYS[i]) || (i == 1 && (!strcmp(key, "valid") || !strcmp(key, "validation"))))
-                to = i;
-        if (!strcmp(key, "path")) {
-            bool null = is_null(val);
-            char *v = scalar(val);
-            if (!null && !y->path && !(y->path = strdup(v))) rc = acv_error(ACV_ENOMEM, "out of memory");
-            continue;
-        }
-        if (!strcmp(key, "nc")) {
-            char *v = scalar(val), *end;
-            errno = 0;
-            long nc = strtol(v, &end, 10);
-            if (errno || end == v || *end || nc < 0 || nc > MAX_CLASSES)
-                rc = acv_error(ACV_EFORMAT, "%s:%d: nc '%s' is not a number of classes", file, lineno, v);
-            y->nc = nc;
-            y->nc_line = lineno;
-            continue;
-        }
-        if (to == -2) continue;
-        if (to != TO_NAMES) {
-            if (y->split_line[to]) continue; /* val and valid both given: the first */
-            bool empty = !*val || *val == '#';
-            if (!empty && is_null(val)) continue; /* "test: null": no such split */
-            y->split_line[to] = lineno;
-            if (empty) { /* a block list follows (or nothing: not given) */
-                block = 2 + to;
-                continue;
-            }
-        }
-        if (*val == '[' || *val == '{') {
-            char close = *val == '[' ? ']' : '}';
-            if (to != TO_NAMES && close == '}') {
-                rc = acv_error(ACV_EFORMAT, "%s:%d: %s is a map; expected a folder, a .txt list or a list of them",
-                               file, lineno, key);
-                continue;
-            }
-            char *end = strrchr(val, close);
-            if (end) {
-                *end = 0;
-                rc = flow(y, to, val + 1, close == '}', &cap, file, lineno);
-            } else if (!(flow_buf = strdup(val)))
-                rc = acv_error(ACV_ENOMEM, "out of memory");
-            else {
-                flow_len = strlen(flow_buf);
-                flow_line = lineno;
-                flow_to = to;
-            }
-        } else if (to != TO_NAMES)
-            rc = yaml_item(y, to, val, false, &cap, file, lineno);
-        else if (!*scalar(val))
-            block = 2 + to;
-        else
-            rc = acv_error(ACV_EFORMAT, "%s:%d: names is neither a list nor a map", file, lineno);
-    }
-    if (!rc && flow_buf) rc = acv_error(ACV_EFORMAT, "%s:%d: the [...] or {...} is not closed", file, flow_line);
-    free(flow_buf);
-    for (int i = 0; !rc && i < y->k; i++)
-        if (!y->names[i]) rc = acv_error(ACV_EFORMAT, "%s: names has no entry for class %d", file, i);
-    for (int i = 0; !rc && i < 3; i++)
-        if (y->split_line[i] && !y->nsplit[i]) y->split_line[i] = 0; /* an empty list: not given */
-    if (!rc && !have_names) y->k = 0;
-    if (!rc && have_names && y->nc >= 0 && y->nc != y->k)
-        rc = acv_error(ACV_EFORMAT, "%s:%d: nc is %ld but names lists %d classes: make them agree", file, y->nc_line,
-                       y->nc, y->k);
+    int line;
+    rc = acv_yolo_yaml_parse((char *)buf, false, y, &line);
     free(buf);
-    if (rc) yaml_info_free(y);
+    if (rc == ACV_EFORMAT) return acv_error_prefix(rc, "%s:%d: ", file, line);
+    if (!rc && y->hole >= 0) {
+        rc = acv_error(ACV_EFORMAT, "%s: names has no entry for class %d", file, y->hole);
+        acv_yolo_yaml_free(y);
+    }
     return rc;
 }
 
 /* classes.txt / obj.names: one name a line (blank lines ignored). */
-static int parse_names_file(const char *file, yaml_info *y)
+static int parse_names_file(const char *file, acv_yolo_yaml *y)
 {
     uint8_t *buf;
     size_t len;
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
-    int cap = 0, lineno = 0;
-    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
+    for (char *line = acv_yolo_skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
-        lineno++;
         size_t n = strlen(line);
         while (n && isspace((unsigned char)line[n - 1])) line[--n] = 0;
         while (isspace((unsigned char)*line)) line++;
-        if (*line) rc = set_name(y, -1, line, &cap, file, lineno);
+        if (*line) rc = acv_yolo_add_name(y, line);
     }
     free(buf);
     return rc;
@@ -393,18 +125,6 @@ typedef struct source {
     const char *given; /* what data.yaml gives (for the message when where is NULL) */
     int line;        /* its line in data.yaml (0: found by scanning) */
 } source;
-
-static char *label_path(const char *img)
-{
-    const char *cut = NULL;
-    for (const char *p = strstr(img, "images/"); p; p = strstr(p + 1, "images/"))
-        if (p == img || p[-1] == '/') cut = p;
-    const char *dot = strrchr(img, '.');
-    const char *slash = strrchr(img, '/');
-    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - img) : strlen(img);
-    if (!cut) return acv__det_fmt("%.*s.txt", (int)stem, img);
-    return acv__det_fmt("%.*slabels/%.*s.txt", (int)(cut - img), img, (int)(stem - (size_t)(cut + 7 - img)), cut + 7);
-}
 
 static bool parse_num(const char *s, double *v)
 {
@@ -425,7 +145,7 @@ static int read_labels(acv__det_build *b, acv_det_image *im, const char *file)
     int rc = acv_file_read(file, TEXT_MAX, &buf, &len);
     if (rc) return rc;
     int lineno = 0;
-    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
+    for (char *line = acv_yolo_skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
@@ -436,7 +156,7 @@ static int read_labels(acv__det_build *b, acv_det_image *im, const char *file)
         snprintf(where, sizeof where, "%s:%d", file, lineno);
         double c, v[4] = {0, 0, 0, 0}, px = 0;
         double x1 = INFINITY, y1 = INFINITY, x2 = -INFINITY, y2 = -INFINITY;
-        bool ok = parse_num(t, &c) && c == floor(c) && fabs(c) < 1e9;
+        bool ok = acv_yolo_class(t, &c);
         long nt = 1;
         for (t = strtok_r(NULL, WS, &save); t; t = strtok_r(NULL, WS, &save), nt++) {
             double x;
@@ -499,7 +219,7 @@ static int add_image(acv__det_build *b, const char *path, const char *file_name,
     }
     acv_det_image *im = acv__det_add_image(b, path, file_name, b->ds->n + 1, w, h, split);
     if (!im) return ACV_ENOMEM;
-    char *lab = label_path(path);
+    char *lab = acv_yolo_label_path(path);
     if (!lab) return acv_error(ACV_ENOMEM, "out of memory");
     int rc = read_labels(b, im, lab);
     free(lab);
@@ -549,7 +269,7 @@ static int read_source(acv__det_build *b, const char *root, const source *s)
     int rc = acv_file_read(s->where, TEXT_MAX, &buf, &len);
     if (rc) return rc;
     int lineno = 0;
-    for (char *line = skip_bom((char *)buf), *next; !rc && line; line = next) {
+    for (char *line = acv_yolo_skip_bom((char *)buf), *next; !rc && line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
@@ -646,8 +366,8 @@ static int scan_sources(const char *root, source **v, int *n)
                 for (int j = i + 1; j < ns; j++) {
                     int ri = 3, rj = 3;
                     for (int k = 0; k < 3; k++) {
-                        if (acv__det_split_match(subs[i], SPLIT_KEYS[k]) && ri == 3) ri = k;
-                        if (acv__det_split_match(subs[j], SPLIT_KEYS[k]) && rj == 3) rj = k;
+                        if (acv__det_split_match(subs[i], acv_yolo_splits[k]) && ri == 3) ri = k;
+                        if (acv__det_split_match(subs[j], acv_yolo_splits[k]) && rj == 3) rj = k;
                     }
                     if (rj < ri || (rj == ri && strcmp(subs[j], subs[i]) < 0)) {
                         char *t = subs[i];
@@ -683,18 +403,17 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
         ydir = strdup(path);
         yfile = yaml_path(path);
     }
-    yaml_info y = {.nc = -1};
+    acv_yolo_yaml y = ACV_YOLO_YAML_EMPTY;
     int rc = ydir ? 0 : acv_error(ACV_ENOMEM, "out of memory");
     if (!rc && yfile) rc = parse_yaml(yfile, &y);
     if (!rc && !y.k) {
         char *nf = names_file(ydir);
         if (nf) rc = parse_names_file(nf, &y);
         else if (y.nc > 0) { /* nc without names: Ultralytics' class_0, class_1, ... */
-            int cap = 0;
             for (long c = 0; !rc && c < y.nc; c++) {
                 char name[32];
                 snprintf(name, sizeof name, "class_%ld", c);
-                rc = set_name(&y, -1, name, &cap, yfile, y.nc_line);
+                rc = acv_yolo_add_name(&y, name);
             }
         } else
             rc = acv_error(ACV_EFORMAT, "%s: no class names (a names: list in data.yaml, or classes.txt or obj.names)",
@@ -724,9 +443,9 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
         if (!y.split_line[i]) continue;
         keys = true;
         for (int j = 0; !rc && j < y.nsplit[i]; j++) {
-            rc = add_source(&src, &ns, SPLIT_KEYS[i], split_where(root, ydir, y.split_val[i][j]), true);
+            rc = add_source(&src, &ns, acv_yolo_splits[i], split_where(root, ydir, y.split[i][j]), true);
             if (!rc) {
-                src[ns - 1].given = y.split_val[i][j];
+                src[ns - 1].given = y.split[i][j];
                 src[ns - 1].line = y.split_line[i];
             }
         }
@@ -768,7 +487,7 @@ int acv__det_open_yolo(const char *path, const char *split, acv__det_build *b)
     free(root);
     free(ydir);
     free(yfile);
-    yaml_info_free(&y);
+    acv_yolo_yaml_free(&y);
     return rc;
 }
 
@@ -818,15 +537,15 @@ static int write_yaml(const acv_det_dataset *ds, const char *dir)
         for (int i = 0; i < ns && !rc; i++) {
             int key = -1;
             for (int k = 0; k < 3 && key < 0; k++)
-                if (acv__det_split_match(subs[i], SPLIT_KEYS[k])) key = k;
-            bool exact = key >= 0 && !strcmp(subs[i], SPLIT_KEYS[key]);
+                if (acv__det_split_match(subs[i], acv_yolo_splits[k])) key = k;
+            bool exact = key >= 0 && !strcmp(subs[i], acv_yolo_splits[key]);
             if (pass == 0 && exact) {
                 taken[key] = true;
-                rc = acv__det_sb_add(&sb, "%s: images/%s\n", SPLIT_KEYS[key], subs[i]);
+                rc = acv__det_sb_add(&sb, "%s: images/%s\n", acv_yolo_splits[key], subs[i]);
             } else if (pass == 1 && !exact) {
                 if (key >= 0 && !taken[key]) {
                     taken[key] = true;
-                    rc = acv__det_sb_add(&sb, "%s: images/%s\n", SPLIT_KEYS[key], subs[i]);
+                    rc = acv__det_sb_add(&sb, "%s: images/%s\n", acv_yolo_splits[key], subs[i]);
                 } else
                     rc = acv__det_sb_add(&sb, "%s: images/%s\n", subs[i], subs[i]);
             }

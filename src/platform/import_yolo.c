@@ -8,16 +8,17 @@
  * with an empty one) has no objects.
  *
  * data.yaml (data.yml, dataset.yaml, else another .yaml with these keys; a byte order mark and
- * CRLF are fine) is read for its top-level keys as src/data/det_yolo.c reads them: names (a flow
- * or block list, or a map from index to name, flow or block), nc (must agree with names; alone
- * it names the classes class_0, class_1, ... as Ultralytics does), path, and train / val (valid,
- * validation) / test: a folder, a .txt list of image paths, or a list of those, relative to
- * path (when it is in the archive), else to the yaml's folder, else with leading "../" (or an
- * absolute path's leading folders) dropped. The platform has no splits: every image of the
- * archive is imported, and the splits are checked: one that is not in the archive (test
- * excepted: Roboflow names it whether or not it exports one) and a list's line naming an image
- * the archive lacks are reported in "skipped". Without names in the yaml, classes.txt or
- * *.names (one a line) name the classes, else nc, else the class numbers themselves. */
+ * CRLF are fine) is read for its top-level keys by src/data/yolo_yaml.c, as the command line
+ * reads it: names (a flow or block list, or a map from index to name, flow or block), nc (must
+ * agree with names; alone it names the classes class_0, class_1, ... as Ultralytics does),
+ * path, and train / val (valid, validation) / test: a folder, a .txt list of image paths, or a
+ * list of those, relative to path (when it is in the archive), else to the yaml's folder, else
+ * with leading "../" (or an absolute path's leading folders) dropped. The platform has no
+ * splits: every image of the archive is imported, and the splits are checked: one that is not
+ * in the archive (test excepted: Roboflow names it whether or not it exports one) and a list's
+ * line naming an image the archive lacks are reported in "skipped". Without names in the yaml,
+ * classes.txt or *.names (one a line) name the classes, else nc, else the class numbers
+ * themselves. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -28,279 +29,28 @@
 
 #include "autocv/error.h"
 #include "base/file.h"
+#include "data/yolo_yaml.h"
 #include "platform/import_internal.h"
 
 #define LABEL_FILE_MAX (16u << 20)
-#define MAX_CLASSES 100000
-
-/* Skips a UTF-8 byte order mark (Windows editors write one). */
-static char *skip_bom(char *s) { return !strncmp(s, "\xEF\xBB\xBF", 3) ? s + 3 : s; }
 
 /* ---- data.yaml ------------------------------------------------------------------------------ */
 
-static const char *const SPLIT_KEYS[3] = {"train", "val", "test"};
-
-typedef struct yaml_info {
-    json_t *names;     /* by index; null where a map has not named an index (yet) */
-    bool have_names;
-    long nc;           /* -1: absent */
-    int nc_line;
-    char *path;        /* path: (NULL when absent) */
-    json_t *split[3];  /* train, val, test: the values given (strings) */
-    int split_line[3]; /* the key's line (0: not given) */
-} yaml_info;
-
-static void yaml_info_free(yaml_info *y)
+/* The keys of data.yaml (src/data/yolo_yaml.h) from text (modified), its errors named
+ * "file line N: " as the platform's other import messages are. */
+static int parse_yaml(char *text, const char *file, acv_yolo_yaml *y)
 {
-    json_decref(y->names);
-    free(y->path);
-    for (int i = 0; i < 3; i++) json_decref(y->split[i]);
-    memset(y, 0, sizeof *y);
-}
-
-/* Cuts a YAML scalar in place: trims, unquotes ('' and \" \\ escapes), drops a " #" comment. */
-static char *scalar(char *s)
-{
-    while (isspace((unsigned char)*s)) s++;
-    if (*s == '\'' || *s == '"') {
-        char q = *s++;
-        char *w = s, *r = s;
-        while (*r && !(*r == q && !(q == '\'' && r[1] == '\''))) {
-            if (q == '\'' && *r == '\'') r++;
-            else if (q == '"' && *r == '\\' && r[1]) {
-                r++;
-                if (*r == 'n') *r = '\n';
-                else if (*r == 't') *r = '\t';
-            }
-            *w++ = *r++;
-        }
-        *w = 0;
-        return s;
+    int line;
+    int rc = acv_yolo_yaml_parse(text, true, y, &line);
+    if (rc == ACV_EFORMAT) return acv_error_prefix(rc, "%s line %d: ", file, line);
+    if (!rc && y->hole >= 0) {
+        rc = acv_error(ACV_EFORMAT, "%s: names has no class %d (indices must run from 0)", file, y->hole);
+        acv_yolo_yaml_free(y);
     }
-    if (*s == '#') *s = 0;
-    char *hash = strstr(s, " #");
-    if (hash) *hash = 0;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = 0;
-    return s;
-}
-
-/* Is the raw (not yet cut) value YAML's null: empty, "~", "null"? */
-static bool is_null(const char *raw)
-{
-    char tmp[16];
-    while (isspace((unsigned char)*raw)) raw++;
-    if (*raw == '\'' || *raw == '"') return false; /* a quoted string */
-    snprintf(tmp, sizeof tmp, "%s", raw);
-    char *v = scalar(tmp);
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
-}
-
-/* Sets name idx (a map entry) or appends (idx < 0). */
-static int set_name(yaml_info *y, long idx, const char *name, const char *file, int line)
-{
-    if (idx >= MAX_CLASSES) return acv_error(ACV_EFORMAT, "%s line %d: class index %ld is too large", file, line, idx);
-    size_t at = idx < 0 ? json_array_size(y->names) : (size_t)idx;
-    while (json_array_size(y->names) <= at)
-        if (json_array_append_new(y->names, json_null())) return acv_error(ACV_ENOMEM, "out of memory");
-    if (!json_is_null(json_array_get(y->names, at)))
-        return acv_error(ACV_EFORMAT, "%s line %d: class %zu is named twice", file, line, at);
-    json_t *s = json_string(name);
-    if (!s) return acv_error(ACV_EFORMAT, "%s line %d: a class name is not valid UTF-8", file, line);
-    return json_array_set_new(y->names, at, s) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
-}
-
-#define TO_NAMES (-1) /* a list item belongs to the names (else to split key 0..2) */
-
-/* One item: a name ("name" in a list, "N: name" in a map) or a split's folder / .txt list. */
-static int yaml_item(yaml_info *y, int to, char *item, bool map, const char *file, int line)
-{
-    if (to != TO_NAMES) {
-        char *v = scalar(item);
-        if (!*v) return 0;
-        json_t *s = json_string(v);
-        if (!s) return acv_error(ACV_EFORMAT, "%s line %d: %s is not valid UTF-8", file, line, SPLIT_KEYS[to]);
-        return json_array_append_new(y->split[to], s) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
-    }
-    long idx = -1;
-    if (map) {
-        char *colon = strchr(item, ':');
-        char *end;
-        if (!colon) return acv_error(ACV_EFORMAT, "%s line %d: a names entry is not 'index: name'", file, line);
-        *colon = 0;
-        errno = 0;
-        char *k = scalar(item);
-        idx = strtol(k, &end, 10);
-        if (errno || end == k || *end || idx < 0)
-            return acv_error(ACV_EFORMAT, "%s line %d: names key '%.40s' is not a class index", file, line, k);
-        item = colon + 1;
-    }
-    char *name = scalar(item);
-    if (!*name) return acv_error(ACV_EFORMAT, "%s line %d: an empty class name", file, line);
-    return set_name(y, idx, name, file, line);
-}
-
-/* Splits a flow collection body at commas outside quotes. */
-static int flow(yaml_info *y, int to, char *s, bool map, const char *file, int line)
-{
-    char q = 0, *start = s;
-    for (char *p = s;; p++) {
-        if (q && *p) {
-            if (q == '"' && *p == '\\' && p[1]) p++;
-            else if (*p == q) q = 0;
-            continue;
-        }
-        if (*p == '\'' || *p == '"') q = *p;
-        else if (*p == ',' || !*p) {
-            char end = *p;
-            *p = 0;
-            char *t = start;
-            while (isspace((unsigned char)*t)) t++;
-            if (*t) {
-                int rc = yaml_item(y, to, t, map, file, line);
-                if (rc) return rc;
-            }
-            if (!end) break;
-            start = p + 1;
-        }
-    }
-    return 0;
-}
-
-/* The keys of data.yaml that matter (see the top of the file), from text (modified); nested
- * content of any other key (Roboflow's roboflow: block, download: scripts) is skipped. file
- * names the yaml in messages. */
-static int parse_yaml(char *text, const char *file, yaml_info *y)
-{
-    memset(y, 0, sizeof *y);
-    y->nc = -1;
-    y->names = json_array();
-    for (int i = 0; i < 3; i++) y->split[i] = json_array();
-    int rc = (!y->names || !y->split[0] || !y->split[1] || !y->split[2]) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
-    int lineno = 0, block = 0; /* 2 + the item target of a block collection being read, 0: none */
-    char *flow_buf = NULL;     /* a flow collection spanning lines */
-    size_t flow_len = 0;
-    int flow_line = 0, flow_to = TO_NAMES;
-    for (char *line = skip_bom(text), *next; !rc && line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        lineno++;
-        size_t n = strlen(line);
-        if (n && line[n - 1] == '\r') line[--n] = 0;
-        if (flow_buf) {
-            char *nb = realloc(flow_buf, flow_len + n + 2);
-            if (!nb) {
-                rc = acv_error(ACV_ENOMEM, "out of memory");
-                break;
-            }
-            flow_buf = nb;
-            flow_buf[flow_len++] = ' ';
-            memcpy(flow_buf + flow_len, line, n + 1);
-            flow_len += n;
-            char close = flow_buf[0] == '[' ? ']' : '}';
-            char *end = strrchr(flow_buf, close);
-            if (end) {
-                *end = 0;
-                rc = flow(y, flow_to, flow_buf + 1, close == '}', file, flow_line);
-                free(flow_buf);
-                flow_buf = NULL;
-            }
-            continue;
-        }
-        char *t = line;
-        while (*t == ' ' || *t == '\t') t++;
-        if (!*t || *t == '#') continue;
-        bool dash = *t == '-' && (t[1] == ' ' || t[1] == '\t' || !t[1]);
-        if (block && (t != line || dash)) { /* an item of the block collection: "- x", or "N: x" under names */
-            int to = block - 2;
-            if (dash) rc = yaml_item(y, to, t + 1, false, file, lineno);
-            else if (to == TO_NAMES) rc = yaml_item(y, to, t, true, file, lineno);
-            else rc = acv_error(ACV_EFORMAT, "%s line %d: %s: expected a list item '- folder'", file, lineno, SPLIT_KEYS[to]);
-            continue;
-        }
-        block = 0;
-        if (t != line) continue; /* nested content of another key */
-        char *colon = strchr(t, ':');
-        if (!colon) continue;
-        *colon = 0;
-        char *key = scalar(t), *val = colon + 1;
-        while (isspace((unsigned char)*val)) val++;
-        int to = -2;
-        if (!strcmp(key, "names")) {
-            to = TO_NAMES;
-            y->have_names = true;
-        }
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(key, SPLIT_KEYS[i]) || (i == 1 && (!strcmp(key, "valid") || !strcmp(key, "validation"))))
-                to = i;
-        if (!strcmp(key, "path")) {
-            bool null = is_null(val);
-            char *v = scalar(val);
-            if (!null && !y->path && !(y->path = strdup(v))) rc = acv_error(ACV_ENOMEM, "out of memory");
-            continue;
-        }
-        if (!strcmp(key, "nc")) {
-            char *v = scalar(val), *end;
-            errno = 0;
-            long nc = strtol(v, &end, 10);
-            if (errno || end == v || *end || nc < 0 || nc > MAX_CLASSES)
-                rc = acv_error(ACV_EFORMAT, "%s line %d: nc '%.40s' is not a number of classes", file, lineno, v);
-            y->nc = nc;
-            y->nc_line = lineno;
-            continue;
-        }
-        if (to == -2) continue;
-        if (to != TO_NAMES) {
-            if (y->split_line[to]) continue; /* val and valid both given: the first */
-            bool empty = !*val || *val == '#';
-            if (!empty && is_null(val)) continue; /* "test: null": no such split */
-            y->split_line[to] = lineno;
-            if (empty) { /* a block list follows (or nothing: not given) */
-                block = 2 + to;
-                continue;
-            }
-        }
-        if (*val == '[' || *val == '{') {
-            char close = *val == '[' ? ']' : '}';
-            if (to != TO_NAMES && close == '}') {
-                rc = acv_error(ACV_EFORMAT, "%s line %d: %s is a map; expected a folder, a .txt list or a list of them",
-                               file, lineno, key);
-                continue;
-            }
-            char *end = strrchr(val, close);
-            if (end) {
-                *end = 0;
-                rc = flow(y, to, val + 1, close == '}', file, lineno);
-            } else if (!(flow_buf = strdup(val))) {
-                rc = acv_error(ACV_ENOMEM, "out of memory");
-            } else {
-                flow_len = strlen(flow_buf);
-                flow_line = lineno;
-                flow_to = to;
-            }
-        } else if (to != TO_NAMES) {
-            rc = yaml_item(y, to, val, false, file, lineno);
-        } else if (!*scalar(val)) {
-            block = 2 + to;
-        } else {
-            rc = acv_error(ACV_EFORMAT, "%s line %d: names is neither a list nor a map", file, lineno);
-        }
-    }
-    if (!rc && flow_buf) rc = acv_error(ACV_EFORMAT, "%s line %d: the [...] or {...} is not closed", file, flow_line);
-    free(flow_buf);
-    for (size_t i = 0; !rc && i < json_array_size(y->names); i++)
-        if (json_is_null(json_array_get(y->names, i)))
-            rc = acv_error(ACV_EFORMAT, "%s: names has no class %zu (indices must run from 0)", file, i);
-    for (int i = 0; !rc && i < 3; i++)
-        if (y->split_line[i] && !json_array_size(y->split[i])) y->split_line[i] = 0; /* an empty list: not given */
-    if (!rc && y->have_names && y->nc >= 0 && (size_t)y->nc != json_array_size(y->names))
-        rc = acv_error(ACV_EFORMAT, "%s line %d: nc is %ld but names lists %zu classes: make them agree", file,
-                       y->nc_line, y->nc, json_array_size(y->names));
-    if (rc) yaml_info_free(y);
     return rc;
 }
 
-static bool yaml_has_keys(const yaml_info *y)
+static bool yaml_has_keys(const acv_yolo_yaml *y)
 {
     return y->have_names || y->nc >= 0 || y->path || y->split_line[0] || y->split_line[1] || y->split_line[2];
 }
@@ -363,7 +113,7 @@ static int names_rank(const char *path)
  * .yaml with a key that matters. *from NULL when none. A data.yaml that cannot be read fails;
  * another yaml's error is kept in *err_rc / err (it fails the import once the archive turns out
  * to be YOLO and no other yaml answered). */
-static int pick_yaml(acv__archive *a, yaml_info *y, acv__entry **from, int *err_rc, char *err, size_t errn)
+static int pick_yaml(acv__archive *a, acv_yolo_yaml *y, acv__entry **from, int *err_rc, char *err, size_t errn)
 {
     *from = NULL;
     *err_rc = 0;
@@ -389,7 +139,7 @@ static int pick_yaml(acv__archive *a, yaml_info *y, acv__entry **from, int *err_
         } else if (yaml_has_keys(y)) {
             *from = e;
         } else {
-            yaml_info_free(y);
+            acv_yolo_yaml_free(y);
         }
     }
     free(c);
@@ -412,11 +162,11 @@ static int read_names_file(acv__archive *a, json_t **names, acv__entry **from)
     if ((rc = acv__entry_read(*from, LABEL_FILE_MAX, &text, &len))) return rc;
     *names = json_array();
     int lineno = 0;
-    for (char *l = skip_bom(text), *next; !rc && l && *names; l = next) {
+    for (char *l = acv_yolo_skip_bom(text), *next; !rc && l && *names; l = next) {
         next = strchr(l, '\n');
         if (next) *next++ = 0;
         lineno++;
-        char *s = scalar(l);
+        char *s = acv_yolo_scalar(l);
         if (*s && json_array_append_new(*names, json_string(s)))
             rc = acv_error(ACV_EINVAL, "%s line %d: a class name is not valid UTF-8", (*from)->path, lineno);
     }
@@ -431,31 +181,11 @@ static int read_names_file(acv__archive *a, json_t **names, acv__entry **from)
 
 /* ---- label files ---------------------------------------------------------------------------- */
 
-/* The label file path for an image path: the last "images" folder becomes "labels", the
- * extension ".txt" (beside the image when there is no images folder). malloc'd. */
-static char *label_path_of(const char *img)
-{
-    size_t n = strlen(img);
-    char *out = malloc(n + 8);
-    if (!out) return NULL;
-    memcpy(out, img, n + 1);
-    char *hit = NULL;
-    for (char *p = out; (p = strstr(p, "images")); p++)
-        if ((p == out || p[-1] == '/') && p[6] == '/') hit = p;
-    if (hit) memcpy(hit, "labels", 6);
-    char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
-    if (dot && (!slash || dot > slash)) *dot = 0;
-    strcat(out, ".txt");
-    return out;
-}
-
-/* A class token: an integer, also written as 1.0. */
+/* A class token: a non-negative integer, also written as 1.0. */
 static bool parse_class(const char *t, long *cls)
 {
-    char *end;
-    errno = 0;
-    double c = strtod(t, &end);
-    if (end == t || *end || errno || !(c >= 0) || c != floor(c) || c >= 1e9) return false;
+    double c;
+    if (!acv_yolo_class(t, &c) || c < 0) return false;
     *cls = (long)c;
     return true;
 }
@@ -465,7 +195,7 @@ static bool parse_class(const char *t, long *cls)
 static bool looks_like_labels(char *text)
 {
     char *save = NULL;
-    for (char *l = strtok_r(skip_bom(text), "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    for (char *l = strtok_r(acv_yolo_skip_bom(text), "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         char *tsave = NULL;
         int n = 0;
         long cls;
@@ -493,7 +223,7 @@ static int yolo_convert(acv__plan *p, acv__item *it, int w, int h)
     int line = 0;
     double *v = NULL;
     size_t vcap = 0;
-    for (char *l = skip_bom((char *)text), *next; !rc && l; l = next) {
+    for (char *l = acv_yolo_skip_bom((char *)text), *next; !rc && l; l = next) {
         next = strchr(l, '\n');
         if (next) *next++ = 0;
         line++;
@@ -621,11 +351,11 @@ static int check_list(acv__archive *a, acv__plan *p, acv__entry *list, const cha
         return acv_error(ACV_ENOMEM, "out of memory");
     }
     int lineno = 0;
-    for (char *l = skip_bom(text), *next; l; l = next) {
+    for (char *l = acv_yolo_skip_bom(text), *next; l; l = next) {
         next = strchr(l, '\n');
         if (next) *next++ = 0;
         lineno++;
-        char *s = scalar(l);
+        char *s = acv_yolo_scalar(l);
         if (!*s) continue;
         bool dot = s[0] == '.' && s[1] == '/';
         const char *bases[2] = {dot ? ldir : root, dot ? root : ldir};
@@ -647,7 +377,7 @@ static int check_list(acv__archive *a, acv__plan *p, acv__entry *list, const cha
 }
 
 /* Checks train / val / test of the yaml at from (see the top of the file). */
-static int check_splits(acv__archive *a, acv__plan *p, const yaml_info *y, const acv__entry *from)
+static int check_splits(acv__archive *a, acv__plan *p, const acv_yolo_yaml *y, const acv__entry *from)
 {
     char *ydir = acv__path_dir(from->path), *root = NULL;
     if (!ydir) return acv_error(ACV_ENOMEM, "out of memory");
@@ -665,13 +395,13 @@ static int check_splits(acv__archive *a, acv__plan *p, const yaml_info *y, const
     const char *bases[2] = {root, ydir};
     int rc = 0;
     for (int i = 0; !rc && i < 3; i++)
-        for (size_t j = 0; !rc && y->split_line[i] && j < json_array_size(y->split[i]); j++) {
-            const char *v = json_string_value(json_array_get(y->split[i], j));
+        for (int j = 0; !rc && y->split_line[i] && j < y->nsplit[i]; j++) {
+            const char *v = y->split[i][j];
             char *where = locate(a, bases, 2, v);
             acv__entry *e = where ? acv__archive_find(a, where) : NULL;
             if (!where && i != 2)
                 acv__plan_skip(p, from->path, "line %d: %s: '%.300s' is not in the archive", y->split_line[i],
-                               SPLIT_KEYS[i], v);
+                               acv_yolo_splits[i], v);
             else if (e && acv__has_ext(e->path, "txt"))
                 rc = check_list(a, p, e, root);
             free(where);
@@ -684,14 +414,16 @@ static int check_splits(acv__archive *a, acv__plan *p, const yaml_info *y, const
 /* ---- the layout ------------------------------------------------------------------------------- */
 
 /* The class names (see the top of the file) into p->labels, in index order as *canon. */
-static int class_names(acv__archive *a, acv__plan *p, yaml_info *y, const acv__entry *yfrom, json_t **canon)
+static int class_names(acv__archive *a, acv__plan *p, const acv_yolo_yaml *y, const acv__entry *yfrom, json_t **canon)
 {
     json_t *names = NULL;
     acv__entry *nfrom = NULL;
     const char *from = yfrom ? yfrom->path : NULL;
     int rc = 0;
-    if (yfrom && json_array_size(y->names)) {
-        names = json_incref(y->names);
+    if (yfrom && y->k) {
+        names = json_array();
+        for (int i = 0; names && !rc && i < y->k; i++)
+            if (json_array_append_new(names, json_string(y->names[i]))) rc = acv_error(ACV_ENOMEM, "out of memory");
     } else if ((rc = read_names_file(a, &names, &nfrom))) {
         return rc;
     } else if (nfrom) {
@@ -711,18 +443,18 @@ static int class_names(acv__archive *a, acv__plan *p, yaml_info *y, const acv__e
         names = json_array();
         for (size_t i = 0; names && i < a->n; i++) {
             if (!acv__is_image_name(a->e[i].path)) continue;
-            char *lp = label_path_of(a->e[i].path);
+            char *lp = acv_yolo_label_path(a->e[i].path);
             acv__entry *le = lp ? acv__archive_find(a, lp) : NULL;
             free(lp);
             char *text;
             size_t len;
             if (!le || acv__entry_read(le, LABEL_FILE_MAX, &text, &len)) continue;
-            for (char *l = skip_bom(text), *next; l; l = next) {
+            for (char *l = acv_yolo_skip_bom(text), *next; l; l = next) {
                 next = strchr(l, '\n');
                 if (next) *next++ = 0;
                 char *save = NULL, *t = strtok_r(l, " \t\r,", &save);
                 long c;
-                if (t && parse_class(t, &c) && c < MAX_CLASSES && c > max_cls) max_cls = c;
+                if (t && parse_class(t, &c) && c < ACV_YOLO_MAX_CLASSES && c > max_cls) max_cls = c;
             }
             free(text);
         }
@@ -762,8 +494,7 @@ static int class_names(acv__archive *a, acv__plan *p, yaml_info *y, const acv__e
 int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
 {
     *found = false;
-    yaml_info y;
-    memset(&y, 0, sizeof y);
+    acv_yolo_yaml y = ACV_YOLO_YAML_EMPTY;
     acv__entry *yfrom = NULL;
     int yerr = 0;
     char yerr_msg[600] = "";
@@ -773,9 +504,9 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
     size_t paired = 0;
     for (size_t i = 0; i < a->n; i++) {
         if (!acv__is_image_name(a->e[i].path)) continue;
-        char *lp = label_path_of(a->e[i].path);
+        char *lp = acv_yolo_label_path(a->e[i].path);
         if (!lp) {
-            yaml_info_free(&y);
+            acv_yolo_yaml_free(&y);
             return acv_error(ACV_ENOMEM, "out of memory");
         }
         paired += acv__archive_find(a, lp) != NULL;
@@ -784,7 +515,7 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
     /* YOLO: label files beside the images, or a yaml that names classes (a yaml with only
        path or splits does not make an ImageFolder archive YOLO). */
     if (!paired && !(yfrom && (y.have_names || y.nc >= 0))) {
-        yaml_info_free(&y);
+        acv_yolo_yaml_free(&y);
         return 0;
     }
     if (!yfrom && yerr) return acv_error(yerr, "%s", yerr_msg); /* the dataset's yaml is unreadable */
@@ -798,7 +529,7 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
     for (size_t i = 0; !rc && i < a->n; i++) {
         acv__entry *e = &a->e[i];
         if (!acv__is_image_name(e->path)) continue;
-        char *lp = label_path_of(e->path);
+        char *lp = acv_yolo_label_path(e->path);
         acv__entry *le = lp ? acv__archive_find(a, lp) : NULL;
         free(lp);
         json_t *raw = json_pack("{s:s?, s:s?, s:O}", "label", le ? le->path : NULL, "tmp", le ? le->tmp : NULL,
@@ -823,6 +554,6 @@ int acv__plan_yolo(acv__archive *a, acv__plan *p, bool *found)
         }
         if (label) acv__plan_skip(p, e->path, "a label file without its image");
     }
-    yaml_info_free(&y);
+    acv_yolo_yaml_free(&y);
     return rc;
 }
