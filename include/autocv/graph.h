@@ -37,7 +37,8 @@ typedef enum acv_op {
     ACV_OP_BINARY,                    /* add, sub, mul, div with broadcasting */
     ACV_OP_CONCAT, ACV_OP_SLICE, ACV_OP_RESHAPE,
     ACV_OP_LINEAR, ACV_OP_SOFTMAX, ACV_OP_DROPOUT,
-    ACV_OP_CROSS_ENTROPY, ACV_OP_BCE_LOGITS, ACV_OP_FOCAL,
+    ACV_OP_LAYERNORM,                 /* normalization over one axis (attrs.axis), gamma/beta */
+    ACV_OP_CROSS_ENTROPY, ACV_OP_BCE_LOGITS, ACV_OP_FOCAL,   /* losses last */
     ACV_OP_COUNT
 } acv_op;
 
@@ -81,6 +82,14 @@ acv_id acv_convt2d_ex(acv_graph *g, const char *name, acv_id x, acv_id w, acv_id
 acv_id acv_batchnorm(acv_graph *g, const char *name, acv_id x, float eps, float momentum);
 acv_id acv_batchnorm_ex(acv_graph *g, const char *name, acv_id x, acv_id gamma, acv_id beta,
                         acv_id mean, acv_id var, float eps, float momentum);
+/* Layer normalization over one axis: every slice along `axis` (the other indices fixed) is
+ * normalized to mean 0 and variance 1 (biased, + eps), then scaled by gamma and shifted by
+ * beta (axis values each). The last axis is PyTorch's LayerNorm over one dim (x of any rank);
+ * axis 1 of NCHW is ConvNeXt's LayerNorm2d (a LayerNorm of the channels-last tensor).
+ * acv_layernorm creates NAME.weight (ones) and NAME.bias (zeros), trainable. */
+acv_id acv_layernorm(acv_graph *g, const char *name, acv_id x, int axis, float eps);
+acv_id acv_layernorm_ex(acv_graph *g, const char *name, acv_id x, acv_id gamma, acv_id beta, int axis,
+                        float eps);
 /* kind is an acv_act from the kernels (ACV_ACT_RELU = 0, ...); alpha for leaky ReLU. */
 acv_id acv_activation(acv_graph *g, acv_id x, int kind, float alpha);
 acv_id acv_relu(acv_graph *g, acv_id x);

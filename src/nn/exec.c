@@ -229,7 +229,8 @@ static void plan_train_fusion(acv_graph *g)
 static bool blk_act_ok(int act)
 {
     return act == ACV_ACT_RELU || act == ACV_ACT_RELU6 || act == ACV_ACT_LEAKY_RELU || act == ACV_ACT_SILU ||
-           act == ACV_ACT_HARDSWISH || act == ACV_ACT_TANH; /* f(0) = 0 keeps pad channels zero */
+           act == ACV_ACT_HARDSWISH || act == ACV_ACT_TANH ||
+           act == ACV_ACT_GELU; /* f(0) = 0 keeps pad channels zero */
 }
 
 /* Whether node nd reads its input k in the blocked layout when that input is blocked. */
@@ -735,6 +736,12 @@ static int compute_node(acv_graph *g, acv_id id, bool training, uint64_t seed)
         else acv_ref_linear_forward(nd->out, IN(0), IN(1), OPT_IN(2), M, I, O);
         return 0;
     }
+    case ACV_OP_LAYERNORM: {
+        int64_t outer, inner;
+        axis_split(xs, nd->a.axis, &outer, &inner);
+        acv_ref_layernorm_forward(nd->out, IN(0), IN(1), IN(2), outer, xs->d[nd->a.axis], inner, nd->a.eps);
+        return 0;
+    }
     case ACV_OP_SOFTMAX: {
         int64_t outer, inner;
         axis_split(xs, nd->a.axis, &outer, &inner);
@@ -875,6 +882,13 @@ static void backward_node(acv_graph *g, acv_id id)
         float *db = nd->n_in > 2 ? DIN(2) : NULL;
         if (be->linear_backward) be->linear_backward(&nd->cache, DIN(0), DIN(1), db, dout, IN(0), IN(1), M, I, O);
         else acv_ref_linear_backward(DIN(0), DIN(1), db, dout, IN(0), IN(1), M, I, O);
+        return;
+    }
+    case ACV_OP_LAYERNORM: {
+        int64_t outer, inner;
+        axis_split(xs, nd->a.axis, &outer, &inner);
+        acv_ref_layernorm_backward(DIN(0), DIN(1), DIN(2), dout, IN(0), IN(1), outer, xs->d[nd->a.axis], inner,
+                                   nd->a.eps);
         return;
     }
     case ACV_OP_SOFTMAX: {

@@ -14,7 +14,7 @@
 static const char *const OP_NAMES[ACV_OP_COUNT] = {
     "input", "param", "conv2d", "convt2d", "batchnorm", "act", "maxpool", "avgpool", "gap",
     "upsample", "binary", "concat", "slice", "reshape", "linear", "softmax", "dropout",
-    "cross_entropy", "bce_logits", "focal",
+    "layernorm", "cross_entropy", "bce_logits", "focal",
 };
 
 const char *acv__op_name(acv_op op) { return (unsigned)op < ACV_OP_COUNT ? OP_NAMES[op] : "?"; }
@@ -219,6 +219,16 @@ static int infer_op(acv_graph *g, acv_id id)
         return 0;
     case ACV_OP_ACT:
     case ACV_OP_DROPOUT:
+        n->shape = *x;
+        return 0;
+    case ACV_OP_LAYERNORM:
+        if (n->a.axis < 0 || n->a.axis >= x->ndim)
+            return fail(g, ACV_EINVAL, "%s: axis %d out of range for %d-D input", nm, n->a.axis, x->ndim);
+        if (!(n->a.eps >= 0)) return fail(g, ACV_EINVAL, "%s: epsilon %g must be >= 0", nm, n->a.eps);
+        for (int i = 1; i < n->n_in; i++)
+            if (acv_shape_numel(&g->nodes[n->in[i]].shape) != x->d[n->a.axis])
+                return fail(g, ACV_ESHAPE, "%s: parameter %d has the wrong size for %lld values along axis %d", nm, i,
+                            (long long)x->d[n->a.axis], n->a.axis);
         n->shape = *x;
         return 0;
     case ACV_OP_MAXPOOL:
@@ -534,6 +544,29 @@ acv_id acv_batchnorm(acv_graph *g, const char *name, acv_id x, float eps, float 
     acv_id rm = acv_param(g, sub_name(buf, sizeof buf, name, "running_mean"), 1, c, ACV_INIT_ZERO, false);
     acv_id rv = acv_param(g, sub_name(buf, sizeof buf, name, "running_var"), 1, c, ACV_INIT_ONE, false);
     return acv_batchnorm_ex(g, name, x, ga, be, rm, rv, eps, momentum);
+}
+
+acv_id acv_layernorm_ex(acv_graph *g, const char *name, acv_id x, acv_id gamma, acv_id beta, int axis,
+                        float eps)
+{
+    acv_attrs a = {0};
+    a.axis = axis;
+    a.eps = eps;
+    acv_id in[3] = {x, gamma, beta};
+    return acv__graph_add(g, ACV_OP_LAYERNORM, name, 3, in, &a);
+}
+
+acv_id acv_layernorm(acv_graph *g, const char *name, acv_id x, int axis, float eps)
+{
+    if (!g || g->status) return g ? g->status : ACV_ENOMEM;
+    if (!valid_id(g, x)) return fail(g, ACV_EINVAL, "%s: invalid input node", name);
+    const acv_shape *xs = &g->nodes[x].shape;
+    if (axis < 0 || axis >= xs->ndim) return fail(g, ACV_EINVAL, "%s: axis %d out of range", name, axis);
+    int64_t c[1] = {xs->d[axis]};
+    char buf[256];
+    acv_id ga = acv_param(g, sub_name(buf, sizeof buf, name, "weight"), 1, c, ACV_INIT_ONE, true);
+    acv_id be = acv_param(g, sub_name(buf, sizeof buf, name, "bias"), 1, c, ACV_INIT_ZERO, true);
+    return acv_layernorm_ex(g, name, x, ga, be, axis, eps);
 }
 
 acv_id acv_activation(acv_graph *g, acv_id x, int kind, float alpha)

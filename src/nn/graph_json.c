@@ -43,6 +43,10 @@ static json_t *attrs_json(const acv_node *nd)
         json_object_set_new(o, "eps", json_real(a->eps));
         json_object_set_new(o, "momentum", json_real(a->momentum));
         break;
+    case ACV_OP_LAYERNORM:
+        json_object_set_new(o, "axis", json_integer(a->axis));
+        json_object_set_new(o, "eps", json_real(a->eps));
+        break;
     case ACV_OP_ACT:
         json_object_set_new(o, "kind", json_integer(a->act));
         json_object_set_new(o, "alpha", json_real(a->alpha));
@@ -249,6 +253,11 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
         a.momentum = (float)num(at, "momentum", 0.1);
         if (n_in != 5) return acv_error(ACV_EFORMAT, "graph node %d: batchnorm needs 5 inputs", idx);
         break;
+    case ACV_OP_LAYERNORM:
+        if ((rc = get_int(at, "axis", -1, idx, &a.axis))) return rc;
+        a.eps = (float)num(at, "eps", 1e-5);
+        if (n_in != 3) return acv_error(ACV_EFORMAT, "graph node %d: layernorm needs 3 inputs", idx);
+        break;
     case ACV_OP_ACT:
         if ((rc = get_int(at, "kind", -1, idx, &a.act))) return rc;
         a.alpha = (float)num(at, "alpha", 0);
@@ -308,7 +317,7 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
     }
     int need = (op == ACV_OP_BINARY || op == ACV_OP_LINEAR) ? 2 : 1;
     if (n_in < need || (op != ACV_OP_CONCAT && op != ACV_OP_CONV2D && op != ACV_OP_CONVT2D &&
-                        op != ACV_OP_BATCHNORM && op != ACV_OP_LINEAR && n_in != need) ||
+                        op != ACV_OP_BATCHNORM && op != ACV_OP_LAYERNORM && op != ACV_OP_LINEAR && n_in != need) ||
         (op == ACV_OP_LINEAR && n_in > 3))
         return acv_error(ACV_EFORMAT, "graph node %d (%s): wrong number of inputs (%d)", idx, opname, n_in);
     return acv__graph_add(g, (acv_op)op, name, n_in, in, &a);

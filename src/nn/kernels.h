@@ -71,9 +71,10 @@ void acv_ref_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, cons
 /* ---- pointwise activations ----------------------------------------------------- */
 typedef enum acv_act {
     ACV_ACT_RELU, ACV_ACT_RELU6, ACV_ACT_LEAKY_RELU, ACV_ACT_SILU, ACV_ACT_SIGMOID,
-    ACV_ACT_HARDSWISH, ACV_ACT_HARDSIGMOID, ACV_ACT_TANH, ACV_ACT_COUNT
+    ACV_ACT_HARDSWISH, ACV_ACT_HARDSIGMOID, ACV_ACT_TANH, ACV_ACT_GELU, ACV_ACT_COUNT
 } acv_act;
-/* alpha: negative slope for leaky ReLU; hard-sigmoid is relu6(x+3)/6 (PyTorch). */
+/* alpha: negative slope for leaky ReLU; hard-sigmoid is relu6(x+3)/6 (PyTorch); GELU is the
+ * exact form x/2 * (1 + erf(x/sqrt(2))). */
 void acv_ref_act_forward(float *out, const float *in, int64_t n, acv_act kind, float alpha);
 /* Needs the forward input (in) and output (out). */
 void acv_ref_act_backward(float *d_in, const float *d_out, const float *in, const float *out,
@@ -151,6 +152,17 @@ void acv_ref_softmax_forward(float *out, const float *in, int64_t outer, int64_t
 /* Uses the forward output. */
 void acv_ref_softmax_backward(float *d_in, const float *d_out, const float *out, int64_t outer,
                               int64_t axis, int64_t inner, bool log);
+
+/* ---- layer normalization over the middle axis of (outer, axis, inner) ---------------- */
+/* out = (in - mean) / sqrt(var + eps) * gamma + beta, mean and (biased) variance over the
+ * axis for each (outer, inner) position; gamma/beta (axis values) may be NULL (1 and 0).
+ * The last axis of any tensor is inner = 1; the channels of NCHW are outer = N, inner = HW. */
+void acv_ref_layernorm_forward(float *out, const float *in, const float *gamma, const float *beta,
+                               int64_t outer, int64_t axis, int64_t inner, float eps);
+/* Recomputes the statistics from in. */
+void acv_ref_layernorm_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
+                                const float *in, const float *gamma, int64_t outer, int64_t axis,
+                                int64_t inner, float eps);
 
 /* ---- dropout ------------------------------------------------------------------------ */
 /* Training: mask[i] = 1/(1-p) kept or 0 dropped, drawn from seed; out = in * mask. */

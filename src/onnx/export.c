@@ -342,6 +342,23 @@ static int emit(ex *e, acv_id id, const char *nm, const char *out)
             ex_node(e, "Mul", nm, 2, (const char *[]){x, gate}, out);
             break;
         }
+        case ACV_ACT_GELU: {
+            /* exact GELU as torch.onnx writes it (Gelu only arrives in opset 20):
+             * Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5) */
+            char *c2 = ex_strf(e, "%s.sqrt2", nm), *c1 = ex_strf(e, "%s.one", nm), *ch = ex_strf(e, "%s.half", nm);
+            char *t1 = ex_strf(e, "%s.div", out), *t2 = ex_strf(e, "%s.erf", out), *t3 = ex_strf(e, "%s.add", out);
+            char *t4 = ex_strf(e, "%s.mul", out);
+            if (!c2 || !c1 || !ch || !t1 || !t2 || !t3 || !t4) break;
+            init_scalar(e, c2, 1.41421356237309504880f);
+            init_scalar(e, c1, 1.0f);
+            init_scalar(e, ch, 0.5f);
+            ex_node(e, "Div", ex_strf(e, "%s.div", nm), 2, (const char *[]){x, c2}, t1);
+            ex_node(e, "Erf", ex_strf(e, "%s.erf", nm), 1, (const char *[]){t1}, t2);
+            ex_node(e, "Add", ex_strf(e, "%s.add", nm), 2, (const char *[]){t2, c1}, t3);
+            ex_node(e, "Mul", ex_strf(e, "%s.mul", nm), 2, (const char *[]){x, t3}, t4);
+            ex_node(e, "Mul", nm, 2, (const char *[]){t4, ch}, out);
+            break;
+        }
         default:
             return unsupported(g, id, "this activation has no ONNX equivalent here");
         }
@@ -432,6 +449,48 @@ static int emit(ex *e, acv_id id, const char *nm, const char *out)
         n = ex_node(e, "Gemm", nm, nin, in, out);
         attr_i(e, n, "transB", 1);
         break;
+    case ACV_OP_LAYERNORM: {
+        /* opset 13 has no LayerNormalization (opset 17): its decomposition as torch.onnx
+         * writes it, over the one axis, with gamma and beta reshaped to broadcast along it */
+        int nd_x = g->nodes[nd->in[0]].shape.ndim, ax = a->axis;
+        if (nin != 3) return unsupported(g, id, "layer norm without gamma and beta");
+        const char *t[9];
+        static const char *const SFX[9] = {"mean", "sub", "sq", "var", "veps", "std", "norm", "gshape", "scaled"};
+        for (int k = 0; k < 9; k++) t[k] = ex_strf(e, "%s.%s", out, SFX[k]);
+        char *ceps = ex_strf(e, "%s.eps", nm);
+        const char *ga = in[1], *be = in[2];
+        for (int k = 0; k < 9; k++)
+            if (!t[k]) return e->err ? e->err : ACV_ENOMEM;
+        if (!ceps) break;
+        init_scalar(e, ceps, a->eps);
+        n = ex_node(e, "ReduceMean", ex_strf(e, "%s.mean", nm), 1, &x, t[0]);
+        attr_ints(e, n, "axes", 1, (int64_t[]){ax});
+        attr_i(e, n, "keepdims", 1);
+        ex_node(e, "Sub", ex_strf(e, "%s.sub", nm), 2, (const char *[]){x, t[0]}, t[1]);
+        ex_node(e, "Mul", ex_strf(e, "%s.sq", nm), 2, (const char *[]){t[1], t[1]}, t[2]);
+        n = ex_node(e, "ReduceMean", ex_strf(e, "%s.var", nm), 1, &t[2], t[3]);
+        attr_ints(e, n, "axes", 1, (int64_t[]){ax});
+        attr_i(e, n, "keepdims", 1);
+        ex_node(e, "Add", ex_strf(e, "%s.veps", nm), 2, (const char *[]){t[3], ceps}, t[4]);
+        ex_node(e, "Sqrt", ex_strf(e, "%s.std", nm), 1, &t[4], t[5]);
+        ex_node(e, "Div", ex_strf(e, "%s.norm", nm), 2, (const char *[]){t[1], t[5]}, t[6]);
+        if (ax != nd_x - 1) { /* (D) -> (D, 1, ..., 1) */
+            int64_t sp[ACV_MAX_DIMS];
+            int r = nd_x - ax;
+            sp[0] = -1;
+            for (int k = 1; k < r; k++) sp[k] = 1;
+            init_i64(e, t[7], r, sp);
+            char *g2 = ex_strf(e, "%s.gamma", out), *b2 = ex_strf(e, "%s.beta", out);
+            if (!g2 || !b2) break;
+            ex_node(e, "Reshape", ex_strf(e, "%s.gamma", nm), 2, (const char *[]){ga, t[7]}, g2);
+            ex_node(e, "Reshape", ex_strf(e, "%s.beta", nm), 2, (const char *[]){be, t[7]}, b2);
+            ga = g2;
+            be = b2;
+        }
+        ex_node(e, "Mul", ex_strf(e, "%s.scale", nm), 2, (const char *[]){t[6], ga}, t[8]);
+        ex_node(e, "Add", nm, 2, (const char *[]){t[8], be}, out);
+        break;
+    }
     case ACV_OP_SOFTMAX:
         n = ex_node(e, a->log ? "LogSoftmax" : "Softmax", nm, 1, &x, out);
         attr_i(e, n, "axis", a->axis);

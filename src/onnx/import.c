@@ -82,6 +82,8 @@ static int val_new(acv__ictx *c, const char *name)
     if (!v->name) return acv_error(ACV_ENOMEM, "out of memory");
     v->id = -1;
     v->src = -1;
+    v->mat = -1;
+    v->gamma = -1;
     tab_put(c, c->nv);
     return c->nv++;
 }
@@ -146,6 +148,12 @@ int acv__set_alias(acv__ictx *c, size_t k, const acv__oval *v)
     o->batched = copy.batched;
     o->src = copy.src;
     memcpy(o->pads, copy.pads, sizeof o->pads);
+    o->nhwc = copy.nhwc;
+    o->mat = copy.mat;
+    o->stage = copy.stage;
+    o->axis = copy.axis;
+    o->eps = copy.eps;
+    o->gamma = copy.gamma;
     if (copy.kind == ACV__V_CONST) {
         o->id = -1; /* its own parameter if ever needed */
         o->c = copy.c;
@@ -155,6 +163,25 @@ int acv__set_alias(acv__ictx *c, size_t k, const acv__oval *v)
         if (copy.c.f) memcpy(o->c.f, copy.c.f, (size_t)copy.c.n * sizeof(float));
         if (copy.c.i) memcpy(o->c.i, copy.c.i, (size_t)copy.c.n * sizeof(int64_t));
     }
+    return 0;
+}
+
+int acv__set_pending(acv__ictx *c, size_t k, const acv__oval *proto)
+{
+    const char *nm = out_name(c, k);
+    if (!nm) return 0;
+    acv__oval copy = *proto; /* proto may move when the table grows */
+    int i = val_new(c, nm);
+    if (i < 0) return i;
+    acv__oval *o = &c->v[i];
+    o->kind = copy.kind;
+    o->batched = copy.batched;
+    o->src = copy.src;
+    o->nhwc = copy.nhwc;
+    o->stage = copy.stage;
+    o->axis = copy.axis;
+    o->eps = copy.eps;
+    o->gamma = copy.gamma;
     return 0;
 }
 
@@ -209,7 +236,23 @@ acv_id acv__new_param(acv__ictx *c, const char *base, const acv_shape *s, float 
 
 acv_id acv__node_of(acv__ictx *c, acv__oval *v, bool trainable)
 {
+    acv_id x = acv__eng_of(c, v, trainable);
+    if (x < 0 || !v->nhwc) return x;
+    if (v->mat >= 0) return v->mat;
+    acv_id y = acv__nhwc_materialize(c, v, x);
+    if (y >= 0) v->mat = y;
+    return y;
+}
+
+acv_id acv__eng_of(acv__ictx *c, acv__oval *v, bool trainable)
+{
     if (v->kind == ACV__V_NODE) return v->id;
+    if (v->kind == ACV__V_LN || v->kind == ACV__V_GELU) {
+        if (v->id >= 0) return v->id;
+        acv_id id = acv__pending_node(c, v);
+        if (id >= 0) v->id = id;
+        return id;
+    }
     if (v->kind == ACV__V_CONST) {
         if (v->id >= 0) return v->id;
         if (v->c.n == 0) return acv__nerr(c, ACV_EUNSUPPORTED, "empty constant '%s' used as a tensor", v->name);

@@ -105,8 +105,14 @@ static int fold_shape(acv__ictx *c)
     if (!x) return acv__nerr(c, ACV_EFORMAT, "missing input");
     acv_shape s;
     if (x->kind == ACV__V_CONST) s = x->c.shape;
-    else if (x->kind == ACV__V_NODE) s = *acv_graph_shape(c->g, x->id);
-    else {
+    else if (x->kind == ACV__V_NODE && x->nhwc) {
+        const acv_shape *e = acv_graph_shape(c->g, x->id);
+        s = acv_shape_make(4, e->d[0], e->d[2], e->d[3], e->d[1]);
+    } else if (x->kind != ACV__V_PAD) {
+        acv_id id = acv__node_of(c, x, false);
+        if (id < 0) return id;
+        s = *acv_graph_shape(c->g, id);
+    } else {
         s = *acv_graph_shape(c->g, c->v[x->src].id);
         s.d[2] += x->pads[0] + x->pads[2];
         s.d[3] += x->pads[1] + x->pads[3];

@@ -8,7 +8,19 @@
 #include "onnx/import.h"
 #include "onnx/onnx_read.h"
 
-typedef enum { ACV__V_NODE, ACV__V_CONST, ACV__V_PAD } acv__vkind;
+/* NODE: a graph node; CONST: a constant; PAD: a zero Pad waiting for the convolution or
+ * pool that reads it; LN, GELU: a LayerNorm or GELU decomposition being recognised node by
+ * node (import_ops.c), the stage reached so far, made into a graph node only if something
+ * else reads it. */
+typedef enum { ACV__V_NODE, ACV__V_CONST, ACV__V_PAD, ACV__V_LN, ACV__V_GELU } acv__vkind;
+
+/* Stages of the LayerNorm decomposition torch.onnx writes below opset 17 (x is src):
+ * mean = ReduceMean(x, axis), d = Sub(x, mean), Pow(d, 2) (or Mul(d, d)), var = ReduceMean,
+ * Add(var, eps), Sqrt, Div(d, std), Mul(gamma), Add(beta). */
+enum { ACV__LN_MEAN = 1, ACV__LN_CENTER, ACV__LN_SQ, ACV__LN_VAR, ACV__LN_VAREPS, ACV__LN_STD, ACV__LN_NORM,
+       ACV__LN_SCALED };
+/* Stages of exact GELU: Div(x, sqrt 2), Erf, Add 1, Mul(x, .), Mul 0.5. */
+enum { ACV__GELU_DIV = 1, ACV__GELU_ERF, ACV__GELU_ERF1, ACV__GELU_X };
 
 /* One named ONNX value. */
 typedef struct acv__oval {
@@ -19,6 +31,17 @@ typedef struct acv__oval {
     acv__otensor c;      /* CONST */
     int src;             /* PAD: the padded value (a NODE) */
     int64_t pads[4];     /* PAD: top, left, bottom, right */
+    /* NODE (and LN/GELU through src): the ONNX value is the graph node's NCHW tensor
+     * permuted to channels-last (N, H, W, C) by a Transpose(0, 2, 3, 1) that was not
+     * carried out; ops that understand it (LayerNorm over C, MatMul as a 1x1 convolution,
+     * element-wise ops, the Transpose back) work on the NCHW node, others read the
+     * transposed node made on demand (mat). */
+    bool nhwc;
+    acv_id mat;          /* nhwc: the transposed node once made, else -1 */
+    int stage;           /* LN / GELU: ACV__LN_* / ACV__GELU_* */
+    int axis;            /* LN: the normalized axis of the graph node */
+    float eps;           /* LN: epsilon; GELU_DIV: the divisor */
+    acv_id gamma;        /* LN_SCALED: the scale parameter */
 } acv__oval;
 
 typedef struct acv__ictx {
@@ -46,9 +69,18 @@ int acv__set_node(acv__ictx *c, size_t k, acv_id id, bool batched);
 int acv__set_const(acv__ictx *c, size_t k, acv__otensor *t);
 int acv__set_alias(acv__ictx *c, size_t k, const acv__oval *v);
 int acv__set_pad(acv__ictx *c, size_t k, int src, const int64_t pads[4]);
+/* A pending LN / GELU value like proto (kind, src, stage, axis, eps, gamma, nhwc, batched). */
+int acv__set_pending(acv__ictx *c, size_t k, const acv__oval *proto);
 /* The value as a graph node: a constant becomes a (non-trainable unless said) parameter
  * named after it, a pending pad a zero-padding depthwise convolution. */
 acv_id acv__node_of(acv__ictx *c, acv__oval *v, bool trainable);
+/* As acv__node_of, but a channels-last value gives its NCHW graph node (no transpose). */
+acv_id acv__eng_of(acv__ictx *c, acv__oval *v, bool trainable);
+/* The node of a pending LN / GELU value (import_ops.c), or an error when the stage reached
+ * computes nothing the engine has. */
+acv_id acv__pending_node(acv__ictx *c, acv__oval *v);
+/* The transposed (N, H, W, C) node of the NCHW node x (import_ops.c). */
+acv_id acv__nhwc_materialize(acv__ictx *c, acv__oval *v, acv_id x);
 /* A new parameter named base (made unique) holding data (n floats, taken over). */
 acv_id acv__new_param(acv__ictx *c, const char *base, const acv_shape *s, float *data, bool trainable);
 /* Constant's values as int64 (max n) / one float; errors when not constant. */

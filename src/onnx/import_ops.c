@@ -246,13 +246,299 @@ static int op_clip(acv__ictx *c)
     return acv__set_node(c, 0, y, X->batched);
 }
 
+/* ---- LayerNorm and GELU decompositions, channels-last values ------------------------------ */
+
+/* Sets output 0 to node id, channels-last (see acv__oval.nhwc) when nhwc. */
+static int set_out(acv__ictx *c, acv_id id, bool batched, bool nhwc)
+{
+    int rc = acv__set_node(c, 0, id, batched);
+    if (rc || !nhwc || c->node->n_output < 1 || !c->node->output[0] || !*c->node->output[0]) return rc;
+    int i = acv__val_find(c, c->node->output[0]);
+    if (i >= 0) c->v[i].nhwc = true;
+    return 0;
+}
+
+static bool lazy_kind(const acv__oval *v)
+{
+    return v->kind == ACV__V_NODE || v->kind == ACV__V_LN || v->kind == ACV__V_GELU;
+}
+
+
+/* The graph axis of ONNX axis a of X (a channels-last value's dims are N, H, W, C). */
+static int eng_axis(const acv__oval *X, int a)
+{
+    static const int NHWC[4] = {0, 2, 3, 1};
+    return X->nhwc && a >= 0 && a < 4 ? NHWC[a] : a;
+}
+
+/* Index of value v in the table. */
+static int vidx(acv__ictx *c, const acv__oval *v) { return (int)(v - c->v); }
+
+/* Whether v is the same tensor as the value at index src (itself or an alias of its node). */
+static bool same_src(acv__ictx *c, const acv__oval *v, int src)
+{
+    const acv__oval *s = &c->v[src];
+    if (v == s) return true;
+    return v->kind == ACV__V_NODE && s->kind == ACV__V_NODE && v->id == s->id && v->nhwc == s->nhwc;
+}
+
+/* The size of the normalized axis of a pending LayerNorm. */
+static int64_t ln_dim(acv__ictx *c, const acv__oval *v)
+{
+    return shp(c, c->v[v->src].id)->d[v->axis];
+}
+
+/* Whether constant K holds one value per position of the pending LayerNorm P's axis and
+ * broadcasts along that axis only (its other dims, right-aligned to the value's rank, are 1). */
+static bool const_along(acv__ictx *c, const acv__oval *K, const acv__oval *P)
+{
+    static const int TO_NHWC[4] = {0, 3, 1, 2};
+    if (K->kind != ACV__V_CONST || K->c.n != ln_dim(c, P)) return false;
+    int r = shp(c, c->v[P->src].id)->ndim, ax = P->nhwc && P->axis < 4 ? TO_NHWC[P->axis] : P->axis;
+    if (K->c.shape.ndim > r) return false;
+    for (int i = 0; i < K->c.shape.ndim; i++)
+        if (r - K->c.shape.ndim + i != ax && K->c.shape.d[i] != 1) return false;
+    return true;
+}
+
+static bool const_scalar(const acv__oval *v, float *out)
+{
+    if (!v || v->kind != ACV__V_CONST || v->c.n != 1) return false;
+    *out = v->c.is_int ? (float)v->c.i[0] : v->c.f[0];
+    return true;
+}
+
+static acv_id scalar(acv__ictx *c, const char *tag, float v);
+
+/* A new trainable parameter of n values all v, named after the current node. */
+static acv_id filled_param(acv__ictx *c, const char *tag, int64_t n, float v)
+{
+    float *d = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!d) return acv_error(ACV_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < n; k++) d[k] = v;
+    const Onnx__NodeProto *nd = c->node;
+    char nm[300];
+    snprintf(nm, sizeof nm, "%s.%s", nd->n_output > 0 && nd->output[0] && *nd->output[0] ? nd->output[0] : "layernorm", tag);
+    acv_shape s = acv_shape_make(1, n, 0, 0, 0);
+    return acv__new_param(c, nm, &s, d, true);
+}
+
+/* A layer norm of the pending value's source over its axis with gamma and beta (-1: ones,
+ * zeros, as new trainable parameters). */
+static acv_id ln_node(acv__ictx *c, const acv__oval *v, acv_id gamma, acv_id beta)
+{
+    int src = v->src, axis = v->axis;
+    float eps = v->eps;
+    int64_t d = ln_dim(c, v);
+    if (gamma < 0) gamma = filled_param(c, "weight", d, 1.0f);
+    if (gamma < 0) return gamma;
+    if (beta < 0) beta = filled_param(c, "bias", d, 0.0f);
+    if (beta < 0) return beta;
+    acv_id y = acv_layernorm_ex(c->g, NULL, c->v[src].id, gamma, beta, axis, eps);
+    if (y < 0 || acv_graph_status(c->g)) return acv__nerr(c, acv_graph_status(c->g) ? acv_graph_status(c->g) : y, "%s", acv_errmsg());
+    return y;
+}
+
+acv_id acv__pending_node(acv__ictx *c, acv__oval *v)
+{
+    if (v->kind == ACV__V_LN) {
+        if (v->stage == ACV__LN_NORM) return ln_node(c, v, -1, -1);
+        if (v->stage == ACV__LN_SCALED) return ln_node(c, v, v->gamma, -1);
+        return acv__nerr(c, ACV_EUNSUPPORTED, "'%s' is part of a LayerNorm decomposition (ReduceMean, Sub, Pow, ReduceMean, "
+                         "Add, Sqrt, Div over one axis) that is used otherwise: a mean over one axis, a square or a square "
+                         "root alone is not supported", v->name);
+    }
+    acv_id x = c->v[v->src].id;
+    switch (v->stage) {
+    case ACV__GELU_DIV: {
+        acv_id s = scalar(c, "div", v->eps);
+        return s < 0 ? s : acv_binary(c->g, ACV_BIN_DIV, x, s);
+    }
+    case ACV__GELU_X: { /* x * (1 + erf(x / sqrt 2)) = 2 gelu(x) */
+        acv_id s = scalar(c, "two", 2.0f);
+        return s < 0 ? s : acv_binary(c->g, ACV_BIN_MUL, acv_activation(c->g, x, ACV_ACT_GELU, 0), s);
+    }
+    default:
+        return acv__nerr(c, ACV_EUNSUPPORTED, "'%s' is part of an exact GELU (Div by sqrt 2, Erf, Add 1, Mul, Mul 0.5) that "
+                         "is used otherwise: Erf alone is not supported", v->name);
+    }
+}
+
+/* A pending value of kind/stage from the source at index src. */
+static int set_pending(acv__ictx *c, acv__vkind kind, int stage, int src, int axis, float eps, acv_id gamma)
+{
+    acv__oval p = {0};
+    p.kind = kind;
+    p.stage = stage;
+    p.src = src;
+    p.axis = axis;
+    p.eps = eps;
+    p.gamma = gamma;
+    p.batched = c->v[src].batched;
+    p.nhwc = c->v[src].nhwc;
+    return acv__set_pending(c, 0, &p);
+}
+
+/* A constant operand of a channels-last value, as a parameter in the graph's NCHW order:
+ * its shape right-aligned to (N, H, W, C) is permuted to (N, C, H, W). */
+static acv_id nhwc_const(acv__ictx *c, acv__oval *K)
+{
+    const acv_shape *ks = &K->c.shape;
+    if (ks->ndim > 4) return acv__nerr(c, ACV_EUNSUPPORTED, "a constant of %d dims with a channels-last tensor", ks->ndim);
+    int64_t d[4] = {1, 1, 1, 1};
+    for (int k = 0; k < ks->ndim; k++) d[4 - ks->ndim + k] = ks->d[k];
+    float *src = acv__const_floats(&K->c), *dst = malloc((size_t)(K->c.n ? K->c.n : 1) * sizeof(float));
+    if (!src || !dst) {
+        free(src);
+        free(dst);
+        return acv_error(ACV_ENOMEM, "out of memory");
+    }
+    /* src (n, h, w, c) -> dst (n, c, h, w) */
+    for (int64_t n = 0; n < d[0]; n++)
+        for (int64_t h = 0; h < d[1]; h++)
+            for (int64_t w = 0; w < d[2]; w++)
+                for (int64_t ch = 0; ch < d[3]; ch++)
+                    dst[((n * d[3] + ch) * d[1] + h) * d[2] + w] = src[((n * d[1] + h) * d[2] + w) * d[3] + ch];
+    free(src);
+    acv_shape s = ks->ndim == 0 ? acv_shape_make(1, 1, 0, 0, 0) : acv_shape_make(4, d[0], d[3], d[1], d[2]);
+    return acv__new_param(c, K->name, &s, dst, true);
+}
+
 static int op_binary(acv__ictx *c, int bop)
 {
     acv__oval *A, *B;
     acv_id a, b;
     int rc = acv__check_attrs(c, "");
-    if (rc || (rc = need(c, 0, &A, &a)) || (rc = need(c, 1, &B, &b))) return rc;
+    if (rc) return rc;
+    A = acv__in(c, 0);
+    B = acv__in(c, 1);
+    if (!A || !B) return acv__nerr(c, ACV_EFORMAT, "input missing");
+    float f;
+    /* the LayerNorm and GELU decompositions, stage by stage */
+    for (int sw = 0; sw < 2; sw++) {
+        acv__oval *P = sw ? B : A, *Q = sw ? A : B; /* P pending (or the node), Q the other operand */
+        bool commutes = bop == ACV_BIN_ADD || bop == ACV_BIN_MUL;
+        if (sw && !commutes) break;
+        if (P->kind == ACV__V_LN) {
+            if (bop == ACV_BIN_MUL && P->stage == ACV__LN_CENTER && Q->kind == ACV__V_LN && Q->stage == ACV__LN_CENTER &&
+                Q->src == P->src)
+                return set_pending(c, ACV__V_LN, ACV__LN_SQ, P->src, P->axis, 0, -1);
+            if (bop == ACV_BIN_ADD && P->stage == ACV__LN_VAR && const_scalar(Q, &f) && f >= 0)
+                return set_pending(c, ACV__V_LN, ACV__LN_VAREPS, P->src, P->axis, f, -1);
+            if (bop == ACV_BIN_DIV && P->stage == ACV__LN_CENTER && Q->kind == ACV__V_LN && Q->stage == ACV__LN_STD &&
+                Q->src == P->src)
+                return set_pending(c, ACV__V_LN, ACV__LN_NORM, P->src, P->axis, Q->eps, -1);
+            if (bop == ACV_BIN_MUL && P->stage == ACV__LN_NORM && const_along(c, Q, P)) {
+                int pi = vidx(c, P);
+                acv_id g = acv__node_of(c, Q, true);
+                if (g < 0) return g;
+                P = &c->v[pi];
+                return set_pending(c, ACV__V_LN, ACV__LN_SCALED, P->src, P->axis, P->eps, g);
+            }
+            if (bop == ACV_BIN_ADD && (P->stage == ACV__LN_SCALED || P->stage == ACV__LN_NORM) &&
+                const_along(c, Q, P)) {
+                int pi = vidx(c, P);
+                acv_id be = acv__node_of(c, Q, true);
+                if (be < 0) return be;
+                P = &c->v[pi];
+                bool batched = P->batched, nhwc = P->nhwc;
+                return set_out(c, ln_node(c, P, P->stage == ACV__LN_SCALED ? P->gamma : -1, be), batched, nhwc);
+            }
+        }
+        if (P->kind == ACV__V_GELU) {
+            if (bop == ACV_BIN_ADD && P->stage == ACV__GELU_ERF && const_scalar(Q, &f) && f == 1.0f)
+                return set_pending(c, ACV__V_GELU, ACV__GELU_ERF1, P->src, 0, 0, -1);
+            if (bop == ACV_BIN_MUL && P->stage == ACV__GELU_ERF1 && same_src(c, Q, P->src))
+                return set_pending(c, ACV__V_GELU, ACV__GELU_X, P->src, 0, 0, -1);
+            if (bop == ACV_BIN_MUL && P->stage == ACV__GELU_X && const_scalar(Q, &f) && f == 0.5f) {
+                acv__oval *S = &c->v[P->src];
+                return set_out(c, acv_activation(c->g, S->id, ACV_ACT_GELU, 0), S->batched, S->nhwc);
+            }
+        }
+    }
+    if (bop == ACV_BIN_SUB && B->kind == ACV__V_LN && B->stage == ACV__LN_MEAN && same_src(c, A, B->src))
+        return set_pending(c, ACV__V_LN, ACV__LN_CENTER, B->src, B->axis, 0, -1);
+    if (bop == ACV_BIN_DIV && A->kind == ACV__V_NODE && const_scalar(B, &f) && fabsf(f - 1.41421356f) < 1e-5f)
+        return set_pending(c, ACV__V_GELU, ACV__GELU_DIV, vidx(c, A), 0, f, -1);
+    /* a channels-last value with a constant or another channels-last value: in NCHW */
+    bool an = lazy_kind(A) && A->nhwc, bn = lazy_kind(B) && B->nhwc;
+    if ((an && (bn || B->kind == ACV__V_CONST)) || (bn && A->kind == ACV__V_CONST)) {
+        int ai = vidx(c, A), bi = vidx(c, B);
+        bool batched = A->batched || B->batched;
+        a = an ? acv__eng_of(c, &c->v[ai], false) : nhwc_const(c, &c->v[ai]);
+        if (a < 0) return a;
+        b = bn ? acv__eng_of(c, &c->v[bi], false) : nhwc_const(c, &c->v[bi]);
+        if (b < 0) return b;
+        return set_out(c, acv_binary(c->g, bop, a, b), batched, true);
+    }
+    if ((rc = need(c, 0, &A, &a)) || (rc = need(c, 1, &B, &b))) return rc;
     return acv__set_node(c, 0, acv_binary(c->g, bop, a, b), A->batched || B->batched);
+}
+
+static int op_pow(acv__ictx *c)
+{
+    int rc = acv__check_attrs(c, "");
+    if (rc) return rc;
+    acv__oval *X = acv__in(c, 0), *E = acv__in(c, 1);
+    float f;
+    if (X && X->kind == ACV__V_LN && X->stage == ACV__LN_CENTER && const_scalar(E, &f) && f == 2.0f)
+        return set_pending(c, ACV__V_LN, ACV__LN_SQ, X->src, X->axis, 0, -1);
+    return acv__nerr(c, ACV_EUNSUPPORTED, "Pow is supported only as the square in a LayerNorm decomposition "
+                     "(ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt, Div over one axis)");
+}
+
+static int op_sqrt(acv__ictx *c)
+{
+    int rc = acv__check_attrs(c, "");
+    if (rc) return rc;
+    acv__oval *X = acv__in(c, 0);
+    if (X && X->kind == ACV__V_LN && X->stage == ACV__LN_VAREPS)
+        return set_pending(c, ACV__V_LN, ACV__LN_STD, X->src, X->axis, X->eps, -1);
+    return acv__nerr(c, ACV_EUNSUPPORTED, "Sqrt is supported only as the standard deviation in a LayerNorm "
+                     "decomposition (ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt, Div over one axis)");
+}
+
+static int op_erf(acv__ictx *c)
+{
+    int rc = acv__check_attrs(c, "");
+    if (rc) return rc;
+    acv__oval *X = acv__in(c, 0);
+    if (X && X->kind == ACV__V_GELU && X->stage == ACV__GELU_DIV)
+        return set_pending(c, ACV__V_GELU, ACV__GELU_ERF, X->src, 0, 0, -1);
+    return acv__nerr(c, ACV_EUNSUPPORTED, "Erf is supported only in exact GELU: Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)");
+}
+
+static int op_layernorm(acv__ictx *c)
+{
+    int rc = acv__check_attrs(c, "axis,epsilon,stash_type");
+    if (rc || (rc = one_output(c))) return rc;
+    acv__oval *X = acv__in(c, 0), *G = acv__in(c, 1), *Bt = acv__in(c, 2);
+    if (!X || !G) return acv__nerr(c, ACV_EFORMAT, "input missing");
+    if (G->kind != ACV__V_CONST || (Bt && Bt->kind != ACV__V_CONST))
+        return acv__nerr(c, ACV_EUNSUPPORTED, "scale and bias computed at run time are not supported");
+    int xi = vidx(c, X), gi = vidx(c, G), bi = Bt ? vidx(c, Bt) : -1;
+    acv_id x = acv__eng_of(c, X, false);
+    if (x < 0) return x;
+    X = &c->v[xi];
+    int nd = shp(c, x)->ndim;
+    int64_t ax = acv__attr_i(c, "axis", -1);
+    if (ax < 0) ax += nd;
+    if (ax != nd - 1)
+        return acv__nerr(c, ACV_EUNSUPPORTED, "only a LayerNormalization over the last axis is supported (axis %lld of "
+                         "%d dims)", (long long)acv__attr_i(c, "axis", -1), nd);
+    acv__oval p = *X;
+    p.src = xi;
+    p.axis = eng_axis(X, (int)ax);
+    p.eps = acv__attr_f(c, "epsilon", 1e-5f);
+    if (c->v[gi].c.n != ln_dim(c, &p)) return acv__nerr(c, ACV_ESHAPE, "the scale has %lld values for %lld",
+                                                       (long long)c->v[gi].c.n, (long long)ln_dim(c, &p));
+    acv_id g = acv__node_of(c, &c->v[gi], true);
+    if (g < 0) return g;
+    /* no bias input: zeros, trainable */
+    acv_id b = bi >= 0 ? acv__node_of(c, &c->v[bi], true) : filled_param(c, "bias", ln_dim(c, &p), 0.0f);
+    if (b < 0) return b;
+    bool batched = c->v[xi].batched, nhwc = c->v[xi].nhwc;
+    return set_out(c, acv_layernorm_ex(c->g, NULL, x, g, b, p.axis, p.eps), batched, nhwc);
 }
 
 /* ---- linear --------------------------------------------------------------------------- */
@@ -324,6 +610,30 @@ static int op_matmul(acv__ictx *c)
     if (rc) return rc;
     acv__oval *A = acv__in(c, 0), *B = acv__in(c, 1);
     if (!A || !B) return acv__nerr(c, ACV_EFORMAT, "input missing");
+    if (lazy_kind(A) && A->nhwc && B->kind == ACV__V_CONST && B->c.shape.ndim == 2) {
+        /* (N, H, W, C) @ (C, O): a 1x1 convolution of the NCHW node */
+        int ai = vidx(c, A), bi = vidx(c, B);
+        acv_id x = acv__eng_of(c, A, false);
+        if (x < 0) return x;
+        int64_t C = B->c.shape.d[0], O = B->c.shape.d[1];
+        if (shp(c, x)->d[1] != C)
+            return acv__nerr(c, ACV_ESHAPE, "a (%lld, %lld) matrix for %lld channels", (long long)C, (long long)O,
+                             (long long)shp(c, x)->d[1]);
+        float *src = acv__const_floats(&c->v[bi].c), *d = malloc((size_t)(C * O) * sizeof(float));
+        if (!src || !d) {
+            free(src);
+            free(d);
+            return acv_error(ACV_ENOMEM, "out of memory");
+        }
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t i = 0; i < C; i++) d[o * C + i] = src[i * O + o];
+        free(src);
+        acv_shape ws = acv_shape_make(4, O, C, 1, 1);
+        acv_id w = acv__new_param(c, c->v[bi].name, &ws, d, true);
+        if (w < 0) return w;
+        acv_conv_attrs ca = {1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+        return set_out(c, acv_conv2d_ex(c->g, NULL, x, w, -1, &ca), c->v[ai].batched, true);
+    }
     return linear_from(c, A, B, false, 1, NULL, 1);
 }
 
@@ -487,6 +797,7 @@ static acv_id reshape_to(acv__ictx *c, const acv__oval *X, acv_id x, const acv_s
     acv__oval tmp = *X;
     tmp.kind = ACV__V_NODE;
     tmp.id = x;
+    tmp.nhwc = false;
     return acv__reshape_node(c, &tmp, s, batch_pos);
 }
 
@@ -497,7 +808,7 @@ static acv_id reshape_to(acv__ictx *c, const acv__oval *X, acv_id x, const acv_s
  * sits at the target position (no data moves) and concatenating there. ShuffleNet's
  * channel shuffle (N, g, C/g, H, W) -> (N, C/g, g, H, W) costs g slices. The batch dim
  * must stay first; a transpose costing more than TRANSPOSE_MAX_SLICES slices is refused. */
-static int transpose_moves(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *perm, const acv_shape *o, int bp)
+static acv_id transpose_moves(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *perm, const acv_shape *o, int bp)
 {
     const acv_shape *xs = shp(c, x);
     int n = xs->ndim, m = 0, q[ACV_MAX_DIMS], qm = 0;
@@ -542,8 +853,8 @@ static int transpose_moves(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *
     if (cost > TRANSPOSE_MAX_SLICES) {
         char a[96], b[96];
         return acv__nerr(c, ACV_EUNSUPPORTED, "a transpose of %s to %s moves data across %lld slices (at most %d are "
-                         "supported: ShuffleNet's channel shuffle is; channels-last blocks and attention, as in ConvNeXt, "
-                         "ViT and Swin, are not)", acv_shape_str(xs, a, sizeof a), acv_shape_str(o, b, sizeof b),
+                         "supported: ShuffleNet's channel shuffle is; attention, as in ViT and Swin, is not)",
+                         acv_shape_str(xs, a, sizeof a), acv_shape_str(o, b, sizeof b),
                          (long long)cost, TRANSPOSE_MAX_SLICES);
     }
     /* the squeezed tensor, then one move per dim not kept, in output order */
@@ -583,24 +894,15 @@ static int transpose_moves(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *
         if (y >= 0) y = acv_concat(c->g, (int)sd[a], parts, j);
         placed[a] = true;
     }
-    if (y < 0) return acv__set_node(c, 0, y, X->batched);
-    return acv__set_node(c, 0, reshape_to(c, X, y, o, bp), X->batched);
+    if (y < 0) return y;
+    return reshape_to(c, X, y, o, bp);
 }
 
-static int op_transpose(acv__ictx *c)
+/* The transpose of node x (the value X) by perm (n entries): a reshape when no data
+ * moves, else transpose_moves. */
+static acv_id transpose_node(acv__ictx *c, acv__oval *X, acv_id x, const int64_t *perm, int n)
 {
-    int rc = acv__check_attrs(c, "perm");
-    acv__oval *X;
-    acv_id x;
-    if (rc || (rc = need(c, 0, &X, &x))) return rc;
     const acv_shape *xs = shp(c, x);
-    int64_t perm[ACV_MAX_DIMS];
-    int n;
-    if ((rc = acv__attr_ints(c, "perm", perm, ACV_MAX_DIMS, &n))) return rc;
-    if (n < 0) {
-        n = xs->ndim;
-        for (int k = 0; k < n; k++) perm[k] = n - 1 - k;
-    }
     if (n != xs->ndim) return acv__nerr(c, ACV_EINVAL, "perm has %d entries for %d dims", n, xs->ndim);
     /* a transpose that keeps the order of every dim larger than 1 moves no data */
     acv_shape o = {n, {0}};
@@ -621,7 +923,49 @@ static int op_transpose(acv__ictx *c)
         last = perm[k];
     }
     if (moves) return transpose_moves(c, X, x, perm, &o, bp);
-    return acv__set_node(c, 0, acv__reshape_node(c, X, &o, bp), X->batched);
+    acv__oval tmp = *X;
+    tmp.kind = ACV__V_NODE;
+    tmp.id = x;
+    tmp.nhwc = false;
+    return acv__reshape_node(c, &tmp, &o, bp);
+}
+
+acv_id acv__nhwc_materialize(acv__ictx *c, acv__oval *v, acv_id x)
+{
+    static const int64_t perm[4] = {0, 2, 3, 1};
+    return transpose_node(c, v, x, perm, 4);
+}
+
+static int op_transpose(acv__ictx *c)
+{
+    int rc = acv__check_attrs(c, "perm");
+    if (rc) return rc;
+    int64_t perm[ACV_MAX_DIMS];
+    int n;
+    if ((rc = acv__attr_ints(c, "perm", perm, ACV_MAX_DIMS, &n))) return rc;
+    acv__oval *X = acv__in(c, 0);
+    if (!X) return acv__nerr(c, ACV_EFORMAT, "input 0 is missing");
+    /* channels-last and back (ConvNeXt): the permutation is only recorded */
+    if (lazy_kind(X) && n == 4 && X->batched) {
+        bool to_last = perm[0] == 0 && perm[1] == 2 && perm[2] == 3 && perm[3] == 1;
+        bool to_first = perm[0] == 0 && perm[1] == 3 && perm[2] == 1 && perm[3] == 2;
+        if ((to_last && !X->nhwc) || (to_first && X->nhwc)) {
+            bool was = X->nhwc, batched = X->batched;
+            acv_id x = acv__eng_of(c, X, false);
+            if (x < 0) return x;
+            if (to_last && shp(c, x)->ndim != 4) goto general;
+            return set_out(c, x, batched, !was);
+        }
+    }
+general:;
+    acv_id x;
+    if ((rc = need(c, 0, &X, &x))) return rc;
+    const acv_shape *xs = shp(c, x);
+    if (n < 0) {
+        n = xs->ndim;
+        for (int k = 0; k < n; k++) perm[k] = n - 1 - k;
+    }
+    return acv__set_node(c, 0, transpose_node(c, X, x, perm, n), X->batched);
 }
 
 static int op_gather(acv__ictx *c)
@@ -648,6 +992,7 @@ static int op_gather(acv__ictx *c)
     acv__oval tmp = *X;
     tmp.kind = ACV__V_NODE;
     tmp.id = y;
+    tmp.nhwc = false;
     return acv__set_node(c, 0, acv__reshape_node(c, &tmp, &o, ax == 0 ? -1 : 0), X->batched);
 }
 
@@ -704,10 +1049,25 @@ static int op_reduce_mean(acv__ictx *c)
     acv__oval *X;
     acv_id x;
     int rc = acv__check_attrs(c, "axes,keepdims,noop_with_empty_axes");
-    if (rc || (rc = need(c, 0, &X, &x))) return rc;
+    if (rc) return rc;
     int64_t axes[ACV_MAX_DIMS];
     int n;
     if ((rc = acv__axes_arg(c, 1, axes, &n))) return rc;
+    /* a mean over one axis, kept: the start (or the variance) of a LayerNorm */
+    X = acv__in(c, 0);
+    if (!X) return acv__nerr(c, ACV_EFORMAT, "input 0 is missing");
+    if (n == 1 && acv__attr_i(c, "keepdims", 1) && (X->kind == ACV__V_NODE || (X->kind == ACV__V_LN && X->stage == ACV__LN_SQ))) {
+        int nd = shp(c, X->kind == ACV__V_NODE ? X->id : c->v[X->src].id)->ndim;
+        int64_t a = axes[0] < 0 ? axes[0] + nd : axes[0];
+        const acv__oval *S = X->kind == ACV__V_NODE ? X : &c->v[X->src];
+        bool hw_gap = !S->nhwc && nd == 4 && a >= 2; /* not a LayerNorm axis we handle as such */
+        if (a >= 0 && a < nd && !(S->batched && a == 0) && !hw_gap) {
+            int ea = eng_axis(S, (int)a);
+            if (X->kind == ACV__V_NODE) return set_pending(c, ACV__V_LN, ACV__LN_MEAN, vidx(c, X), ea, 0, -1);
+            if (ea == X->axis) return set_pending(c, ACV__V_LN, ACV__LN_VAR, X->src, ea, 0, -1);
+        }
+    }
+    if ((rc = need(c, 0, &X, &x))) return rc;
     const acv_shape *xs = shp(c, x);
     bool hw = xs->ndim == 4 && n == 2;
     for (int k = 0; hw && k < 2; k++) {
@@ -814,7 +1174,7 @@ static int op_pad(acv__ictx *c)
     if (!(pads[0] | pads[1] | pads[2] | pads[3])) return acv__set_alias(c, 0, X);
     int src = acv__val_find(c, X->name);
     /* need() made X a node; a constant or pad input stays a value of another kind */
-    if (src < 0 || c->v[src].kind != ACV__V_NODE)
+    if (src < 0 || c->v[src].kind != ACV__V_NODE || c->v[src].nhwc)
         return acv__nerr(c, ACV_EUNSUPPORTED, "padding a constant or a padded value is not supported");
     return acv__set_pad(c, 0, src, pads);
 }
@@ -904,6 +1264,7 @@ static const struct { const char *name; int (*fn)(acv__ictx *); } OPS[] = {
     {"AveragePool", op_avgpool}, {"GlobalAveragePool", op_gap}, {"ReduceMean", op_reduce_mean},
     {"Resize", op_resize}, {"Pad", op_pad}, {"Softmax", op_softmax_}, {"LogSoftmax", op_logsoftmax},
     {"Dropout", op_dropout}, {"Identity", op_identity}, {"Cast", op_cast},
+    {"LayerNormalization", op_layernorm}, {"Pow", op_pow}, {"Sqrt", op_sqrt}, {"Erf", op_erf},
     {"Constant", op_fold_only}, {"Shape", op_fold_only}, {"ConstantOfShape", op_fold_only},
 };
 
@@ -911,9 +1272,9 @@ static const struct { const char *name; int (*fn)(acv__ictx *); } OPS[] = {
 static const char *op_hint(const char *op)
 {
     static const struct { const char *ops, *hint; } HINTS[] = {
-        {",LayerNormalization,Erf,Gelu,Sqrt,Pow,Einsum,Expand,Where,Equal,Range,ScatterND,Mod,Not,",
-         "; no engine operation computes it (it is typical of LayerNorm, GELU and attention in transformer-style "
-         "networks such as ConvNeXt, ViT and Swin, which cannot be imported): bring a convolutional network (ResNet, "
+        {",Gelu,Einsum,Expand,Where,Equal,Range,ScatterND,Mod,Not,",
+         "; no engine operation computes it (it is typical of attention in transformer-style "
+         "networks such as ViT and Swin, which cannot be imported): bring a convolutional network (ResNet, "
          "EfficientNet, RegNet, MobileNet, ...)"},
         {",LSTM,GRU,RNN,Loop,Scan,If,", "; recurrent layers and control flow are not supported"},
         {",NonMaxSuppression,TopK,RoiAlign,MaxRoiPool,",

@@ -2,9 +2,10 @@
 on a synthetic ImageFolder, so the batch-norm statistics and weights are not the initial
 ones) for compact, resnet18 and mobilenetv2, and an "opmix" model directory written here
 that uses every other operator the exporter knows (asymmetric pads, groups, dilation,
-transposed convolution, every activation, ceil-mode and count_include_pad pooling, nearest
-and bilinear upsampling, broadcasting arithmetic, concat, strided slice, reshape, flatten,
-softmax, log-softmax, dropout), are exported with `autocv export`, checked
+transposed convolution, every activation (GELU included), ceil-mode and count_include_pad
+pooling, nearest and bilinear upsampling, broadcasting arithmetic, concat, strided slice,
+reshape, flatten, layer norm over the channels of NCHW and over the last axis, softmax,
+log-softmax, dropout), are exported with `autocv export`, checked
 with onnx.checker (Debian's python3-onnx), run in ONNX Runtime (npm onnxruntime-node
 1.19.2, through node) and re-imported by `autocv infer --model FILE.onnx`, each against
 `autocv infer` on the model directory with the same random input at batch 1 and 3:
@@ -106,7 +107,7 @@ def write_opmix(d, seed=3):
         return add(op, "", [x], dict(kernel=[k, k], stride=[s, s], pads=pads, dilation=[1, 1], ceil_mode=ceil,
                                      count_include_pad=cip))
 
-    RELU, RELU6, LEAKY, SILU, SIGMOID, HSWISH, HSIGMOID, TANH = range(8)
+    RELU, RELU6, LEAKY, SILU, SIGMOID, HSWISH, HSIGMOID, TANH, GELU = range(9)
     x = add("input", "input", shape=[1, 3, 16, 16])
     y = conv("conv_a", x, [8, 3, 3, 3], 3, 2, [1, 0, 2, 1], 1, 1, 8)                     # 8x9x8
     bn = [param("bn.weight", [8]), param("bn.bias", [8]), param("bn.running_mean", [8]),
@@ -125,11 +126,17 @@ def write_opmix(d, seed=3):
     y = add("binary", "", [y, param("shift", [4, 1, 1])], dict(op=1))
     y = add("binary", "", [y, param("div", [1, 1, 18], positive=True)], dict(op=3))
     y = act(act(y, SIGMOID), RELU6)
+    # layer norm over the channels of NCHW (ConvNeXt's LayerNorm2d), exact GELU
+    y = add("layernorm", "ln_c", [y, param("ln_c.weight", [4], positive=True), param("ln_c.bias", [4])],
+            dict(axis=1, eps=1e-6))
+    y = act(y, GELU)
     z = act(add("binary", "", [y, param("gain", [1], positive=True)], dict(op=2)), RELU)
     y = add("concat", "", [y, add("slice", "", [z], dict(axis=1, start=1, end=3, step=1))], dict(axis=1))  # 6x20x18
     y = add("slice", "", [y], dict(axis=2, start=1, end=19, step=2))                      # 6x9x18
     y = add("reshape", "", [add("gap", "", [y])], dict(spec=[0, -1]))                     # 6
     y = add("linear", "fc1", [y, param("fc1.weight", [5, 6]), param("fc1.bias", [5])])
+    y = add("layernorm", "ln_f", [y, param("ln_f.weight", [5], positive=True), param("ln_f.bias", [5])],
+            dict(axis=1, eps=1e-5))                                                       # the last axis
     y = add("softmax", "", [y], dict(axis=1, log=False))
     f = add("reshape", "", [add("gap", "", [p])], dict(flatten_axis=1))                   # 4
     y = add("dropout", "", [add("concat", "", [y, f], dict(axis=1))], dict(p=0.5))        # 9

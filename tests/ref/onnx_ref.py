@@ -12,7 +12,11 @@ Weights are random (seeded), and every batch norm gets random affine parameters 
 running statistics, so that eval mode is not close to the identity. Models (torchvision,
 10 classes): resnet18, resnet50, mobilenet_v2, mobilenet_v3_small, squeezenet1_1, vgg11_bn,
 shufflenet_v2_x0_5 (channel shuffle: Reshape, a Transpose that moves data, Reshape),
-efficientnet_b0 and regnet_y_400mf (squeeze-and-excitation, SiLU); and "opmix", a small
+efficientnet_b0 and regnet_y_400mf (squeeze-and-excitation, SiLU); "convnext", a small
+torchvision ConvNeXt (torchvision.models.convnext.ConvNeXt with three stages of widths 24, 48
+and 96 instead of convnext_tiny's 96 to 768, which is 110 MB per opset): LayerNorm2d and the
+channels-last blocks (Permute, LayerNorm, Linear, GELU, Linear, Permute, layer scale),
+LayerNorm decomposed below opset 17 and LayerNormalization from 17, GELU as Erf; and "opmix", a small
 network written here that exercises the operators the torchvision classifiers do not (ConvTranspose, Resize nearest and bilinear, Pad merged into
 a convolution, Split, Slice with steps, Concat, a batch norm not after a convolution,
 LeakyRelu, Sigmoid, Tanh, HardSigmoid, HardSwish, Clip with any range, ReduceMean, the
@@ -69,11 +73,23 @@ class OpMix(nn.Module):
 def build(name):
     if name == "opmix":
         return OpMix()
+    if name == "convnext":
+        from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+        return ConvNeXt([CNBlockConfig(24, 48, 2), CNBlockConfig(48, 96, 1), CNBlockConfig(96, None, 1)],
+                        stochastic_depth_prob=0.1, num_classes=10)
     return getattr(torchvision.models, name)(num_classes=10)
 
 
 def randomize_bn(model, gen):
+    """Batch norms get random statistics, layer norms random affine parameters and ConvNeXt's
+    layer scales (1e-6 at init) values near 1, so that no block is close to the identity."""
+    for name, p in model.named_parameters():
+        if name.endswith("layer_scale"):
+            p.data = torch.rand(p.shape, generator=gen) * 0.5 + 0.25
     for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.weight.data = torch.rand(m.weight.shape, generator=gen) + 0.5
+            m.bias.data = torch.randn(m.bias.shape, generator=gen) * 0.2
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
             m.weight.data = torch.rand(c, generator=gen) + 0.5
@@ -86,7 +102,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--models", default="resnet18,resnet50,mobilenet_v2,mobilenet_v3_small,squeezenet1_1,vgg11_bn,"
-                    "shufflenet_v2_x0_5,efficientnet_b0,regnet_y_400mf,opmix")
+                    "shufflenet_v2_x0_5,efficientnet_b0,regnet_y_400mf,convnext,opmix")
     ap.add_argument("--opsets", default="13,17")
     ap.add_argument("--size", type=int, default=64)
     args = ap.parse_args()

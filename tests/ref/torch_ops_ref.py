@@ -222,6 +222,7 @@ ACTS = {
     "hardswish": lambda x, a: F.hardswish(x),
     "hardsigmoid": lambda x, a: F.hardsigmoid(x),
     "tanh": lambda x, a: torch.tanh(x),
+    "gelu": lambda x, a: F.gelu(x),
 }
 
 
@@ -405,6 +406,27 @@ def softmax_cases(W):
                    {"x": x, "R": R, "out": out, "dx": tx.grad})
 
 
+# layernorm roles: x, gamma, beta, R; out, dx, dgamma, dbeta. attrs: axis (the one normalized
+# axis), eps. The last axis is F.layer_norm; axis 1 of NCHW is ConvNeXt's LayerNorm2d (a
+# layer norm of the channels-last permutation).
+
+def layernorm_cases(W):
+    for name, shape, axis, eps in (("layernorm_last", (4, 6, 10), 2, 1e-5), ("layernorm_rows", (5, 16), 1, 1e-6),
+                                   ("layernorm_nchw", (2, 8, 5, 3), 1, 1e-6)):
+        x = randn(*shape, scale=2.0, shift=0.5)
+        D = shape[axis]
+        g, b = uniform(0.5, 1.5, D), randn(D, scale=0.3)
+        tx, tg, tb = t(x), t(g), t(b)
+        if axis == len(shape) - 1:
+            out = F.layer_norm(tx, (D,), tg, tb, eps)
+        else:
+            out = F.layer_norm(tx.permute(0, 2, 3, 1), (D,), tg, tb, eps).permute(0, 3, 1, 2)
+        R = backward_weighted(out)
+        W.case(name, "layernorm", {"axis": axis, "eps": eps},
+               {"x": x, "gamma": g, "beta": b, "R": R, "out": out, "dx": tx.grad, "dgamma": tg.grad,
+                "dbeta": tb.grad})
+
+
 # ---- losses (scalar, L = loss) --------------------------------------------------------------
 # cross_entropy roles: x (N,K) logits, target (N, floats, < 0 ignored), weight (K, optional);
 # out (shape (), the loss), dx. attrs: label_smoothing.
@@ -495,6 +517,7 @@ def main(argv):
     concat_slice_cases(W)
     linear_cases(W)
     softmax_cases(W)
+    layernorm_cases(W)
     loss_cases(W)
     W.finish()
     print(f"torch_ops_ref: {len(W.cases)} cases written to {outdir} (torch {torch.__version__})")

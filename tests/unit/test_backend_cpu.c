@@ -567,7 +567,7 @@ static void test_batchnorm_eval(void **state)
 /* ---- activations ------------------------------------------------------------------------ */
 
 static const char *const ACT_NAMES[ACV_ACT_COUNT] = {"relu", "relu6", "leaky_relu", "silu",
-                                                     "sigmoid", "hardswish", "hardsigmoid", "tanh"};
+                                                     "sigmoid", "hardswish", "hardsigmoid", "tanh", "gelu"};
 
 /* Inputs over [-12, 12] with the kinks, the branch points of the fast exp and tanh, values
  * far in both tails, infinities and NaN planted among them. */

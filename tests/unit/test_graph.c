@@ -456,15 +456,38 @@ static void fill_inputs(net *m, int which, uint64_t seed)
     int64_t nt = numel_of(m->g, m->t);
     int K = (int)acv_graph_shape(m->g, m->out)->d[1];
     for (int64_t i = 0; i < nt; i++) {
-        if (which == 1 || which == 4) t[i] = (float)acv_rng_below(&r, (uint32_t)K);
+        if (which == 1 || which == 4 || which == 6) t[i] = (float)acv_rng_below(&r, (uint32_t)K);
         else if (which == 2) t[i] = acv_rng_uniform(&r);
         else t[i] = acv_rng_uniform(&r) < 0.3f ? 1.0f : 0.0f;
     }
 }
 
+/* ConvNeXt's pieces: conv -> layer norm over the channels of NCHW -> GELU -> 1x1 conv ->
+ * flatten -> layer norm over the last axis -> linear -> cross-entropy */
+static net build_net6(int N)
+{
+    net m;
+    acv_graph *g = m.g = acv_graph_new();
+    int64_t xs[4] = {N, 2, 4, 4}, ts[1] = {N};
+    m.x = acv_input(g, "x", 4, xs);
+    m.t = acv_input(g, "t", 1, ts);
+    acv_id h = acv_conv2d(g, "c0", m.x, 4, 2, 2, 0, 1, 1, true);     /* 2x2 */
+    h = acv_layernorm(g, "ln0", h, 1, 1e-6f);
+    h = acv_activation(g, h, ACV_ACT_GELU, 0);
+    h = acv_conv2d(g, "c1", h, 3, 1, 1, 0, 1, 1, true);
+    acv_id f = acv_flatten(g, h, 1);                                 /* (N, 12) */
+    f = acv_layernorm(g, "ln1", f, 1, 1e-5f);
+    m.out = acv_linear(g, "fc", f, 4, true);
+    m.loss = acv_cross_entropy(g, m.out, m.t, 0, NULL);
+    acv_graph_set_output(g, m.out);
+    assert_int_equal(acv_graph_status(g), 0);
+    return m;
+}
+
 static net build_net(int which, int N)
 {
     switch (which) {
+    case 6: return build_net6(N);
     case 1: return build_net1(N);
     case 2: return build_net2(N);
     case 3: return build_net3(N);
@@ -567,6 +590,7 @@ static void test_grad_net1(void **state) { (void)state; grad_check_net(1, acv_ba
 static void test_grad_net2(void **state) { (void)state; grad_check_net(2, acv_backend_ref()); }
 static void test_grad_net3(void **state) { (void)state; grad_check_net(3, acv_backend_ref()); grad_check_net(3, acv_backend_cpu()); }
 static void test_grad_net4(void **state) { (void)state; grad_check_net(4, acv_backend_ref()); }
+static void test_grad_net6(void **state) { (void)state; grad_check_net(6, acv_backend_ref()); grad_check_net(6, acv_backend_cpu()); }
 
 /* ---- ref vs CPU backend ----------------------------------------------------------------- */
 
@@ -681,6 +705,9 @@ static void test_ref_vs_cpu(void **state)
     }
     net m = build_net5(4);
     compare_backends(&m, 1);
+    acv_graph_free(m.g);
+    m = build_net6(4);
+    compare_backends(&m, 6);
     acv_graph_free(m.g);
     acv_set_threads(1);
 }
@@ -1111,7 +1138,8 @@ static void json_round_trip(net *m, int which)
 static void test_json_round_trip(void **state)
 {
     (void)state;
-    for (int which = 1; which <= 4; which++) {
+    for (int which = 1; which <= 6; which++) {
+        if (which == 5) continue;
         net m = build_net(which, 2);
         json_round_trip(&m, which);
         acv_graph_free(m.g);
@@ -1133,6 +1161,7 @@ static void test_json_round_trip(void **state)
     int64_t sp[3] = {0, 6, -1};
     h = acv_reshape(g, h, 3, sp);
     h = acv_softmax(g, h, 2, true);
+    h = acv_layernorm(g, "lnx", acv_activation(g, h, ACV_ACT_GELU, 0), 1, 1e-6f);
     acv_graph_set_output(g, h);
     assert_int_equal(acv_graph_status(g), 0);
     char *js = acv_graph_to_json(g);
@@ -1371,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_grad_net2),
         cmocka_unit_test(test_grad_net3),
         cmocka_unit_test(test_grad_net4),
+        cmocka_unit_test(test_grad_net6),
         cmocka_unit_test(test_ref_vs_cpu),
         cmocka_unit_test(test_memory_planning),
         cmocka_unit_test(test_set_batch),

@@ -469,12 +469,20 @@ static void test_unknown_op_named_first(void **state)
     mb_init(&b);
     b.dim[2].dim_value = b.dim[3].dim_value = 20;
     int t = mb_node(&b, "Transpose", "tr_big", (const char *[]){"x", NULL}, (const char *[]){"t", NULL});
-    mb_attr(&b, t, "perm", (const int64_t[]){0, 2, 3, 1}, 4, false, 0);
-    mb_node(&b, "LayerNormalization", "ln", (const char *[]){"t", NULL}, (const char *[]){"l", NULL});
+    mb_attr(&b, t, "perm", (const int64_t[]){0, 1, 3, 2}, 4, false, 0);
+    mb_node(&b, "Einsum", "ein", (const char *[]){"t", NULL}, (const char *[]){"l", NULL});
     mb_node(&b, "Flatten", "flat", (const char *[]){"l", NULL}, (const char *[]){"y", NULL});
-    expect_fail(mb_write(&b, "ln.onnx"), ACV_EUNSUPPORTED,
-                (const char *[]){"node 'ln' (LayerNormalization): operator 'LayerNormalization' is not supported",
-                                 "convolutional network", NULL});
+    expect_fail(mb_write(&b, "ein.onnx"), ACV_EUNSUPPORTED,
+                (const char *[]){"node 'ein' (Einsum): operator 'Einsum' is not supported", "convolutional network", NULL});
+    /* Erf, Pow and Sqrt are known, but only inside GELU and LayerNorm */
+    mb_init(&b);
+    mb_node(&b, "Erf", "erf1", (const char *[]){"x", NULL}, (const char *[]){"e", NULL});
+    mb_node(&b, "Flatten", "flat", (const char *[]){"e", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "erf.onnx"), ACV_EUNSUPPORTED, (const char *[]){"node 'erf1' (Erf)", "exact GELU", NULL});
+    mb_init(&b);
+    mb_node(&b, "Sqrt", "sq1", (const char *[]){"x", NULL}, (const char *[]){"e", NULL});
+    mb_node(&b, "Flatten", "flat", (const char *[]){"e", NULL}, (const char *[]){"y", NULL});
+    expect_fail(mb_write(&b, "sqrt.onnx"), ACV_EUNSUPPORTED, (const char *[]){"node 'sq1' (Sqrt)", "LayerNorm", NULL});
     mb_init(&b);
     mb_node(&b, "Mul", "sq", (const char *[]){"x", "x", NULL}, (const char *[]){"q", NULL});
     mb_node(&b, "MatMul", "attn", (const char *[]){"x", "q", NULL}, (const char *[]){"a", NULL});

@@ -70,6 +70,7 @@ static double act_d(acv_act k, double x, double alpha)
     case ACV_ACT_HARDSWISH: return x * fmin(fmax(x + 3, 0), 6) / 6;
     case ACV_ACT_HARDSIGMOID: return fmin(fmax(x + 3, 0), 6) / 6;
     case ACV_ACT_TANH: return tanh(x);
+    case ACV_ACT_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
     default: return NAN;
     }
 }
@@ -586,6 +587,91 @@ static void test_softmax(void **state)
     assert_true(fabsf(ly[4]) < 1e-6f && fabsf(ly[3] + 200) < 1e-4f);
 }
 
+/* ---- layer normalization ------------------------------------------------------------- */
+
+typedef struct ln_ctx { double *x, *gamma, *beta; const double *g; int64_t outer, axis, inner; double eps; } ln_ctx;
+static void layernorm_d(double *y, const ln_ctx *c)
+{
+    for (int64_t o = 0; o < c->outer; o++)
+        for (int64_t i = 0; i < c->inner; i++) {
+            const double *x = c->x + o * c->axis * c->inner + i;
+            double m = 0, v = 0;
+            for (int64_t k = 0; k < c->axis; k++) m += x[k * c->inner];
+            m /= (double)c->axis;
+            for (int64_t k = 0; k < c->axis; k++) v += (x[k * c->inner] - m) * (x[k * c->inner] - m);
+            v /= (double)c->axis;
+            for (int64_t k = 0; k < c->axis; k++)
+                y[(o * c->axis + k) * c->inner + i] = (x[k * c->inner] - m) / sqrt(v + c->eps) * c->gamma[k] + c->beta[k];
+        }
+}
+static double layernorm_loss(void *p)
+{
+    ln_ctx *c = p;
+    int64_t n = c->outer * c->axis * c->inner;
+    double *y = DALLOC(n);
+    layernorm_d(y, c);
+    double s = dot(y, c->g, n);
+    free(y);
+    return s;
+}
+
+/* Forward against a double-precision reference; input, gamma and beta gradients against
+ * central differences; backward accumulates; NULL gradients are skipped. Shapes: the last
+ * axis (inner 1), the channels of NCHW (inner = HW, across the 64-wide blocks), one value. */
+static void test_layernorm(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][3] = {{6, 8, 1}, {2, 5, 70}, {3, 1, 4}, {1, 16, 9}};
+    const float eps = 1e-5f;
+    acv_rng r;
+    acv_rng_seed(&r, 8);
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int64_t outer = shapes[s][0], axis = shapes[s][1], inner = shapes[s][2];
+        int64_t n = outer * axis * inner;
+        float *x = FALLOC(n), *y = FALLOC(n), *g = FALLOC(n), *dx = FALLOC(n), *dx1 = FALLOC(n);
+        float *ga = FALLOC(axis), *be = FALLOC(axis), *dg = FALLOC(axis), *db = FALLOC(axis);
+        float *dg1 = FALLOC(axis), *db1 = FALLOC(axis);
+        fill(x, n, &r, -3, 3);
+        fill(g, n, &r, -1, 1);
+        fill(ga, axis, &r, 0.5f, 1.5f);
+        fill(be, axis, &r, -0.5f, 0.5f);
+        double *xd = to_d(x, n), *gd = to_d(g, n), *gad = to_d(ga, axis), *bed = to_d(be, axis);
+        double *yd = DALLOC(n), *num = DALLOC(n), *ng = DALLOC(axis), *nb = DALLOC(axis);
+        ln_ctx c = {xd, gad, bed, gd, outer, axis, inner, eps};
+        layernorm_d(yd, &c);
+        acv_ref_layernorm_forward(y, x, ga, be, outer, axis, inner, eps);
+        CHECK_CLOSE(y, yd, n, 1e-5);
+        if (axis > 1) num_grad(num, xd, n, layernorm_loss, &c);
+        else for (int64_t i = 0; i < n; i++) num[i] = 0; /* one value: the output is beta */
+        num_grad(ng, gad, axis, layernorm_loss, &c);
+        num_grad(nb, bed, axis, layernorm_loss, &c);
+        acv_ref_layernorm_backward(dx, dg, db, g, x, ga, outer, axis, inner, eps);
+        CHECK_CLOSE(dx, num, n, 1e-3);
+        CHECK_CLOSE(dg, ng, axis, 1e-3);
+        CHECK_CLOSE(db, nb, axis, 1e-3);
+        memcpy(dx1, dx, n * sizeof(float));
+        memcpy(dg1, dg, axis * sizeof(float));
+        memcpy(db1, db, axis * sizeof(float));
+        acv_ref_layernorm_backward(dx, dg, db, g, x, ga, outer, axis, inner, eps);
+        CHECK_DOUBLED(dx, dx1, n);
+        CHECK_DOUBLED(dg, dg1, axis);
+        CHECK_DOUBLED(db, db1, axis);
+        acv_ref_layernorm_backward(NULL, NULL, NULL, g, x, ga, outer, axis, inner, eps);
+        /* no gamma/beta: 1 and 0 */
+        for (int64_t k = 0; k < axis; k++) gad[k] = 1, bed[k] = 0;
+        layernorm_d(yd, &c);
+        acv_ref_layernorm_forward(y, x, NULL, NULL, outer, axis, inner, eps);
+        CHECK_CLOSE(y, yd, n, 1e-5);
+        free(x); free(y); free(g); free(dx); free(dx1); free(ga); free(be); free(dg); free(db); free(dg1); free(db1);
+        free(xd); free(gd); free(gad); free(bed); free(yd); free(num); free(ng); free(nb);
+    }
+    /* a constant row: zero variance, output beta, finite */
+    const float cst[4] = {2, 2, 2, 2}, gm[4] = {1, 2, 3, 4}, bt[4] = {0.5f, -1, 0, 1};
+    float y[4];
+    acv_ref_layernorm_forward(y, cst, gm, bt, 1, 4, 1, 1e-6f);
+    for (int i = 0; i < 4; i++) assert_true(y[i] == bt[i]);
+}
+
 /* ---- dropout ------------------------------------------------------------------------- */
 
 static void test_dropout(void **state)
@@ -850,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_slice),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_running_numbers),

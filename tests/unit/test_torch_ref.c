@@ -530,6 +530,7 @@ static const char *const ACT_NAMES[ACV_ACT_COUNT] = {
     [ACV_ACT_LEAKY_RELU] = "leaky_relu", [ACV_ACT_SILU] = "silu",
     [ACV_ACT_SIGMOID] = "sigmoid", [ACV_ACT_HARDSWISH] = "hardswish",
     [ACV_ACT_HARDSIGMOID] = "hardsigmoid", [ACV_ACT_TANH] = "tanh",
+    [ACV_ACT_GELU] = "gelu",
 };
 
 static void run_act(tcase *c, const acv_backend *be)
@@ -798,6 +799,25 @@ static void run_softmax(tcase *c, const acv_backend *be)
     }
 }
 
+static void run_layernorm(tcase *c, const acv_backend *be)
+{
+    arr *x = need(c, "x", -1), *ga = need(c, "gamma", -1), *bt = need(c, "beta", -1), *R = need(c, "R", -1);
+    int axis = attr_int(c, "axis", -1);
+    float eps = (float)attr_num(c, "eps");
+    if (!x || !ga || !bt || !R || c->failed)
+        return;
+    int64_t outer = prod(x, 0, axis), n = x->shape[axis], inner = prod(x, axis + 1, x->ndim);
+    float *out = zeros(c, x->n), *dx = zeros(c, x->n), *dg = zeros(c, n), *db = zeros(c, n);
+    acv_ref_layernorm_forward(out, x->f, ga->f, bt->f, outer, n, inner, eps);
+    cmp(c, "out", out, get(c, "out"), 1, false);
+    for (int pass = 0; pass < 2; pass++) {
+        acv_ref_layernorm_backward(dx, dg, db, R->f, x->f, ga->f, outer, n, inner, eps);
+        cmp(c, "dx", dx, get(c, "dx"), pass + 1, pass);
+        cmp(c, "dgamma", dg, get(c, "dgamma"), pass + 1, pass);
+        cmp(c, "dbeta", db, get(c, "dbeta"), pass + 1, pass);
+    }
+}
+
 /* Scalar losses: the forward's value, then backward with scale 1 on zeroed gradients and
  * once more with scale 0.5 on the same buffer (expecting 1.5 times the reference). */
 static void run_loss(tcase *c, const acv_backend *be)
@@ -877,6 +897,7 @@ static const op_entry OPS[] = {
     {"concat", run_concat, 0, 0},
     {"slice", run_slice, 0, 0},
     {"softmax", run_softmax, 0, 0},
+    {"layernorm", run_layernorm, 0, 0},
     {"cross_entropy", run_loss, 0, 0},
     {"cross_entropy_soft", run_loss, 0, 0},
     {"bce_logits", run_loss, 0, 0},
@@ -1061,6 +1082,7 @@ static void test_shape_ops(void **state)
     run_ops((const char *[]){"binary", "concat", "slice", NULL});
 }
 static void test_softmax(void **state) { run_ops((const char *[]){"softmax", NULL}); }
+static void test_layernorm(void **state) { run_ops((const char *[]){"layernorm", NULL}); }
 static void test_losses(void **state)
 {
     run_ops((const char *[]){"cross_entropy", "cross_entropy_soft", "bce_logits", "focal",
@@ -1121,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_losses),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -81,6 +81,15 @@ static inline float tanh_fast(float x)
     return ax < 0.625f ? small : big;
 }
 
+/* Exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x) (PyTorch's 'none'
+ * approximation), in double through libm's erf. */
+static inline float geluf(float x) { return (float)(0.5 * x * (1.0 + erf(x * 0.70710678118654752440))); }
+static inline float gelu_grad(float x)
+{
+    double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+    return (float)(cdf + x * 0.39894228040143267794 * exp(-0.5 * (double)x * x));
+}
+
 static inline float relu6_sel(float x) { return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
 
 void acv__cpu_act_forward_serial(float *out, const float *in, int64_t n, acv_act kind, float alpha)
@@ -109,6 +118,9 @@ void acv__cpu_act_forward_serial(float *out, const float *in, int64_t n, acv_act
         break;
     case ACV_ACT_TANH:
         for (int64_t i = 0; i < n; i++) out[i] = tanh_fast(in[i]);
+        break;
+    case ACV_ACT_GELU:
+        for (int64_t i = 0; i < n; i++) out[i] = geluf(in[i]);
         break;
     default:
         break;
@@ -151,6 +163,9 @@ static void act_backward_serial(float *d_in, const float *d_out, const float *in
         break;
     case ACV_ACT_TANH:
         for (int64_t i = 0; i < n; i++) d_in[i] += d_out[i] * (1.0f - out[i] * out[i]);
+        break;
+    case ACV_ACT_GELU:
+        for (int64_t i = 0; i < n; i++) d_in[i] += d_out[i] * gelu_grad(in[i]);
         break;
     default:
         break;

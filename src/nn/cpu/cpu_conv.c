@@ -273,6 +273,7 @@ static int append_post_act(dnnl_post_ops_t po, const acv_conv_params *p)
     case ACV_ACT_SIGMOID: alg = dnnl_eltwise_logistic; break;
     case ACV_ACT_TANH: alg = dnnl_eltwise_tanh; break;
     case ACV_ACT_HARDSWISH: alg = dnnl_eltwise_hardswish; break;
+    case ACV_ACT_GELU: alg = dnnl_eltwise_gelu_erf; break;
     default: return -1;
     }
     return dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta) == dnnl_success ? 0 : -1;

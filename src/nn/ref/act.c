@@ -16,6 +16,15 @@ static inline float sigmoidf_stable(float x)
     return e / (1.0f + e);
 }
 
+/* Exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x) (PyTorch's 'none'
+ * approximation), in double through libm's erf. */
+static inline float geluf(float x) { return (float)(0.5 * x * (1.0 + erf(x * 0.70710678118654752440))); }
+static inline float gelu_grad(float x)
+{
+    double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+    return (float)(cdf + x * 0.39894228040143267794 * exp(-0.5 * (double)x * x));
+}
+
 static inline float relu6f(float x) { return fminf(fmaxf(x, 0.0f), 6.0f); }
 
 /* out[i] = act(in[i]) for i < n; out may alias in. */
@@ -54,6 +63,10 @@ void acv_ref_act_forward(float *out, const float *in, int64_t n, acv_act kind, f
     case ACV_ACT_TANH:
 #pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
         for (int64_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
+        break;
+    case ACV_ACT_GELU:
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) out[i] = geluf(in[i]);
         break;
     default:
         break;
@@ -112,6 +125,10 @@ void acv_ref_act_backward(float *d_in, const float *d_out, const float *in, cons
     case ACV_ACT_TANH:
 #pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
         for (int64_t i = 0; i < n; i++) d_in[i] += d_out[i] * (1.0f - out[i] * out[i]);
+        break;
+    case ACV_ACT_GELU:
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d_in[i] += d_out[i] * gelu_grad(in[i]);
         break;
     default:
         break;
