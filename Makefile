@@ -8,7 +8,7 @@ PY      ?= /usr/bin/python3
 CC      ?= cc
 OPT     ?= -O3 -g
 ARCH    ?= -march=native
-PKGS    := jansson libpng libturbojpeg zlib sqlite3 libmicrohttpd libsodium libarchive libprotobuf-c expat
+PKGS    := jansson libpng libturbojpeg libjpeg zlib sqlite3 libmicrohttpd libsodium libarchive libprotobuf-c expat
 # OpenBLAS's OpenMP build shares libgomp's thread pool with oneDNN and our kernels (the
 # default pthreads build spins its own threads against them); it is not the system default,
 # so it is linked by path with an rpath.

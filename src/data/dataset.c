@@ -4,6 +4,7 @@
 #include "autocv/error.h"
 #include "base/file.h"
 #include "base/rng.h"
+#include "data/det_internal.h"
 #include "data/idx.h"
 
 #include <ctype.h>
@@ -31,6 +32,8 @@ struct acv_cls_dataset {
     int h, w, c;
     /* DS_FILES */
     char **paths;           /* (n) */
+    int n_other;            /* files left out: an image format AutoCV does not read */
+    char *first_other;      /* the first of them, or NULL */
 };
 
 static const char *const fashion_names[10] = {
@@ -63,6 +66,36 @@ static void strvec_free(strvec *s)
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as JSON needs. */
+static int utf8_valid(const char *str)
+{
+    const unsigned char *p = (const unsigned char *)str;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 1 && c < 0xC2) || c > 0xF4) return 0;
+        unsigned cp = n == 0 ? c : c & (0x3F >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* Entries that are never classes or samples: hidden ones (.DS_Store, macOS '._' AppleDouble
+ * files, .ipynb_checkpoints) and the metadata folders that archivers, NAS boxes and Windows
+ * leave: __MACOSX (macOS zip), @eaDir (Synology thumbnails, which are JPEGs), $RECYCLE.BIN,
+ * System Volume Information. */
+static int is_skipped_name(const char *name)
+{
+    return name[0] == '.' || !strcmp(name, "__MACOSX") || !strcmp(name, "@eaDir") || !strcmp(name, "$RECYCLE.BIN") ||
+           !strcmp(name, "System Volume Information");
+}
 
 static int is_image_name(const char *name)
 {
@@ -104,7 +137,7 @@ static int list_dir(const char *dir, int dirs_only, strvec *names)
     int rc = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') continue;
+        if (is_skipped_name(de->d_name)) continue;
         char *full = path_join(dir, de->d_name);
         if (!full) { rc = acv_error(ACV_ENOMEM, "out of memory"); break; }
         struct stat st;
@@ -235,6 +268,7 @@ void acv_cls_dataset_free(acv_cls_dataset *ds)
     free(ds->labels);
     free(ds->src_index);
     free(ds->pix);
+    free(ds->first_other);
     free(ds);
 }
 
@@ -475,8 +509,13 @@ static int cmp_entry(const void *pa, const void *pb)
     return strcmp(a->path + a->dirlen + 1, b->path + b->dirlen + 1);
 }
 
-/* Collects image files under dir recursively (symlinks followed, depth-limited). */
-static int walk_images(const char *dir, int depth, file_vec *files)
+/* Files in an image format AutoCV does not read (.webp, .tif, .gif, .heic, ...): counted,
+ * the first one kept, so that leaving them out is reported rather than silent. */
+typedef struct other_files { int n; char *first; } other_files;
+
+/* Collects image files under dir recursively (symlinks followed, depth-limited); tallies
+ * the files in other image formats into *other. */
+static int walk_images(const char *dir, int depth, file_vec *files, other_files *other)
 {
     if (depth > 32) return acv_error(ACV_EFORMAT, "%s: folders nested more than 32 deep (a symlink loop?)", dir);
     DIR *d = opendir(dir);
@@ -489,50 +528,73 @@ static int walk_images(const char *dir, int depth, file_vec *files)
     struct dirent *de;
     size_t dirlen = strlen(dir);
     while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') continue;
+        if (is_skipped_name(de->d_name)) continue;
         char *full = path_join(dir, de->d_name);
         if (!full) { rc = acv_error(ACV_ENOMEM, "out of memory"); break; }
         struct stat st;
         if (stat(full, &st) != 0) { free(full); continue; }
         if (S_ISDIR(st.st_mode)) rc = strvec_push(&subdirs, full);
         else if (S_ISREG(st.st_mode) && is_image_name(de->d_name)) rc = file_vec_push(files, full, dirlen);
+        else if (S_ISREG(st.st_mode) && acv__det_is_other_image_name(de->d_name) && other->n++ == 0) other->first = full;
         else free(full);
     }
     closedir(d);
-    for (int i = 0; i < subdirs.n && rc == 0; i++) rc = walk_images(subdirs.v[i], depth + 1, files);
+    for (int i = 0; i < subdirs.n && rc == 0; i++) rc = walk_images(subdirs.v[i], depth + 1, files, other);
     strvec_free(&subdirs);
     return rc;
 }
 
 /* Lists the samples of one part (a folder with one folder per class) in class order.
  * class_names are the classes (sorted); part may lack some of them but not add any.
- * An empty class folder is an error. Appends to files, *labels and *n. */
-static int list_part(const char *part, char *const *class_names, int k, file_vec *files, int **labels, int *n)
+ * An empty class folder is an error in the training part; in val/ and test/ (may_lack) it
+ * only means the class is absent there. Appends to files, *labels and *n; tallies files in
+ * image formats AutoCV does not read into *other. */
+static int list_part(const char *part, char *const *class_names, int k, int may_lack, file_vec *files, int **labels,
+                     int *n, other_files *other)
 {
     strvec dirs = {0};
     int rc = list_dir(part, 1, &dirs);
     if (rc) return rc;
+    /* every foreign class is named, with the training classes, so one run shows the mismatch */
+    char foreign[512] = "", known[512] = "";
+    int nforeign = 0;
     for (int i = 0; i < dirs.n; i++) {
         int found = 0;
         for (int c = 0; c < k && !found; c++) found = strcmp(dirs.v[i], class_names[c]) == 0;
-        if (!found) {
-            rc = acv_error(ACV_EFORMAT, "%s/%s: class \"%s\" is not among the training classes", part, dirs.v[i],
-                           dirs.v[i]);
-            strvec_free(&dirs);
-            return rc;
-        }
+        if (!found && nforeign++ < 20)
+            snprintf(foreign + strlen(foreign), sizeof foreign - strlen(foreign), "%s\"%s\"", nforeign > 1 ? ", " : "",
+                     dirs.v[i]);
     }
     strvec_free(&dirs);
+    if (nforeign) {
+        for (int c = 0; c < k && c < 20; c++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s\"%s\"", c ? ", " : "", class_names[c]);
+        return acv_error(ACV_EFORMAT, "%s: %d class folder%s not among the training classes: %s%s (the training classes "
+                         "are %s%s)", part, nforeign, nforeign > 1 ? "s are" : " is", foreign, nforeign > 20 ? ", ..." : "",
+                         known, k > 20 ? ", ..." : "");
+    }
     for (int c = 0; c < k && rc == 0; c++) {
         char *cdir = path_join(part, class_names[c]);
         if (!cdir) return acv_error(ACV_ENOMEM, "out of memory");
         if (!is_dir_follow(cdir)) { free(cdir); continue; }
         file_vec cf = {0};
-        rc = walk_images(cdir, 0, &cf);
-        if (rc == 0 && cf.n == 0)
+        other_files co = {0};
+        rc = walk_images(cdir, 0, &cf, &co);
+        if (rc == 0 && cf.n == 0 && may_lack)
+            ; /* the class has no images in this split, as if its folder were absent */
+        else if (rc == 0 && cf.n == 0 && co.n)
+            rc = acv_error(ACV_EFORMAT, "%s: empty class folder: no .jpg, .jpeg, .png or .bmp files, only %d in formats "
+                           "AutoCV does not read (such as %s); convert them to JPEG or PNG", cdir, co.n, co.first);
+        else if (rc == 0 && cf.n == 0)
             rc = acv_error(ACV_EFORMAT, "%s: empty class folder (no .jpg, .jpeg, .png or .bmp files)", cdir);
+        if (co.n && other->n == 0) {
+            other->first = co.first;
+            co.first = NULL;
+        }
+        other->n += co.n;
+        free(co.first);
         free(cdir);
-        if (rc == 0) {
+        if (rc == 0 && cf.n > 0) { /* (never realloc to 0 bytes: that frees) */
             qsort(cf.v, (size_t)cf.n, sizeof *cf.v, cmp_entry);
             int *nl = realloc(*labels, (size_t)(*n + cf.n) * sizeof *nl);
             if (!nl) rc = acv_error(ACV_ENOMEM, "out of memory");
@@ -587,6 +649,7 @@ static int open_imagefolder(const char *path, const char *split, float val_split
     char *val_dir = NULL, *test_dir = NULL, *part = NULL;
     strvec classes = {0};
     file_vec files = {0};
+    other_files other = {0};
     int *labels = NULL, n = 0;
     uint8_t *is_val = NULL;
     acv_cls_dataset *ds = NULL;
@@ -632,7 +695,8 @@ static int open_imagefolder(const char *path, const char *split, float val_split
                        path);
         goto done;
     }
-    if ((rc = list_part(part, classes.v, classes.n, &files, &labels, &n))) goto done;
+    int may_lack = part == val_dir || part == test_dir;
+    if ((rc = list_part(part, classes.v, classes.n, may_lack, &files, &labels, &n, &other))) goto done;
     if (n == 0) {
         rc = acv_error(ACV_ENOTFOUND, "%s: no images found", part);
         goto done;
@@ -652,6 +716,19 @@ static int open_imagefolder(const char *path, const char *split, float val_split
     ds->n = 0; /* counts paths filled so far, for a clean free on error */
     if ((rc = set_names(ds, (const char *const *)classes.v))) goto done;
     if ((rc = read_class_names(path, ds))) goto done;
+    for (int c = 0; c < ds->k; c++) {
+        if (utf8_valid(ds->names[c])) continue;
+        char shown[256];
+        snprintf(shown, sizeof shown, "%s", ds->names[c]);
+        for (char *q = shown; *q; q++)
+            if ((unsigned char)*q >= 0x80) *q = '?';
+        rc = acv_error(ACV_EFORMAT, "%s: class folder name '%s' is not valid UTF-8 (bytes shown as '?'); rename the "
+                       "folder, or name the classes in %s/classes.txt", path, shown, path);
+        goto done;
+    }
+    ds->n_other = other.n;
+    ds->first_other = other.first;
+    other.first = NULL;
     for (int i = 0; i < n; i++) {
         if ((is_val[i] != 0) != want_val) continue;
         int j = ds->n++;
@@ -665,6 +742,7 @@ static int open_imagefolder(const char *path, const char *split, float val_split
 done:
     acv_cls_dataset_free(ds);
     file_vec_free(&files);
+    free(other.first);
     strvec_free(&classes);
     free(labels);
     free(is_val);
@@ -728,6 +806,12 @@ int acv_cls_dataset_source_index(const acv_cls_dataset *ds, int i)
 }
 
 const char *acv_cls_dataset_format(const acv_cls_dataset *ds) { return ds->format; }
+
+int acv_cls_dataset_other_files(const acv_cls_dataset *ds, const char **first)
+{
+    if (first) *first = ds->first_other;
+    return ds->n_other;
+}
 
 void acv_cls_dataset_class_counts(const acv_cls_dataset *ds, int *counts)
 {

@@ -8,15 +8,20 @@
  *    (MNIST, Fashion-MNIST, KMNIST). Class names are the Fashion-MNIST names when the
  *    directory name contains "fashion" (case-insensitive), else "0", "1", ...
  *  - ImageFolder, flat: DIR/<class>/ holding .jpg, .jpeg, .png or .bmp files, also in subfolders
- *    (extensions case-insensitive).
+ *    (extensions case-insensitive; each file decoded by its content). Files with the
+ *    extension of an image format AutoCV does not read (.webp, .tif, .gif, .heic, ...) are
+ *    left out and counted (acv_cls_dataset_other_files).
  *  - ImageFolder, split: DIR/train/<class>/..., optional DIR/val/ (or valid/, validation/)
  *    and DIR/test/, each with class folders. Classes come from train/; val/ and test/ may
- *    lack some classes but may not add new ones.
+ *    lack some classes (no folder, or an empty one) but may not add new ones.
  * Class folders are sorted by byte-wise name (Python's sorted(), as torchvision's
  * ImageFolder does); files inside a class are ordered like torchvision too (by directory
  * path, then file name, recursing into subfolders). Hidden entries (names starting with
  * '.') are ignored, unlike torchvision, so that .ipynb_checkpoints or .DS_Store folders
- * never become classes.
+ * never become classes and macOS '._' files are never samples; so are the metadata folders
+ * __MACOSX, @eaDir (Synology thumbnails), $RECYCLE.BIN and System Volume Information.
+ * Symbolic links are followed (dangling ones skipped). Class names must be valid UTF-8
+ * (they go into JSON), unless DIR/classes.txt names the classes.
  *
  * Splits: "train", "val", "test". When the data has no explicit validation part (idx, a
  * flat ImageFolder, or a split tree without val/), "val" is a seeded stratified fraction
@@ -46,8 +51,10 @@ typedef struct acv_cls_dataset acv_cls_dataset;
  *
  * Errors (message names the file or folder): ACV_ENOTFOUND for a missing path, no images
  * at all, or a missing split (e.g. "test" without test/ or t10k-* files); ACV_EIO for an
- * unreadable directory; ACV_EFORMAT for an empty class folder or a malformed idx file;
- * ACV_EINVAL for a bad split name or val_split.
+ * unreadable directory; ACV_EFORMAT for an empty class folder (flat, or in train/),
+ * class folders in val/ or test/ that train/ lacks (all named), a class folder name that
+ * is not UTF-8, or a malformed idx file; ACV_EINVAL for a bad split name or val_split
+ * ("val" without val/ and with val_split 0).
  * On success *out is owned by the caller (acv_cls_dataset_free). */
 int acv_cls_dataset_open(const char *path, const char *split, float val_split, uint64_t seed,
                          acv_cls_dataset **out);
@@ -78,6 +85,11 @@ const char *acv_cls_dataset_path(const acv_cls_dataset *ds, int i);
 int acv_cls_dataset_source_index(const acv_cls_dataset *ds, int i);
 /* "idx", "imagefolder", "memory" or "files". */
 const char *acv_cls_dataset_format(const acv_cls_dataset *ds);
+/* Files under the class folders that were left out because they are images in a format
+ * AutoCV does not read (judged by extension: .webp, .tif, .gif, .heic, .avif, ...): their
+ * number (0 for idx and in-memory data) and, in *first when first is not NULL, the first of
+ * them (NULL when none; owned by the dataset). */
+int acv_cls_dataset_other_files(const acv_cls_dataset *ds, const char **first);
 /* Samples per class: counts[k] for k < num_classes (caller's array). */
 void acv_cls_dataset_class_counts(const acv_cls_dataset *ds, int *counts);
 

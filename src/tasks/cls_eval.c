@@ -116,6 +116,10 @@ int acv_cls_evaluate(acv_model *m, const acv_cls_dataset *ds, int batch, int wor
     if (rc > 0) rc = 0;
     if (!rc && acv_loader_skipped(ld) > 0 && progress)
         fprintf(progress, "skipped %ld unreadable images (first: %s)\n", acv_loader_skipped(ld), acv_loader_first_error(ld));
+    const char *other = NULL;
+    int n_other = acv_cls_dataset_other_files(ds, &other);
+    if (!rc && n_other && progress)
+        fprintf(progress, "left out %d files in image formats AutoCV does not read (first: %s)\n", n_other, other);
     if (!rc && loss) *loss = cnt ? lsum / (double)cnt : 0;
     acv_loader_free(ld);
     free(cmap);

@@ -549,9 +549,11 @@ static int setup(run_t *r)
     if ((rc = acv_cls_dataset_open(o->data, "train", (float)vs, seed, &r->train))) return rc;
     if (vs > 0 || acv_path_exists(o->data)) {
         rc = acv_cls_dataset_open(o->data, "val", (float)vs, seed, &r->val);
-        if (rc) {
+        if (rc == ACV_EINVAL || rc == ACV_ENOTFOUND) {
             r->val = NULL; /* no validation part: train on everything, keep the last epoch */
             acv_error_clear();
+        } else if (rc) {
+            return rc; /* a validation folder that cannot be used (classes train/ lacks...): say so */
         }
     }
     if (o->resume) {
@@ -748,6 +750,11 @@ static int run(run_t *r)
             acv_graph_gflops(r->g), acv_get_threads());
     else
         acv_train_say(&r->out, "resuming %s from the checkpoint after epoch %d of %d", c->model, r->s.epoch, c->epochs);
+    const char *other = NULL;
+    int n_other = acv_cls_dataset_other_files(r->train, &other);
+    if (n_other)
+        acv_train_say(&r->out, "left out %d files in image formats AutoCV does not read (first: %s); convert them to "
+                      "JPEG or PNG to train on them", n_other, other);
     for (int e = r->s.epoch; e < c->epochs; e++) {
         double te = acv_now(), tl = 0, ips = 0;
         if ((rc = train_epoch(r, e, &tl, &ips))) return rc;

@@ -1,7 +1,8 @@
-/* Image decoding and encoding: JPEG through libturbojpeg, PNG through libpng, BMP by
- * hand. Every decoder reads the dimensions from the header and refuses images over the
- * pixel limit before allocating the pixel buffer; truncated or corrupt data (including
- * what libjpeg only warns about) is ACV_EFORMAT with the source named. */
+/* Image decoding and encoding: JPEG decoded through libjpeg(-turbo)'s own API and encoded
+ * through TurboJPEG, PNG through libpng, BMP by hand. Every decoder reads the dimensions
+ * from the header and refuses images over the pixel limit before allocating the pixel
+ * buffer; truncated or corrupt data (including what libjpeg only warns about, when it
+ * means lost pixels) is ACV_EFORMAT with the source named. */
 #include "vision/image.h"
 
 #include <limits.h>
@@ -11,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
+/* after stdio.h */
+#include <jpeglib.h>
+#include <jerror.h>
 
 #include "autocv/error.h"
 #include "base/file.h"
@@ -110,61 +114,176 @@ int acv_image_exif_orientation(const uint8_t *b, size_t n)
 
 /* ---- JPEG ---- */
 
-/* Decodes a JPEG into *out (1 or 3 channels; 1 directly when want_c == 1). CMYK/YCCK
- * data is decoded as CMYK and converted with the Adobe (inverted) convention used by
- * libjpeg-turbo: R = C * K / 255. */
+/* Decoding goes through libjpeg's own API (the TurboJPEG API, used for encoding, either
+ * ignores every warning or stops at the first): libjpeg reports damaged data as warnings
+ * and carries on with grey blocks, so each warning is judged here. */
+
+#define JPEG_MAX_SCANS 500 /* a progressive JPEG with more scans is hostile (quadratic time) */
+
+typedef struct jpeg_guard {
+    struct jpeg_error_mgr pub;
+    struct jpeg_progress_mgr progress;
+    jmp_buf jb;
+    int eof;                  /* the data ended early: libjpeg inserted an EOI marker */
+    int code;                 /* ACV_E* for the failure */
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_guard;
+
+static void jpeg_fail(j_common_ptr ci)
+{
+    jpeg_guard *g = (jpeg_guard *)ci->err;
+    ci->err->format_message(ci, g->msg);
+    int mc = ci->err->msg_code;
+    g->code = mc == JERR_BAD_PRECISION || mc == JERR_SOF_UNSUPPORTED || mc == JERR_NOT_COMPILED ||
+                      mc == JERR_ARITH_NOTIMPL || mc == JERR_CONVERSION_NOTIMPL
+                  ? ACV_EUNSUPPORTED
+              : mc == JERR_OUT_OF_MEMORY ? ACV_ENOMEM
+                                         : ACV_EFORMAT;
+    longjmp(g->jb, 1);
+}
+
+/* Warnings (level -1) about metadata or stray bytes leave every pixel intact and are
+ * ignored, as other decoders ignore them; the end of the data is judged after decoding
+ * (a missing EOI marker loses nothing); any other warning means lost or garbled pixels. */
+static void jpeg_warn(j_common_ptr ci, int level)
+{
+    if (level >= 0) return; /* trace messages */
+    jpeg_guard *g = (jpeg_guard *)ci->err;
+    switch (ci->err->msg_code) {
+    case JWRN_EXTRANEOUS_DATA: /* "N extraneous bytes before marker": padding some writers leave */
+    case JWRN_JFIF_MAJOR:      /* unknown JFIF revision */
+    case JWRN_ADOBE_XFORM:     /* unknown Adobe transform code: libjpeg guesses from the components */
+    case JWRN_NOT_SEQUENTIAL:  /* odd but harmless SOS parameters in a baseline file */
+    case JWRN_BOGUS_ICC:       /* a broken ICC profile, which is not used */
+        ci->err->num_warnings++;
+        return;
+    case JWRN_JPEG_EOF:
+        g->eof = 1;
+        return;
+    default:
+        jpeg_fail(ci);
+    }
+}
+
+static void jpeg_progress(j_common_ptr ci)
+{
+    j_decompress_ptr d = (j_decompress_ptr)ci;
+    if (d->input_scan_number > JPEG_MAX_SCANS) {
+        jpeg_guard *g = (jpeg_guard *)ci->err;
+        snprintf(g->msg, sizeof g->msg, "more than %d scans", JPEG_MAX_SCANS);
+        g->code = ACV_EFORMAT;
+        longjmp(g->jb, 1);
+    }
+}
+
+/* Whether the data, should it end early, still held every pixel (only the EOI marker or
+ * trailing padding missing). A Huffman decoder that runs out of bits mid-scan warns (a
+ * fatal JWRN_HIT_MARKER), so what remains to check is whether a scan is missing: a
+ * progressive image must have every coefficient refined to full precision, a sequential one
+ * must have had all its components in one scan. Arithmetic decoders pad silently: refused.
+ * Called once all input is consumed (a progressive file is read whole by
+ * jpeg_start_decompress) and before jpeg_finish_decompress frees coef_bits. */
+static int jpeg_complete(j_decompress_ptr d)
+{
+    if (d->arith_code) return 0;
+    if (d->progressive_mode) {
+        if (!d->coef_bits) return 0;
+        for (int c = 0; c < d->num_components; c++)
+            for (int k = 0; k < DCTSIZE2; k++)
+                if (d->coef_bits[c][k] != 0) return 0;
+        return 1;
+    }
+    return d->comps_in_scan == d->num_components;
+}
+
+/* Decodes a JPEG into *out: gray JPEGs to 1 channel, colour ones to 3 (1 directly when
+ * want_c == 1). CMYK and YCCK are converted to RGB with the samples taken as inverted, as
+ * Photoshop (Adobe APP14 marker) writes them: R = C * K / 255, the convention of Pillow
+ * (hence torchvision's ImageFolder) and OpenCV. 12-bit, lossless and hierarchical JPEGs are
+ * ACV_EUNSUPPORTED. */
 static int decode_jpeg(const uint8_t *buf, size_t len, const acv_decode_opts *o, const char *what,
                        acv_image *out)
 {
     if (len > ULONG_MAX) return acv_error(ACV_ERANGE, "%s: JPEG data too large", what);
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return acv_error(ACV_ENOMEM, "%s: cannot create a JPEG decoder: %s", what, tjGetErrorStr2(NULL));
-    int w = 0, h = 0, subsamp = -1, cs = -1, rc = 0; /* the header call may succeed without setting them */
-    uint8_t *cmyk = NULL;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
-        rc = acv_error(ACV_EFORMAT, "%s: corrupt or truncated JPEG header (%s)", what, tjGetErrorStr2(tj));
-        goto done;
+    struct jpeg_decompress_struct d;
+    jpeg_guard g;
+    memset(&d, 0, sizeof d);
+    memset(&g, 0, sizeof g);
+    d.err = jpeg_std_error(&g.pub);
+    g.pub.error_exit = jpeg_fail;
+    g.pub.emit_message = jpeg_warn;
+    g.progress.progress_monitor = jpeg_progress;
+    volatile int stage = 0; /* 0: header, 1: pixels */
+    if (setjmp(g.jb)) {
+        jpeg_destroy_decompress(&d);
+        acv_image_free(out);
+        if (g.code == ACV_ENOMEM) return acv_error(ACV_ENOMEM, "%s: out of memory decoding a JPEG (%s)", what, g.msg);
+        if (g.code == ACV_EUNSUPPORTED)
+            return acv_error(ACV_EUNSUPPORTED, "%s: unsupported JPEG variant (%s); only 8-bit baseline and progressive "
+                             "JPEGs are supported", what, g.msg);
+        if (g.eof) return acv_error(ACV_EFORMAT, "%s: truncated JPEG data (the file ends early: %s)", what, g.msg);
+        return acv_error(ACV_EFORMAT, "%s: corrupt JPEG %s (%s)", what, stage ? "data" : "header", g.msg);
     }
-    if (w <= 0 || h <= 0 || cs < 0) {
-        rc = acv_error(ACV_EFORMAT, "%s: truncated JPEG data (no frame header)", what);
-        goto done;
+    jpeg_create_decompress(&d);
+    d.progress = &g.progress;
+    jpeg_mem_src(&d, buf, (unsigned long)len);
+    jpeg_read_header(&d, TRUE);
+    int w = (int)d.image_width, h = (int)d.image_height;
+    if (g.eof) {
+        snprintf(g.msg, sizeof g.msg, "no image data");
+        longjmp(g.jb, 1);
     }
     if ((int64_t)w * h > o->max_pixels) {
-        rc = too_big(what, "JPEG", w, h, o->max_pixels);
-        goto done;
+        jpeg_destroy_decompress(&d);
+        return too_big(what, "JPEG", w, h, o->max_pixels);
     }
-    int is_cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
-    int c = (cs == TJCS_GRAY || (o->want_c == 1 && !is_cmyk)) ? 1 : 3;
-    int flags = TJFLAG_STOPONWARNING;
-    if ((rc = acv_image_alloc(out, w, h, c)) != 0) {
-        rc = acv_error_prefix(rc, "%s: ", what);
-        goto done;
+    int nc = d.num_components;
+    int is_cmyk = d.jpeg_color_space == JCS_CMYK || d.jpeg_color_space == JCS_YCCK;
+    if (nc != 1 && nc != 3 && !(nc == 4 && is_cmyk)) {
+        jpeg_destroy_decompress(&d);
+        return acv_error(ACV_EUNSUPPORTED, "%s: unsupported JPEG variant (%d colour components); only gray, colour "
+                         "and CMYK JPEGs are supported", what, nc);
     }
-    if (is_cmyk) {
-        cmyk = malloc((size_t)w * h * 4);
-        if (!cmyk) {
-            rc = acv_error(ACV_ENOMEM, "%s: out of memory decoding a %dx%d CMYK JPEG", what, w, h);
-            goto done;
+    int c = (d.jpeg_color_space == JCS_GRAYSCALE || (o->want_c == 1 && !is_cmyk)) ? 1 : 3;
+    d.out_color_space = is_cmyk ? JCS_CMYK : c == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    d.dct_method = JDCT_ISLOW;
+    int rc = acv_image_alloc(out, w, h, c);
+    if (rc) {
+        jpeg_destroy_decompress(&d);
+        return acv_error_prefix(rc, "%s: ", what);
+    }
+    stage = 1;
+    jpeg_start_decompress(&d);
+    if ((int)d.output_width != w || (int)d.output_height != h || d.output_components != (is_cmyk ? 4 : c)) {
+        snprintf(g.msg, sizeof g.msg, "unexpected output layout");
+        longjmp(g.jb, 1);
+    }
+    JSAMPARRAY cmyk = is_cmyk ? d.mem->alloc_sarray((j_common_ptr)&d, JPOOL_IMAGE, (JDIMENSION)w * 4, 1) : NULL;
+    while (d.output_scanline < d.output_height) {
+        JSAMPROW rows[16];
+        JDIMENSION y0 = d.output_scanline, n = d.output_height - y0;
+        if (n > 16) n = 16;
+        if (is_cmyk) n = 1;
+        for (JDIMENSION i = 0; i < n; i++) rows[i] = is_cmyk ? cmyk[0] : out->data + (size_t)(y0 + i) * w * c;
+        if (jpeg_read_scanlines(&d, rows, n) == 0) {
+            snprintf(g.msg, sizeof g.msg, "no progress at scanline %u", (unsigned)y0);
+            longjmp(g.jb, 1);
+        }
+        if (!is_cmyk) continue;
+        uint8_t *dst = out->data + (size_t)y0 * w * 3;
+        for (int x = 0; x < w; x++, dst += 3) {
+            const uint8_t *s = cmyk[0] + 4 * x;
+            for (int j = 0; j < 3; j++) dst[j] = (uint8_t)((s[j] * s[3] + 127) / 255);
         }
     }
-    int pf = is_cmyk ? TJPF_CMYK : c == 1 ? TJPF_GRAY : TJPF_RGB;
-    if (tjDecompress2(tj, buf, (unsigned long)len, is_cmyk ? cmyk : out->data, w, 0, h, pf, flags) != 0) {
-        rc = acv_error(ACV_EFORMAT, "%s: corrupt or truncated JPEG data (%s)", what, tjGetErrorStr2(tj));
-        goto done;
+    int complete = d.progressive_mode ? jpeg_complete(&d) : 1;
+    jpeg_finish_decompress(&d);
+    if (g.eof && !(d.progressive_mode ? complete : jpeg_complete(&d))) {
+        snprintf(g.msg, sizeof g.msg, "%s missing", d.progressive_mode ? "later scans are" : "image data is");
+        longjmp(g.jb, 1);
     }
-    if (is_cmyk) {
-        size_t n = (size_t)w * h;
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *s = cmyk + 4 * i;
-            uint8_t *d = out->data + 3 * i;
-            for (int k = 0; k < 3; k++) d[k] = (uint8_t)((s[k] * s[3] + 127) / 255);
-        }
-    }
-done:
-    free(cmyk);
-    if (rc) acv_image_free(out);
-    tjDestroy(tj);
-    return rc;
+    jpeg_destroy_decompress(&d);
+    return 0;
 }
 
 /* ---- PNG ---- */
@@ -221,7 +340,12 @@ static int decode_png(const uint8_t *buf, size_t len, const acv_decode_opts *o, 
     }
     uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;
+    /* Set once every row is decoded: what follows (the rest of the last IDAT, IEND) may be
+     * missing without losing a pixel, as Pillow also accepts. */
+    volatile png_uint_32 done_w = 0, done_h = 0;
+    volatile int done_c = 0;
     if (setjmp(png_jmpbuf(png))) {
+        if (done_c && ctx.truncated && !ctx.nomem) goto finish;
         free(pixels);
         free(rows);
         png_destroy_read_struct(&png, &info, NULL);
@@ -262,8 +386,12 @@ static int decode_png(const uint8_t *buf, size_t len, const acv_decode_opts *o, 
     }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * rowbytes;
     png_read_image(png, rows);
+    done_w = w;
+    done_h = h;
+    done_c = c;
     png_read_end(png, info);
 
+finish:
     *orientation = 1;
 #ifdef PNG_eXIf_SUPPORTED
     png_uint_32 nexif = 0;
@@ -273,9 +401,9 @@ static int decode_png(const uint8_t *buf, size_t len, const acv_decode_opts *o, 
         if (ov) *orientation = ov;
     }
 #endif
-    out->w = (int)w;
-    out->h = (int)h;
-    out->c = c;
+    out->w = (int)done_w;
+    out->h = (int)done_h;
+    out->c = done_c;
     out->data = pixels;
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
@@ -286,6 +414,13 @@ static int decode_png(const uint8_t *buf, size_t len, const acv_decode_opts *o, 
 
 static int mask_shift(uint32_t m) { int s = 0; while (m && !(m & 1)) { m >>= 1; s++; } return s; }
 static int mask_bits(uint32_t m) { int n = 0; while (m) { n += m & 1; m >>= 1; } return n; }
+/* A usable colour mask: nonzero, one run of set bits. */
+static int mask_ok(uint32_t m)
+{
+    if (!m) return 0;
+    uint32_t v = m >> mask_shift(m);
+    return (v & (v + 1)) == 0;
+}
 
 static uint8_t mask_get(uint32_t px, uint32_t mask, int shift, int bits)
 {
@@ -295,82 +430,171 @@ static uint8_t mask_get(uint32_t px, uint32_t mask, int shift, int bits)
     return (uint8_t)(((uint64_t)v * 255 + maxv / 2) / maxv);
 }
 
-/* Decodes an uncompressed BMP: 8-bit palette (gray when the palette is gray), 24-bit,
- * 32-bit BI_RGB (4th byte ignored) or 32-bit BI_BITFIELDS (RGBA when an alpha mask is
- * given). Rows are bottom-up unless the height is negative. */
+static const char *bmp_compression_name(uint32_t comp)
+{
+    static const char *const names[] = {"uncompressed", "RLE8", "RLE4", "BITFIELDS", "embedded JPEG", "embedded PNG",
+                                        "ALPHABITFIELDS"};
+    return comp < sizeof names / sizeof names[0] ? names[comp] : "an unknown compression";
+}
+
+static void bmp_put_index(acv_image *im, int64_t x, int64_t y, unsigned i, const uint8_t (*pal)[3])
+{
+    uint8_t *d = im->data + ((size_t)y * im->w + (size_t)x) * im->c;
+    if (im->c == 1) d[0] = pal[i][0];
+    else { d[0] = pal[i][0]; d[1] = pal[i][1]; d[2] = pal[i][2]; }
+}
+
+/* Decodes an RLE8 / RLE4 stream (bottom-up) into im through the palette. Pixels the
+ * stream skips (delta, end of line, end of bitmap) stay black; runs past the end of a row
+ * are clipped. Data that stops before the last row is ACV_EFORMAT. */
+static int bmp_rle(const uint8_t *s, size_t n, int rle4, const uint8_t (*pal)[3], acv_image *im, const char *what)
+{
+    const int64_t w = im->w, h = im->h;
+    int64_t x = 0, y = 0; /* y counts rows from the bottom */
+    size_t p = 0;
+    while (y < h) {
+        if (p + 2 > n) break;
+        unsigned cnt = s[p], v = s[p + 1];
+        p += 2;
+        if (cnt) { /* a run of cnt pixels of index v (RLE4: the two nibbles alternate) */
+            for (unsigned i = 0; i < cnt && x < w; i++, x++)
+                bmp_put_index(im, x, h - 1 - y, rle4 ? (i & 1 ? v & 15 : v >> 4) : v, pal);
+        } else if (v == 0) { /* end of line */
+            x = 0;
+            y++;
+        } else if (v == 1) { /* end of bitmap */
+            return 0;
+        } else if (v == 2) { /* delta */
+            if (p + 2 > n) break;
+            x += s[p];
+            y += s[p + 1];
+            p += 2;
+            if (x > w) x = w;
+        } else { /* absolute run of v indices, padded to 16 bits */
+            size_t nb = rle4 ? (v + 1) / 2 : v;
+            if (p + nb > n) break;
+            for (unsigned i = 0; i < v && x < w; i++, x++)
+                bmp_put_index(im, x, h - 1 - y, rle4 ? (i & 1 ? s[p + i / 2] & 15 : s[p + i / 2] >> 4) : s[p + i], pal);
+            p += nb + (nb & 1);
+        }
+    }
+    if (y >= h) return 0; /* every row written; the end-of-bitmap marker may be missing */
+    return acv_error(ACV_EFORMAT, "%s: truncated BMP data (the %s data ends after %lld of %lld rows)", what,
+                     rle4 ? "RLE4" : "RLE8", (long long)y, (long long)h);
+}
+
+/* Decodes a BMP: Windows headers (BITMAPINFOHEADER and its V2-V5 successors) and the OS/2
+ * 1.x BITMAPCOREHEADER; 1-, 4- and 8-bit palette (uncompressed, RLE4, RLE8; gray when the
+ * palette is gray), 16-bit (5-5-5, or BITFIELDS such as 5-6-5), 24-bit and 32-bit
+ * (BI_RGB: the 4th byte is ignored; BITFIELDS / ALPHABITFIELDS: RGBA when an alpha mask
+ * is given). Rows are bottom-up unless the height is negative. */
 static int decode_bmp(const uint8_t *buf, size_t len, const acv_decode_opts *o, const char *what,
                       acv_image *out)
 {
-    if (len < 14 + 4) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
-    uint32_t off = le32(buf + 10), dib = le32(buf + 14);
-    if (dib == 12)
-        return acv_error(ACV_EUNSUPPORTED, "%s: OS/2 BMP (12-byte header) is not supported", what);
-    if (dib < 40 || dib > 1024) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (header size %u)", what, dib);
-    if (len < 14 + (size_t)dib) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
-    int32_t w = (int32_t)le32(buf + 18), sh = (int32_t)le32(buf + 22);
-    int bpp = le16(buf + 28);
-    uint32_t comp = le32(buf + 30), nclr = le32(buf + 46);
+    if (len < 14 + 12) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
+    uint32_t off = le32(buf + 10), dib = le32(buf + 14), comp = 0, nclr = 0;
+    int core = dib == 12; /* OS/2 1.x: 16-bit sizes, 3-byte palette entries */
+    int32_t w, sh;
+    int bpp;
+    if (core) {
+        w = le16(buf + 18);
+        sh = le16(buf + 20);
+        bpp = le16(buf + 24);
+    } else {
+        if (dib < 40 || dib > 1024) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (header size %u)", what, dib);
+        if (len < 14 + (size_t)dib) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
+        w = (int32_t)le32(buf + 18);
+        sh = (int32_t)le32(buf + 22);
+        bpp = le16(buf + 28);
+        comp = le32(buf + 30);
+        nclr = le32(buf + 46);
+    }
     if (w <= 0 || sh == 0 || sh == INT32_MIN)
         return acv_error(ACV_EFORMAT, "%s: corrupt BMP (declares %dx%d)", what, w, sh);
     int top_down = sh < 0;
     int32_t h = top_down ? -sh : sh;
     if ((int64_t)w * h > o->max_pixels) return too_big(what, "BMP", w, h, o->max_pixels);
 
-    uint32_t mr = 0, mg = 0, mb = 0, ma = 0;
-    int ok = (comp == 0 && (bpp == 8 || bpp == 24 || bpp == 32)) || (comp == 3 && bpp == 32);
+    int ok = (comp == 0 && (bpp == 1 || bpp == 4 || bpp == 8 || bpp == 16 || bpp == 24 || bpp == 32)) ||
+             (comp == 1 && bpp == 8) || (comp == 2 && bpp == 4) ||
+             ((comp == 3 || comp == 6) && (bpp == 16 || bpp == 32) && dib != 64); /* OS/2 2.x: 3 is Huffman */
     if (!ok)
         return acv_error(ACV_EUNSUPPORTED,
-                         "%s: unsupported BMP (%d bits per pixel, compression %u); only uncompressed 8-bit "
-                         "palette, 24-bit and 32-bit BMPs are supported", what, bpp, comp);
-    if (comp == 3) {
-        size_t mo = 14 + 40; /* masks are in the V2+ header or follow a 40-byte header */
-        if (mo + 12 > len) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
+                         "%s: unsupported BMP (%d bits per pixel, %s); supported: 1-, 4- and 8-bit palette "
+                         "(uncompressed or RLE), 16-, 24- and 32-bit", what, bpp, bmp_compression_name(comp));
+    int rle = comp == 1 || comp == 2;
+    if (rle && top_down) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (RLE data cannot be top-down)", what);
+    size_t hdr_end = 14 + (size_t)dib;
+    if (off > len) return acv_error(ACV_EFORMAT, "%s: truncated BMP data (pixels start at byte %u of %zu)", what, off, len);
+    if (off < hdr_end)
+        return acv_error(ACV_EFORMAT, "%s: corrupt BMP (pixel data offset %u inside the %zu-byte header)", what, off,
+                         hdr_end);
+
+    uint32_t mr = 0, mg = 0, mb = 0, ma = 0;
+    if (comp == 3 || comp == 6) { /* masks: in the V2+ header, or right after a 40-byte one */
+        size_t mo = 14 + 40, nm = comp == 6 || dib >= 56 ? 4 : 3;
+        if (mo + 4 * nm > len) return acv_error(ACV_EFORMAT, "%s: truncated BMP header", what);
         mr = le32(buf + mo);
         mg = le32(buf + mo + 4);
         mb = le32(buf + mo + 8);
-        if (dib >= 56 && mo + 16 <= len) ma = le32(buf + mo + 12);
-        if (!mr || !mg || !mb) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (zero colour mask)", what);
+        if (nm == 4) ma = le32(buf + mo + 12);
+        if (!mask_ok(mr) || !mask_ok(mg) || !mask_ok(mb) || (ma && !mask_ok(ma)))
+            return acv_error(ACV_EFORMAT, "%s: corrupt BMP (colour masks %08x %08x %08x %08x)", what, mr, mg, mb, ma);
+    } else if (bpp == 16) {
+        mr = 0x7C00; mg = 0x03E0; mb = 0x001F;
+    } else if (bpp == 32) {
+        mr = 0xFF0000; mg = 0xFF00; mb = 0xFF;
+    }
+
+    uint8_t pal[256][3] = {{0}};
+    int c = 3;
+    if (bpp <= 8) {
+        size_t es = core ? 3 : 4, po = hdr_end, maxn = (size_t)1 << bpp;
+        size_t n = nclr ? nclr : maxn;
+        if (n > 256) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (%u palette entries)", what, nclr);
+        if (po + es * n > off) n = (off - po) / es; /* a short palette: the missing entries are black */
+        if (n == 0) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (no palette)", what);
+        int is_gray = 1;
+        for (size_t i = 0; i < n; i++) {
+            pal[i][0] = buf[po + es * i + 2];
+            pal[i][1] = buf[po + es * i + 1];
+            pal[i][2] = buf[po + es * i];
+            is_gray &= pal[i][0] == pal[i][1] && pal[i][1] == pal[i][2];
+        }
+        c = is_gray ? 1 : 3;
+    } else if (ma) {
+        c = 4;
     }
 
     size_t stride = ((size_t)w * bpp + 31) / 32 * 4;
     size_t last = ((size_t)w * bpp + 7) / 8; /* some writers omit the last row's padding */
-    if (off < 14 + dib || off > len || (len - off) < stride * (size_t)(h - 1) + last)
-        return acv_error(ACV_EFORMAT, "%s: truncated BMP data", what);
-
-    uint8_t pal[256][3] = {{0}};
-    int c = 3;
-    if (bpp == 8) {
-        size_t n = nclr ? nclr : 256, po = 14 + (size_t)dib;
-        if (n > 256) return acv_error(ACV_EFORMAT, "%s: corrupt BMP (%u palette entries)", what, nclr);
-        if (po + 4 * n > off) return acv_error(ACV_EFORMAT, "%s: truncated BMP palette", what);
-        int is_gray = 1;
-        for (size_t i = 0; i < n; i++) {
-            pal[i][0] = buf[po + 4 * i + 2];
-            pal[i][1] = buf[po + 4 * i + 1];
-            pal[i][2] = buf[po + 4 * i];
-            is_gray &= pal[i][0] == pal[i][1] && pal[i][1] == pal[i][2];
-        }
-        c = is_gray ? 1 : 3;
-    } else if (comp == 3 && ma) {
-        c = 4;
-    }
+    if (!rle && (len - off) < stride * (size_t)(h - 1) + last)
+        return acv_error(ACV_EFORMAT, "%s: truncated BMP data (%zu bytes of pixels, %zu needed)", what, len - off,
+                         stride * (size_t)(h - 1) + last);
     int rc = acv_image_alloc(out, w, h, c);
     if (rc) return acv_error_prefix(rc, "%s: ", what);
+    if (rle) {
+        rc = bmp_rle(buf + off, len - off, comp == 2, (const uint8_t (*)[3])pal, out, what);
+        if (rc) acv_image_free(out);
+        return rc;
+    }
     int sr = mask_shift(mr), sg = mask_shift(mg), sb = mask_shift(mb), sa = mask_shift(ma);
     int br = mask_bits(mr), bg = mask_bits(mg), bb = mask_bits(mb), ba = mask_bits(ma);
     for (int32_t y = 0; y < h; y++) {
         const uint8_t *s = buf + off + stride * (size_t)(top_down ? y : h - 1 - y);
         uint8_t *d = out->data + (size_t)y * w * c;
         for (int32_t x = 0; x < w; x++, d += c) {
-            if (bpp == 8) {
-                const uint8_t *p = pal[s[x]];
-                if (c == 1) d[0] = p[0];
-                else { d[0] = p[0]; d[1] = p[1]; d[2] = p[2]; }
-            } else if (comp == 0) {
-                const uint8_t *p = s + (size_t)x * (bpp / 8);
+            if (bpp <= 8) {
+                unsigned i = bpp == 8 ? s[x]
+                           : bpp == 4 ? (unsigned)(s[x >> 1] >> (x & 1 ? 0 : 4)) & 15
+                                      : (unsigned)(s[x >> 3] >> (7 - (x & 7))) & 1;
+                if (c == 1) d[0] = pal[i][0];
+                else { d[0] = pal[i][0]; d[1] = pal[i][1]; d[2] = pal[i][2]; }
+            } else if (bpp == 24) {
+                const uint8_t *p = s + (size_t)x * 3;
                 d[0] = p[2]; d[1] = p[1]; d[2] = p[0];
             } else {
-                uint32_t px = le32(s + 4 * (size_t)x);
+                uint32_t px = bpp == 16 ? le16(s + 2 * (size_t)x) : le32(s + 4 * (size_t)x);
                 d[0] = mask_get(px, mr, sr, br);
                 d[1] = mask_get(px, mg, sg, bg);
                 d[2] = mask_get(px, mb, sb, bb);
@@ -382,6 +606,40 @@ static int decode_bmp(const uint8_t *buf, size_t len, const acv_decode_opts *o, 
 }
 
 /* ---- dispatch ---- */
+
+/* What a file that is not JPEG, PNG or BMP holds, when its first bytes tell (NULL if not):
+ * for a message that says more than "not an image". */
+static const char *other_format(const uint8_t *b, size_t n)
+{
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return "a WebP image";
+    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return "a GIF image";
+    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) || !memcmp(b, "II+\0", 4) ||
+                   !memcmp(b, "MM\0+", 4)))
+        return "a TIFF image or a camera raw file";
+    if (n >= 12 && !memcmp(b + 4, "ftyp", 4)) {
+        static const char *const heif[] = {"heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs", "mif1", "msf1"};
+        for (size_t i = 0; i < sizeof heif / sizeof heif[0]; i++)
+            if (!memcmp(b + 8, heif[i], 4)) return "a HEIF/HEIC image";
+        if (!memcmp(b + 8, "avif", 4) || !memcmp(b + 8, "avis", 4)) return "an AVIF image";
+        return "an ISO media file such as MP4 or MOV";
+    }
+    if (n >= 12 && !memcmp(b, "\0\0\0\x0cjP  \r\n\x87\n", 12)) return "a JPEG 2000 image";
+    if (n >= 4 && !memcmp(b, "\xff\x4f\xff\x51", 4)) return "a JPEG 2000 codestream";
+    if ((n >= 2 && b[0] == 0xFF && b[1] == 0x0A) || (n >= 12 && !memcmp(b, "\0\0\0\x0cJXL \r\n\x87\n", 12)))
+        return "a JPEG XL image";
+    if (n >= 4 && !memcmp(b, "8BPS", 4)) return "a Photoshop PSD file";
+    if (n >= 4 && !memcmp(b, "\0\0\1\0", 4)) return "a Windows icon (ICO)";
+    if (n >= 4 && !memcmp(b, "qoif", 4)) return "a QOI image";
+    if (n >= 4 && !memcmp(b, "DDS ", 4)) return "a DirectDraw surface (DDS)";
+    if (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && (b[2] == '\n' || b[2] == ' ' || b[2] == '\r'))
+        return "a Netpbm image (PBM, PGM or PPM)";
+    if (n >= 4 && !memcmp(b, "\0\x05\x16\x07", 4)) return "an AppleDouble '._' file (macOS metadata)";
+    if (n >= 8 && !memcmp(b, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8))
+        return "an OLE compound file, such as Windows' Thumbs.db";
+    if (n >= 4 && !memcmp(b, "%PDF", 4)) return "a PDF document";
+    if (n >= 4 && !memcmp(b, "PK\3\4", 4)) return "a ZIP archive";
+    return NULL;
+}
 
 /* Replaces *im by f(*im) where f writes a new image into its last argument. */
 static int replace_convert(acv_image *im, int c)
@@ -427,6 +685,8 @@ int acv_image_decode(const uint8_t *buf, size_t len, const acv_decode_opts *opts
     } else if (len >= 2 && buf[0] == 'B' && buf[1] == 'M') {
         rc = decode_bmp(buf, len, &o, what, out);
     } else {
+        const char *other = other_format(buf, len);
+        if (other) return acv_error(ACV_EFORMAT, "%s: not a JPEG, PNG or BMP image but %s", what, other);
         return acv_error(ACV_EFORMAT, "%s: not a JPEG, PNG or BMP image", what);
     }
     if (rc) return rc;

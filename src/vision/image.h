@@ -25,14 +25,18 @@ typedef struct acv_decode_opts {
     int apply_exif;         /* nonzero (default in acv_image_decode): rotate per EXIF */
 } acv_decode_opts;
 
-/* Decodes JPEG (gray, RGB, CMYK), PNG (1-16 bit, palette, gray, alpha, interlaced) or
- * BMP (uncompressed 8-bit palette, 24-bit, 32-bit) from memory; the format is sniffed
- * from the bytes, not the name. `what` names the source in error messages (NULL:
- * "image"). opts may be NULL (as stored, default limit, EXIF applied). On success *out
- * owns a new image (free with acv_image_free); on failure *out is zeroed. Errors:
- * ACV_EFORMAT (not an image, corrupt, truncated; JPEG warnings count as errors),
- * ACV_EUNSUPPORTED (e.g. RLE BMP), ACV_ERANGE (over max_pixels, checked from the header
- * before the pixel buffer is allocated), ACV_ENOMEM, ACV_EINVAL (bad opts). */
+/* Decodes JPEG (8-bit baseline/progressive, Huffman/arithmetic; gray, RGB, CMYK/YCCK),
+ * PNG (1-16 bit, palette, gray, alpha, interlaced; an APNG's first frame) or BMP (1/4/8-bit
+ * palette incl. RLE, 16/24/32-bit, OS/2 1.x) from memory; the format is sniffed from the
+ * bytes, not the name (docs/engine.md, "Image files", lists every variant). `what` names
+ * the source in error messages (NULL: "image"). opts may be NULL (as stored, default
+ * limit, EXIF applied). On success *out owns a new image (free with acv_image_free); on
+ * failure *out is zeroed. Errors: ACV_EFORMAT (not an image, naming the format when the
+ * bytes tell, e.g. WebP; corrupt; truncated: a JPEG warning about lost data counts as an
+ * error, while a missing EOI marker or IEND chunk after complete pixels does not),
+ * ACV_EUNSUPPORTED (12-bit or lossless JPEG, 2-bit BMP...), ACV_ERANGE (over max_pixels,
+ * checked from the header before the pixel buffer is allocated), ACV_ENOMEM, ACV_EINVAL
+ * (bad opts). */
 int acv_image_decode(const uint8_t *buf, size_t len, const acv_decode_opts *opts, const char *what,
                      acv_image *out);
 /* Reads and decodes a file (refusing files over 512 MiB). */

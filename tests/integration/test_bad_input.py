@@ -1,6 +1,8 @@
 """Every bad input of the classification CLI gets a clear error naming what is wrong,
 never a crash, and nothing half-written (issue: engine, section 6)."""
+import json
 import os
+import re
 import shutil
 import struct
 import unittest
@@ -141,6 +143,147 @@ class TestBadInput(unittest.TestCase):
         self.assertEqual(done["event"], "done")
         self.assertGreaterEqual(done["skipped_images"], 1)
         self.assertTrue(any("skipped" in e.get("message", "") for e in json_lines(out)))
+
+    # ---- images as cameras, phones and other tools write them -------------------------------
+
+    def _jpeg(self):
+        """A 32x32 baseline JPEG of a shape (torchvision's encoder), or skip."""
+        try:
+            import torch
+            from torchvision.io import encode_jpeg
+        except ImportError:
+            self.skipTest("torchvision is not installed")
+        rng = random.Random(5)
+        px = bytearray(32 * 32 * 3)
+        for i in range(len(px)):
+            px[i] = rng.randint(0, 255)
+        t = torch.tensor(list(px), dtype=torch.uint8).reshape(32, 32, 3).permute(2, 0, 1).contiguous()
+        return bytes(encode_jpeg(t, quality=90).numpy().tobytes())
+
+    def test_predict_odd_but_whole_files(self):
+        jpg = self._jpeg()
+        sof = jpg.index(b"\xff\xc0")
+        rle8 = self._bmp_rle8()
+        cases = {
+            "no_eoi.jpg": (jpg[:-2], None),                                   # EOI marker missing: all pixels there
+            "stray.jpg": (jpg[:-2] + b"\x00\x00\x11" + jpg[-2:], None),       # stray bytes before EOI
+            "png_named.jpg": (read(os.path.join(self.data, "bar_h", "bar_h_000.png")), None),
+            "rle8.bmp": (rle8, None),
+            "cut.jpg": (jpg[:len(jpg) - 40], "truncated JPEG data"),
+            "deep.jpg": (jpg[:sof + 4] + b"\x0c" + jpg[sof + 5:], "unsupported JPEG variant"),  # 12-bit
+            "w.webp": (b"RIFF\x10\x00\x00\x00WEBPVP8 \x00\x00\x00\x00", "but a WebP image"),
+            "h.heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "but a HEIF/HEIC image"),
+            "._x.jpg": (b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X", "AppleDouble"),
+        }
+        d = os.path.join(self.tmp, "odd")
+        for name, (data, _) in cases.items():
+            write(os.path.join(d, name), data)
+        for name, (_, err_has) in cases.items():
+            rc, out, err = run("predict", "--model", self.model, "--json", os.path.join(d, name))
+            self.assertLess(rc, 128, "%s crashed: %s" % (name, err))
+            if err_has is None:
+                self.assertEqual(rc, 0, "%s: %s" % (name, err))
+                self.assertEqual(len(json_lines(out)), 1, name)
+            else:
+                self.assertEqual(rc, 1, name)
+                self.assertIn(name, err)
+                self.assertIn(err_has, err)
+
+    @staticmethod
+    def _bmp_rle8():
+        """A 4x2 RLE8 BMP: a run, an absolute run, end of line, a run, end of bitmap."""
+        pal = b"".join(bytes((i, 255 - i, i // 2, 0)) for i in range(256))
+        data = bytes([4, 10, 0, 0, 0, 4, 1, 2, 3, 4, 0, 1])
+        off = 14 + 40 + len(pal)
+        hdr = struct.pack("<IiiHHIIiiII", 40, 4, 2, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+        return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + hdr + pal + data
+
+    def _tree(self, name, layout):
+        """Writes {relative path: bytes} under tmp/name (a None value makes a folder)."""
+        root = os.path.join(self.tmp, name)
+        shutil.rmtree(root, ignore_errors=True)
+        for rel, data in layout.items():
+            p = os.path.join(root.encode(), rel if isinstance(rel, bytes) else rel.encode())
+            if data is None:
+                os.makedirs(p, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "wb") as f:
+                    f.write(data)
+        return root
+
+    def test_imagefolder_as_users_bring_it(self):
+        rng = random.Random(3)
+        t = {}
+        for c, cls in enumerate(["bolt M6", "\u87ba\u6bcd"]):  # a space; Chinese (nut)
+            for i in range(6):
+                t["%s/img%d.%s" % (cls, i, ["png", "PNG", "Png"][i % 3])] = shape_image(c, rng)
+            t["%s/2024/line 3/deep.png" % cls] = shape_image(c, rng)   # nested folders are read
+            t["%s/.DS_Store" % cls] = b"\x00\x00\x00\x01Bud1"
+            t["%s/._img0.png" % cls] = b"\x00\x05\x16\x07\x00\x02\x00\x00"
+            t["%s/Thumbs.db" % cls] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+            t["%s/desktop.ini" % cls] = b"[.ShellClassInfo]\r\n"
+            t["%s/@eaDir/img0.png/SYNOPHOTO_THUMB_S.png" % cls] = shape_image(c, rng)  # NAS thumbnails
+        t["bolt M6/phone.webp"] = b"RIFF\x10\x00\x00\x00WEBPVP8 \x00\x00\x00\x00"
+        t["__MACOSX/bolt M6/._img1.PNG"] = b"\x00\x05\x16\x07"
+        t[".DS_Store"] = b"x"
+        t["Thumbs.db"] = b"x"
+        d = self._tree("wild", t)
+        os.symlink(os.path.join(d, "bolt M6", "img1.PNG"), os.path.join(d, "bolt M6", "linked.png"))
+        os.symlink("/nonexistent/gone.png", os.path.join(d, "bolt M6", "dangling.png"))
+        m = os.path.join(self.tmp, "m_wild")
+        rc, out, err = run("train", "--data", d, "--out", m, "--epochs", "1", "--batch", "4", "--val-split", "0.25",
+                           "--json")
+        self.assertEqual(rc, 0, err)
+        msgs = [e.get("message", "") for e in json_lines(out) if e.get("event") == "log"]
+        first = msgs[0]
+        n_train, n_val = (int(x) for x in re.search(r"(\d+) train / (\d+) val images", first).groups())
+        self.assertEqual(n_train + n_val, 7 + 1 + 7)        # per class 6 + nested; + the symlink
+        self.assertGreater(n_val, 0)
+        self.assertIn("2 classes", first)
+        self.assertTrue(any("left out 1 files" in m_ and "phone.webp" in m_ for m_ in msgs), msgs)
+        self.assertEqual(json_lines(out)[-1]["skipped_images"], 0)  # no metadata file was read as an image
+        mj = json.loads(read(os.path.join(m, "model.json")))
+        self.assertEqual(mj["classes"], ["bolt M6", "\u87ba\u6bcd"])
+
+    def test_val_folder_with_foreign_or_missing_classes(self):
+        rng = random.Random(4)
+        t = {"train/%s/%d.png" % (c, i): shape_image(k, rng) for k, c in enumerate("ab") for i in range(4)}
+        t.update({"val/%s/%d.png" % (c, i): shape_image(k % 2, rng) for k, c in enumerate("acd") for i in range(2)})
+        d = self._tree("foreign", t)
+        m = os.path.join(self.tmp, "m_foreign")
+        err = self.assertFails(["train", "--data", d, "--out", m, "--epochs", "1"], "val")
+        self.assertIn('2 class folders are not among the training classes: "c", "d"', err)
+        self.assertIn('the training classes are "a", "b"', err)
+        self.assertFalse(os.path.exists(os.path.join(m, "model.json")))
+        # val/ lacking a class (an empty folder for it) validates on the others
+        shutil.rmtree(os.path.join(d, "val", "c"))
+        shutil.rmtree(os.path.join(d, "val", "d"))
+        os.makedirs(os.path.join(d, "val", "b"))
+        write(os.path.join(d, "val", "b", "notes.txt"), b"to do")
+        rc, out, err = run("train", "--data", d, "--out", m, "--epochs", "1", "--batch", "4", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("8 train / 2 val images, 2 classes", json_lines(out)[0]["message"])
+        # an empty class folder in train/ is refused
+        shutil.rmtree(os.path.join(d, "train", "b"))
+        os.makedirs(os.path.join(d, "train", "b"))
+        err = self.assertFails(["train", "--data", d, "--out", m + "2", "--epochs", "1"], os.path.join("train", "b"))
+        self.assertIn("empty class folder", err)
+        self.assertFalse(os.path.exists(os.path.join(m + "2", "model.json")))
+
+    def test_class_folder_name_not_utf8(self):
+        rng = random.Random(6)
+        t = {b"caf\xe9/%d.png" % i: shape_image(0, rng) for i in range(4)}
+        t.update({b"tea/%d.png" % i: shape_image(1, rng) for i in range(4)})
+        d = self._tree("latin1", t)
+        m = os.path.join(self.tmp, "m_latin1")
+        err = self.assertFails(["train", "--data", d, "--out", m, "--epochs", "1"], "not valid UTF-8")
+        self.assertIn("classes.txt", err)
+        self.assertNotIn("epoch", err)
+        write(os.path.join(d, "classes.txt"), "caf\u00e9\ntea\n".encode())
+        rc, out, err = run("train", "--data", d, "--out", m, "--epochs", "1", "--batch", "4", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(read(os.path.join(m, "model.json")))["classes"], ["caf\u00e9", "tea"])
 
 
 if __name__ == "__main__":

@@ -322,7 +322,7 @@ class RealWorldExports(unittest.TestCase):
         put(d, "images/train/b.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ")
         rc, e = self.read(d, ok=False)
         self.assertEqual(rc, 1)
-        self.assertIn("images/train/b.webp: not a JPEG, PNG or BMP image (convert it", e)
+        self.assertIn("images/train/b.webp: not a JPEG, PNG or BMP image but a WebP image (convert it", e)
         classes, boxes = self.read(d, "--skip-bad")
         self.assertEqual(boxes["train"], {"a.png": []})
         put(d, "labels/train/a.txt", "0 0.1 0.1 0.2 0.2 0.3\n")  # 6 fields: neither a box nor a polygon

@@ -572,6 +572,124 @@ static void test_imagefolder_errors(void **state)
     rm_tree(root);
 }
 
+/* What users' folders hold besides images: macOS/Windows/NAS metadata is never read as an
+ * image or a class; images in formats AutoCV does not read are left out but counted (and
+ * named when a class holds nothing else); symlinks are followed, dangling ones skipped;
+ * UTF-8 class names work, names that are not UTF-8 are refused unless classes.txt names
+ * the classes; foreign classes in val/ are all named. */
+static void test_imagefolder_odd_files(void **state)
+{
+    (void)state;
+    char *root = make_tmp();
+    mkdir_p(root, "bolt M6/deep/deeper");
+    mkdir_p(root, "\xe8\x9e\xba\xe6\xaf\x8d"); /* 螺母 (nut) */
+    mkdir_p(root, "__MACOSX/bolt M6");
+    write_bmp(root, "bolt M6/a.BMP", 4, 4, 1);
+    write_bmp(root, "bolt M6/deep/deeper/b.bmp", 4, 4, 2);
+    write_bmp(root, "bolt M6/._a.BMP", 4, 4, 3); /* AppleDouble companions start with '.': hidden */
+    write_bytes(root, "bolt M6/.DS_Store", "\0\0\0\1Bud1", 8);
+    write_bytes(root, "bolt M6/Thumbs.db", "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8);
+    write_bytes(root, "bolt M6/desktop.ini", "[.ShellClassInfo]\r\n", 19);
+    write_bytes(root, "bolt M6/c.webp", "RIFF\x10\0\0\0WEBPVP8 ", 16);
+    write_bytes(root, "bolt M6/deep/d.TIF", "II*\0\x08\0\0\0", 8);
+    write_bmp(root, "\xe8\x9e\xba\xe6\xaf\x8d/n.Bmp", 4, 4, 4);
+    write_bytes(root, "Thumbs.db", "x", 1);
+    write_bytes(root, ".DS_Store", "x", 1);
+    char *target = pj(root, "bolt M6/a.BMP"), *link = pj(root, "\xe8\x9e\xba\xe6\xaf\x8d/link.bmp");
+    char *dangling = pj(root, "\xe8\x9e\xba\xe6\xaf\x8d/gone.bmp");
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(symlink("/nonexistent/x.bmp", dangling), 0);
+    free(target); free(link); free(dangling);
+
+    /* metadata folders: a macOS zip's __MACOSX beside the classes, Synology's @eaDir of JPEG
+     * thumbnails inside one */
+    write_bytes(root, "__MACOSX/bolt M6/._a.BMP", "\0\x05\x16\x07", 4);
+    mkdir_p(root, "bolt M6/@eaDir/a.BMP");
+    write_bmp(root, "bolt M6/@eaDir/a.BMP/SYNOPHOTO_THUMB_S.bmp", 2, 2, 7);
+
+    acv_cls_dataset *ds;
+    assert_int_equal(acv_cls_dataset_open(root, "train", 0.0f, 1, &ds), 0);
+    assert_int_equal(acv_cls_dataset_num_classes(ds), 2);
+    assert_string_equal(acv_cls_dataset_class_name(ds, 0), "bolt M6");
+    assert_string_equal(acv_cls_dataset_class_name(ds, 1), "\xe8\x9e\xba\xe6\xaf\x8d");
+    assert_int_equal(acv_cls_dataset_size(ds), 4); /* a.BMP, deep/deeper/b.bmp, link.bmp, n.Bmp */
+    const char *first = NULL;
+    assert_int_equal(acv_cls_dataset_other_files(ds, &first), 2);
+    assert_non_null(first);
+    assert_non_null(strstr(first, "bolt M6/"));
+    for (int i = 0; i < 4; i++) {
+        acv_image im;
+        if (acv_cls_dataset_get(ds, i, 3, &im)) fail_msg("%s", acv_errmsg());
+        acv_image_free(&im);
+    }
+    acv_cls_dataset_free(ds);
+
+    /* a class holding only images AutoCV cannot read: refused, naming one of them */
+    mkdir_p(root, "washer");
+    write_bytes(root, "washer/w.heic", "\0\0\0\x18" "ftypheic", 12);
+    assert_int_equal(acv_cls_dataset_open(root, "train", 0.0f, 1, &ds), ACV_EFORMAT);
+    assert_msg_has("washer: empty class folder");
+    assert_msg_has("w.heic");
+    write_bmp(root, "washer/w.bmp", 4, 4, 5);
+
+    /* a folder name that is not UTF-8 (a Latin-1 archive): refused at once, not after training */
+    mkdir_p(root, "caf\xe9");
+    write_bmp(root, "caf\xe9/1.bmp", 4, 4, 6);
+    assert_int_equal(acv_cls_dataset_open(root, "train", 0.0f, 1, &ds), ACV_EFORMAT);
+    assert_msg_has("caf?");
+    assert_msg_has("not valid UTF-8");
+    assert_msg_has("classes.txt");
+    /* ... unless classes.txt names the classes (sorted folder order: "bolt M6", "caf\xe9", "washer", nut) */
+    write_bytes(root, "classes.txt", "bolt M6\ncafe\nwasher\nnut\n", 24);
+    assert_int_equal(acv_cls_dataset_open(root, "train", 0.0f, 1, &ds), 0);
+    assert_string_equal(acv_cls_dataset_class_name(ds, 1), "cafe");
+    acv_cls_dataset_free(ds);
+    rm_tree(root);
+
+    /* train/ + val/ with foreign classes: all of them named, with the training classes */
+    root = make_tmp();
+    const char *tr[] = {"a", "b"}, *va[] = {"a", "c", "d"};
+    char rel[64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(rel, sizeof rel, "train/%s", tr[i]);
+        mkdir_p(root, rel);
+        snprintf(rel, sizeof rel, "train/%s/1.bmp", tr[i]);
+        write_bmp(root, rel, 4, 4, i);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(rel, sizeof rel, "val/%s", va[i]);
+        mkdir_p(root, rel);
+        snprintf(rel, sizeof rel, "val/%s/1.bmp", va[i]);
+        write_bmp(root, rel, 4, 4, i);
+    }
+    assert_int_equal(acv_cls_dataset_open(root, "val", 0.0f, 1, &ds), ACV_EFORMAT);
+    assert_msg_has("2 class folders are not among the training classes: \"c\", \"d\"");
+    assert_msg_has("the training classes are \"a\", \"b\"");
+    /* an empty class folder in val/ means the class is absent there (the platform writes
+     * every class folder in every split): here the first two of three */
+    char *vd = pj(root, "val/d");
+    assert_int_equal(acv_remove_tree(vd), 0);
+    free(vd);
+    mkdir_p(root, "train/c");
+    write_bmp(root, "train/c/1.bmp", 4, 4, 8);
+    mkdir_p(root, "val/b");
+    char *va1 = pj(root, "val/a/1.bmp");
+    assert_int_equal(unlink(va1), 0);
+    free(va1);
+    assert_int_equal(acv_cls_dataset_open(root, "val", 0.0f, 1, &ds), 0);
+    assert_int_equal(acv_cls_dataset_size(ds), 1);
+    assert_int_equal(acv_cls_dataset_num_classes(ds), 3);
+    assert_int_equal(acv_cls_dataset_label(ds, 0), 2);
+    acv_cls_dataset_free(ds);
+    /* ... but in train/ it is an error */
+    char *tb = pj(root, "train/b/1.bmp");
+    assert_int_equal(unlink(tb), 0);
+    free(tb);
+    assert_int_equal(acv_cls_dataset_open(root, "train", 0.0f, 1, &ds), ACV_EFORMAT);
+    assert_msg_has("train/b: empty class folder");
+    rm_tree(root);
+}
+
 /* ---- loader ----------------------------------------------------------------------- */
 
 /* n gray 8x8 images with varied content, label i % 5. */
@@ -967,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_imagefolder_flat),
         cmocka_unit_test(test_imagefolder_split_layout),
         cmocka_unit_test(test_imagefolder_errors),
+        cmocka_unit_test(test_imagefolder_odd_files),
         cmocka_unit_test(test_loader_determinism),
         cmocka_unit_test(test_loader_order_and_drop_last),
         cmocka_unit_test(test_loader_eval_center_crop),
