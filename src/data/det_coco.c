@@ -11,6 +11,7 @@
 
 #include "autocv/error.h"
 #include "base/file.h"
+#include "data/coco_json.h"
 #include "data/det_internal.h"
 
 /* ---- finding the files ---------------------------------------------------------------------- */
@@ -175,61 +176,8 @@ static const id_idx *find_id(const id_idx *v, int n, int64_t id)
     return n ? bsearch(&key, v, (size_t)n, sizeof *v, cmp_id) : NULL;
 }
 
-static bool get_int(const json_t *o, const char *key, int64_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15) {
-        *out = (int64_t)json_real_value(v);
-        return true;
-    }
-    return false;
-}
-
-static bool get_flag(const json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0) ||
-           (json_is_real(v) && json_real_value(v) != 0);
-}
-
-/* Marks (flags[i]) Roboflow's dataset-level category: its supercategory is "none" and it is
- * the supercategory of other categories (id 0 in Roboflow's exports). It names the project,
- * not a class: no annotation uses it. flags: malloc'd, k entries (NULL when k is 0). */
-static int super_flags(const json_t *cats, bool **flags)
-{
-    size_t k = json_array_size(cats);
-    *flags = NULL;
-    if (!k) return 0;
-    bool *f = calloc(k, sizeof *f);
-    const char **sup = calloc(k, sizeof *sup);
-    if (!f || !sup) {
-        free(f);
-        free(sup);
-        return acv_error(ACV_ENOMEM, "out of memory");
-    }
-    size_t ns = 0;
-    for (size_t i = 0; i < k; i++) {
-        const char *s = json_string_value(json_object_get(json_array_get(cats, i), "supercategory"));
-        if (s && strcmp(s, "none")) sup[ns++] = s;
-    }
-    qsort(sup, ns, sizeof *sup, cmp_str);
-    for (size_t i = 0; i < k; i++) {
-        json_t *c = json_array_get(cats, i);
-        const char *name = json_string_value(json_object_get(c, "name"));
-        const char *s = json_string_value(json_object_get(c, "supercategory"));
-        f[i] = name && s && !strcmp(s, "none") && ns && bsearch(&name, sup, ns, sizeof *sup, cmp_str);
-    }
-    free(sup);
-    *flags = f;
-    return 0;
-}
-
 /* Categories of root, sorted by id, into the dataset (first file) or checked against it.
- * Roboflow's dataset-level category (super_flags) is left out. */
+ * Roboflow's dataset-level category (acv_coco_super_flags) is left out. */
 static int read_categories(const char *json, json_t *root, const bool *super, acv__det_build *b, bool first)
 {
     acv_det_dataset *ds = b->ds;
@@ -245,7 +193,7 @@ static int read_categories(const char *json, json_t *root, const bool *super, ac
     for (size_t i = 0; !rc && i < k; i++) {
         json_t *c = json_array_get(cats, i);
         const char *name = json_string_value(json_object_get(c, "name"));
-        if (!json_is_object(c) || !get_int(c, "id", &ord[kept].id))
+        if (!json_is_object(c) || !acv_coco_int(c, "id", &ord[kept].id))
             rc = acv_error(ACV_EFORMAT, "%s: categories[%zu] has no integer \"id\"", json, i);
         else if (!name || !*name)
             rc = acv_error(ACV_EFORMAT, "%s: category id %lld (categories[%zu]) has no \"name\"", json,
@@ -330,7 +278,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
     else if (anns && !json_is_array(anns))
         rc = acv_error(ACV_EFORMAT, "%s: \"annotations\" is not an array", f->json);
     bool *super = NULL;
-    if (!rc) rc = super_flags(json_object_get(root, "categories"), &super);
+    if (!rc) rc = acv_coco_super_flags(json_object_get(root, "categories"), &super);
     if (!rc) rc = read_categories(f->json, root, super, b, first);
     size_t ni = json_array_size(images);
     id_idx *imap = rc ? NULL : calloc(ni ? ni : 1, sizeof *imap);
@@ -340,7 +288,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         json_t *o = json_array_get(images, i);
         int64_t id, w = 0, h = 0;
         const char *fname = json_string_value(json_object_get(o, "file_name"));
-        if (!json_is_object(o) || !get_int(o, "id", &id)) {
+        if (!json_is_object(o) || !acv_coco_int(o, "id", &id)) {
             rc = acv__det_bad(b, "%s: images[%zu] has no integer \"id\"", f->json, i);
             continue;
         }
@@ -364,8 +312,8 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
             imap[nmap++] = (id_idx){id, -1};
             continue;
         }
-        get_int(o, "width", &w);
-        get_int(o, "height", &h);
+        acv_coco_int(o, "width", &w);
+        acv_coco_int(o, "height", &h);
         if (w <= 0 || h <= 0 || w > 1000000 || h > 1000000) {
             int iw, ih;
             if (acv__det_image_size(path, &iw, &ih)) {
@@ -395,11 +343,11 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         json_t *a = json_array_get(anns, i);
         int64_t aid = 0, iid, cid;
         char where[400];
-        if (json_is_object(a) && get_int(a, "id", &aid))
+        if (json_is_object(a) && acv_coco_int(a, "id", &aid))
             snprintf(where, sizeof where, "%s: annotation id %lld (annotations[%zu])", f->json, (long long)aid, i);
         else
             snprintf(where, sizeof where, "%s: annotations[%zu]", f->json, i);
-        if (!json_is_object(a) || !get_int(a, "image_id", &iid)) {
+        if (!json_is_object(a) || !acv_coco_int(a, "image_id", &iid)) {
             rc = acv__det_bad(b, "%s: no integer \"image_id\"", where);
             continue;
         }
@@ -409,7 +357,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
             continue;
         }
         if (im->idx < 0) continue; /* its image was dropped (and counted) */
-        if (!get_int(a, "category_id", &cid)) {
+        if (!acv_coco_int(a, "category_id", &cid)) {
             rc = acv__det_bad(b, "%s: no integer \"category_id\"", where);
             continue;
         }
@@ -419,7 +367,7 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
             size_t sup = 0;
             while (sup < json_array_size(cats)) {
                 int64_t id;
-                if (get_int(json_array_get(cats, sup), "id", &id) && id == cid) break;
+                if (acv_coco_int(json_array_get(cats, sup), "id", &id) && id == cid) break;
                 sup++;
             }
             if (sup < json_array_size(cats) && super[sup])
@@ -447,8 +395,8 @@ static int read_file(const coco_file *f, acv__det_build *b, bool first)
         }
         acv_box box = {.x1 = (float)v[0], .y1 = (float)v[1], .x2 = (float)(v[0] + v[2]), .y2 = (float)(v[1] + v[3]),
                        .cls = c->idx};
-        if (get_flag(a, "iscrowd")) box.flags |= ACV_BOX_CROWD;
-        if (get_flag(a, "difficult")) box.flags |= ACV_BOX_DIFFICULT;
+        if (acv_coco_flag(a, "iscrowd")) box.flags |= ACV_BOX_CROWD;
+        if (acv_coco_flag(a, "difficult")) box.flags |= ACV_BOX_DIFFICULT;
         rc = acv__det_push_box(b, &ds->images[im->idx], box, where);
     }
     free(imap);

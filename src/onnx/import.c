@@ -143,45 +143,18 @@ int acv__set_alias(acv__ictx *c, size_t k, const acv__oval *v)
     int i = val_new(c, nm);
     if (i < 0) return i;
     acv__oval *o = &c->v[i];
-    o->kind = copy.kind;
-    o->id = copy.id;
-    o->batched = copy.batched;
-    o->src = copy.src;
-    memcpy(o->pads, copy.pads, sizeof o->pads);
-    o->nhwc = copy.nhwc;
-    o->mat = copy.mat;
-    o->stage = copy.stage;
-    o->axis = copy.axis;
-    o->eps = copy.eps;
-    o->gamma = copy.gamma;
-    if (copy.kind == ACV__V_CONST) {
-        o->id = -1; /* its own parameter if ever needed */
-        o->c = copy.c;
-        o->c.f = copy.c.f ? malloc((size_t)(copy.c.n ? copy.c.n : 1) * sizeof(float)) : NULL;
-        o->c.i = copy.c.i ? malloc((size_t)(copy.c.n ? copy.c.n : 1) * sizeof(int64_t)) : NULL;
-        if (!o->c.f && !o->c.i) return acv_error(ACV_ENOMEM, "out of memory");
-        if (copy.c.f) memcpy(o->c.f, copy.c.f, (size_t)copy.c.n * sizeof(float));
-        if (copy.c.i) memcpy(o->c.i, copy.c.i, (size_t)copy.c.n * sizeof(int64_t));
-    }
-    return 0;
-}
-
-int acv__set_pending(acv__ictx *c, size_t k, const acv__oval *proto)
-{
-    const char *nm = out_name(c, k);
-    if (!nm) return 0;
-    acv__oval copy = *proto; /* proto may move when the table grows */
-    int i = val_new(c, nm);
-    if (i < 0) return i;
-    acv__oval *o = &c->v[i];
-    o->kind = copy.kind;
-    o->batched = copy.batched;
-    o->src = copy.src;
-    o->nhwc = copy.nhwc;
-    o->stage = copy.stage;
-    o->axis = copy.axis;
-    o->eps = copy.eps;
-    o->gamma = copy.gamma;
+    char *name = o->name;
+    *o = copy; /* every field but the name and a constant's data */
+    o->name = name;
+    o->c.f = NULL;
+    o->c.i = NULL;
+    if (copy.kind != ACV__V_CONST) return 0;
+    o->id = -1; /* its own parameter if ever needed */
+    size_t n = (size_t)(copy.c.n ? copy.c.n : 1);
+    if ((copy.c.f && !(o->c.f = malloc(n * sizeof(float)))) || (copy.c.i && !(o->c.i = malloc(n * sizeof(int64_t)))))
+        return acv_error(ACV_ENOMEM, "out of memory");
+    if (copy.c.f) memcpy(o->c.f, copy.c.f, (size_t)copy.c.n * sizeof(float));
+    if (copy.c.i) memcpy(o->c.i, copy.c.i, (size_t)copy.c.n * sizeof(int64_t));
     return 0;
 }
 

@@ -67,10 +67,9 @@ acv__oval *acv__in(acv__ictx *c, size_t k);
 /* Sets output k of the current node. set_const takes ownership of *t. */
 int acv__set_node(acv__ictx *c, size_t k, acv_id id, bool batched);
 int acv__set_const(acv__ictx *c, size_t k, acv__otensor *t);
+/* Output k as a copy of v (a constant's data copied too): aliases and pending LN / GELU values. */
 int acv__set_alias(acv__ictx *c, size_t k, const acv__oval *v);
 int acv__set_pad(acv__ictx *c, size_t k, int src, const int64_t pads[4]);
-/* A pending LN / GELU value like proto (kind, src, stage, axis, eps, gamma, nhwc, batched). */
-int acv__set_pending(acv__ictx *c, size_t k, const acv__oval *proto);
 /* The value as a graph node: a constant becomes a (non-trainable unless said) parameter
  * named after it, a pending pad a zero-padding depthwise convolution. */
 acv_id acv__node_of(acv__ictx *c, acv__oval *v, bool trainable);

@@ -367,7 +367,7 @@ acv_id acv__pending_node(acv__ictx *c, acv__oval *v)
 /* A pending value of kind/stage from the source at index src. */
 static int set_pending(acv__ictx *c, acv__vkind kind, int stage, int src, int axis, float eps, acv_id gamma)
 {
-    acv__oval p = {0};
+    acv__oval p = {.id = -1, .mat = -1};
     p.kind = kind;
     p.stage = stage;
     p.src = src;
@@ -376,7 +376,7 @@ static int set_pending(acv__ictx *c, acv__vkind kind, int stage, int src, int ax
     p.gamma = gamma;
     p.batched = c->v[src].batched;
     p.nhwc = c->v[src].nhwc;
-    return acv__set_pending(c, 0, &p);
+    return acv__set_alias(c, 0, &p);
 }
 
 /* A constant operand of a channels-last value, as a parameter in the graph's NCHW order:

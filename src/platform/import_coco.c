@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "autocv/error.h"
+#include "data/coco_json.h"
 #include "platform/import_internal.h"
 
 /* ---- COCO RLE --------------------------------------------------------------------------------- */
@@ -138,29 +139,6 @@ static json_t *rle_shape(const char *label, const json_t *rle, int w, int h, con
 
 /* ---- conversion ------------------------------------------------------------------------------- */
 
-/* An integer field, also written as a whole real (1.0), as some exporters do. */
-static bool get_int(const json_t *o, const char *key, int64_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15) {
-        *out = (int64_t)json_real_value(v);
-        return true;
-    }
-    return false;
-}
-
-/* A flag: true, or a nonzero number ("iscrowd": 1, "difficult": 1). */
-static bool get_flag(const json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0) ||
-           (json_is_real(v) && json_real_value(v) != 0);
-}
-
 /* A polygon list with no coordinate at all ([] or [[]]): no segmentation (CVAT and Label Studio
  * write one for boxes). */
 static bool seg_empty(const json_t *seg)
@@ -209,7 +187,7 @@ static int convert_ann(acv__plan *p, acv__item *it, const json_t *ref, const jso
     const char *aname = json_string_value(json_object_get(ref, "name"));
     int64_t cid;
     char key[32];
-    if (!get_int(ann, "category_id", &cid)) return acv_error(ACV_EINVAL, "%s has no integer category_id", aname);
+    if (!acv_coco_int(ann, "category_id", &cid)) return acv_error(ACV_EINVAL, "%s has no integer category_id", aname);
     snprintf(key, sizeof key, "%lld", (long long)cid);
     const char *label = json_string_value(json_object_get(cats, key));
     if (!label && json_object_get(supers, key))
@@ -217,7 +195,7 @@ static int convert_ann(acv__plan *p, acv__item *it, const json_t *ref, const jso
                                      "dataset's name in a Roboflow export), not a class: give it its own category",
                          aname, key, json_string_value(json_object_get(supers, key)));
     if (!label) return acv_error(ACV_EINVAL, "%s: category_id %s is not among the categories", aname, key);
-    bool crowd = get_flag(ann, "iscrowd"), difficult = get_flag(ann, "difficult");
+    bool crowd = acv_coco_flag(ann, "iscrowd"), difficult = acv_coco_flag(ann, "difficult");
     json_t *seg = json_object_get(ann, "segmentation");
     size_t before = json_array_size(shapes);
     const char *why = NULL;
@@ -339,30 +317,6 @@ static bool coco_named(const char *path)
            !strcmp(base, "result.json") || strstr(path, "annotations/") == path || strstr(path, "/annotations/") != NULL;
 }
 
-/* Marks (flags[i]) Roboflow's dataset-level category: its supercategory is "none" and it is the
- * supercategory of other categories (id 0 in Roboflow's exports). It names the dataset, not a
- * class (as src/data/det_coco.c reads it). flags: malloc'd, k entries (NULL when k is 0). */
-static int super_flags(const json_t *cats, bool **flags)
-{
-    size_t k = json_array_size(cats);
-    *flags = NULL;
-    if (!k) return 0;
-    bool *f = calloc(k, sizeof *f);
-    if (!f) return acv_error(ACV_ENOMEM, "out of memory");
-    for (size_t i = 0; i < k; i++) {
-        json_t *c = json_array_get(cats, i);
-        const char *name = json_string_value(json_object_get(c, "name"));
-        const char *s = json_string_value(json_object_get(c, "supercategory"));
-        if (!name || !s || strcmp(s, "none")) continue;
-        for (size_t j = 0; !f[i] && j < k; j++) {
-            const char *sj = json_string_value(json_object_get(json_array_get(cats, j), "supercategory"));
-            f[i] = j != i && sj && !strcmp(sj, name);
-        }
-    }
-    *flags = f;
-    return 0;
-}
-
 /* Plans one COCO document found at path. */
 static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *doc)
 {
@@ -373,13 +327,13 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
     int rc = (!cats || !supers || !by_image || !seen) ? acv_error(ACV_ENOMEM, "out of memory") : 0;
     if (!rc && cats_in && !json_is_array(cats_in))
         rc = acv_error(ACV_EINVAL, "%s: \"categories\" is not an array", path);
-    if (!rc) rc = super_flags(cats_in, &super);
+    if (!rc) rc = acv_coco_super_flags(cats_in, &super);
     /* Categories: id -> name, in file order for the label list. */
     for (size_t i = 0; !rc && i < json_array_size(cats_in); i++) {
         json_t *c = json_array_get(cats_in, i);
         const char *name = json_string_value(json_object_get(c, "name"));
         int64_t id;
-        if (!get_int(c, "id", &id) || !name) {
+        if (!acv_coco_int(c, "id", &id) || !name) {
             rc = acv_error(ACV_EINVAL, "%s: categories[%zu] needs an integer \"id\" and a string \"name\"", path, i);
             break;
         }
@@ -397,7 +351,7 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
     for (size_t i = 0; !rc && !cats_in && i < json_array_size(anns); i++) {
         int64_t cid;
         char key[32];
-        if (!get_int(json_array_get(anns, i), "category_id", &cid)) continue;
+        if (!acv_coco_int(json_array_get(anns, i), "category_id", &cid)) continue;
         snprintf(key, sizeof key, "%lld", (long long)cid);
         if (!json_object_get(cats, key) && !(rc = acv__plan_label(p, key, NULL)))
             json_object_set_new(cats, key, json_string(key));
@@ -407,9 +361,9 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
         json_t *ann = json_array_get(anns, i);
         int64_t iid, aid;
         char name[64], key[32];
-        if (json_is_object(ann) && get_int(ann, "id", &aid)) snprintf(name, sizeof name, "annotation %lld", (long long)aid);
+        if (json_is_object(ann) && acv_coco_int(ann, "id", &aid)) snprintf(name, sizeof name, "annotation %lld", (long long)aid);
         else snprintf(name, sizeof name, "annotations[%zu]", i);
-        if (!json_is_object(ann) || !get_int(ann, "image_id", &iid)) {
+        if (!json_is_object(ann) || !acv_coco_int(ann, "image_id", &iid)) {
             acv__plan_skip(p, path, "%s has no integer image_id (left out)", name);
             continue;
         }
@@ -422,7 +376,7 @@ static int plan_file(acv__archive *a, acv__plan *p, const char *path, json_t *do
         json_t *im = json_array_get(images, i);
         const char *fname = json_string_value(json_object_get(im, "file_name"));
         int64_t iid;
-        if (!get_int(im, "id", &iid) || !fname || !*fname) {
+        if (!acv_coco_int(im, "id", &iid) || !fname || !*fname) {
             acv__plan_skip(p, path, "images[%zu] needs an integer \"id\" and a \"file_name\"", i);
             continue;
         }
