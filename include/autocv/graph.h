@@ -216,4 +216,15 @@ char *acv_graph_to_json(const acv_graph *g);
 /* Rebuilds a graph from acv_graph_to_json()'s text; parameters are allocated but not set. */
 int acv_graph_from_json(const char *json, acv_graph **out);
 
+/* Adds the nodes of graph JSON `text` (acv_graph_to_json's form) to g, a graph still being
+ * built, as acv_graph_from_json would: the JSON's one input node stands for node `input` of g;
+ * every other node's name gets `prefix` in front; with `frozen`, its parameters are not
+ * trainable. keep (one flag per JSON node, or NULL) selects the nodes to add, and every input
+ * of a selected node must be selected or be the input; with keep NULL the nodes are added in
+ * order until one cannot be (its shape does not infer at g's input size: g then carries that
+ * error). ids (room for n_ids) receives each JSON node's id in g, -1 where not added. Returns
+ * the number of nodes added, or a negative error. Parameters are allocated but not set. */
+int acv_graph_append_json(acv_graph *g, const char *text, acv_id input, const char *prefix, bool frozen,
+                          const unsigned char *keep, int *ids, int n_ids);
+
 #endif

@@ -17,13 +17,16 @@ static int train_det(int argc, char **argv)
     acv_det_train_opts_init(&o);
     const char *task = "det";
     int seed = 0;
-    bool resume = false, json = false, skip_bad = false;
+    bool resume = false, json = false, skip_bad = false, freeze = false;
     acv_argdef defs[] = {
         {"--task", ACV_ARG_STR, &task, "TASK", "det (object detection)"},
         {"--data", ACV_ARG_STR, &o.data, "PATH", "dataset: COCO JSON, YOLO (data.yaml) or Pascal VOC, detected"},
         {"--out", ACV_ARG_STR, &o.out, "DIR", "model directory to write (holds the best model and the checkpoint)"},
         {"--model", ACV_ARG_STR, &o.model, "NAME", "detector: auto, det-s (fast on CPU), det-m (more accurate), det-s-p2 / det-m-p2 (very small objects)"},
         {"--init", ACV_ARG_STR, &o.init, "MODEL", "start from this detection model directory's weights"},
+        {"--backbone", ACV_ARG_STR, &o.backbone, "MODEL",
+         "backbone from this classifier (model directory or .onnx file): its layers up to stride 32, with their weights"},
+        {"--freeze-backbone", ACV_ARG_FLAG, &freeze, NULL, "with --backbone: its weights do not train"},
         {"--epochs", ACV_ARG_INT, &o.epochs, "N", "training epochs (auto: 100)"},
         {"--batch", ACV_ARG_INT, &o.batch, "N", "batch size (auto: 8)"},
         {"--imgsz", ACV_ARG_INT, &o.imgsz, "N", "letterboxed input side, a multiple of 32 (default 640)"},
@@ -63,6 +66,10 @@ static int train_det(int argc, char **argv)
     o.resume = resume;
     o.json = json;
     o.skip_bad = skip_bad;
+    if (o.backbone && o.init) return acv_cli_fail("train", "--backbone and --init are exclusive");
+    if (freeze && !o.backbone) return acv_cli_fail("train", "--freeze-backbone needs --backbone MODEL");
+    if (o.backbone && resume) return acv_cli_fail("train", "--resume takes the backbone from the checkpoint: leave --backbone out");
+    o.freeze_backbone = freeze;
     rc = acv_det_train(&o);
     return rc ? acv_cli_error("train", rc) : 0;
 }

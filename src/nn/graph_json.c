@@ -323,6 +323,54 @@ static int node_from_json(acv_graph *g, json_t *o, int idx, const int *ids)
     return acv__graph_add(g, (acv_op)op, name, n_in, in, &a);
 }
 
+/* See graph.h. Node names are prefixed and parameters frozen in the parsed copy, then each
+ * node is added as acv_graph_from_json adds it. */
+int acv_graph_append_json(acv_graph *g, const char *text, acv_id input, const char *prefix, bool frozen,
+                          const unsigned char *keep, int *ids, int n_ids)
+{
+    if (!g || !text || !ids) return acv_error(ACV_EINVAL, "acv_graph_append_json: missing argument");
+    if (g->status) return g->status;
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    if (!root) return acv_error(ACV_EFORMAT, "graph JSON: %s at line %d", jerr.text, jerr.line);
+    json_t *nodes = json_object_get(root, "nodes");
+    int n = json_is_array(nodes) ? (int)json_array_size(nodes) : -1, rc = 0, added = 0, inputs = 0;
+    if (n < 0) rc = acv_error(ACV_EFORMAT, "graph JSON: needs \"nodes\" (an array)");
+    else if (n > n_ids) rc = acv_error(ACV_EINVAL, "graph JSON: %d nodes, room for %d", n, n_ids);
+    for (int i = 0; i < n_ids; i++) ids[i] = -1;
+    for (int i = 0; !rc && i < n; i++) {
+        json_t *o = json_array_get(nodes, (size_t)i);
+        const char *op = json_string_value(json_object_get(o, "op"));
+        ids[i] = -1;
+        if (op && !strcmp(op, "input")) {
+            if (inputs++) rc = acv_error(ACV_EUNSUPPORTED, "graph JSON: more than one input (node %d)", i);
+            ids[i] = input;
+            continue;
+        }
+        if (keep && !keep[i]) continue;
+        const char *name = json_string_value(json_object_get(o, "name"));
+        size_t len = strlen(prefix ? prefix : "") + strlen(name ? name : "") + 1;
+        char *full = malloc(len);
+        if (!full) {
+            rc = acv_error(ACV_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(full, len, "%s%s", prefix ? prefix : "", name ? name : "");
+        json_object_set_new(o, "name", json_string(full));
+        free(full);
+        if (frozen && op && !strcmp(op, "param")) json_object_set_new(o, "trainable", json_false());
+        int id = node_from_json(g, o, i, ids);
+        if (id < 0) {
+            rc = keep ? acv_error_prefix(id, "graph JSON: ") : 0; /* without keep: stop at the first failure */
+            break;
+        }
+        ids[i] = id;
+        added++;
+    }
+    json_decref(root);
+    return rc ? rc : added;
+}
+
 int acv_graph_from_json(const char *text, acv_graph **out)
 {
     *out = NULL;

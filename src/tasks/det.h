@@ -93,6 +93,30 @@ double acv_det_small_share(const struct acv_det_image *images, int n, int imgsz)
  * The graph is built for one input size (the upsampling sizes are fixed): for another size,
  * build again and load the same weights (they do not depend on the size). */
 int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, int imgsz_w, acv_det_net *net);
+/* A classifier's convolutional part as the detector's backbone (acv_det_build_backbone). */
+struct acv_model;
+typedef struct acv_det_backbone {
+    struct acv_model *src;   /* the classifier (owned; acv_det_backbone_free) */
+    char feature[4][128];    /* per stride 4, 8, 16, 32: the name of the classifier's node used,
+                                "" for none (a stride-2 Conv made that level, or it is unused) */
+    int channels[4];         /* its channels */
+} acv_det_backbone;
+/* Builds detector `name`'s neck and heads (as acv_det_build) on the classifier at path (a
+ * model directory or a .onnx file, imported at imgsz) into the empty graph g. The input
+ * "images" (RGB in [0, 1]) goes through a fixed 1x1 convolution "backbone.input" to the
+ * classifier's normalized input (its mean/std; luma for a grayscale classifier), then through
+ * the classifier's layers, named "backbone." + their names, up to the last feature map at each
+ * stride 8, 16, 32 (4, 8, 16, 32 for "-p2"), found by adding its nodes at imgsz until one does
+ * not fit (the head). Each level gets a 1x1 Conv "adapt.{level}" to the neck's width; levels
+ * deeper than the classifier goes are stride-2 Convs; SPPF "adapt.sppf" on the deepest. With
+ * freeze, the classifier's parameters are not trainable. bb receives the loaded classifier and
+ * the features used; copy its weights with acv_det_backbone_copy after initialisation. */
+int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int imgsz, const char *path, bool freeze,
+                           acv_det_net *net, acv_det_backbone *bb);
+/* Copies the classifier's parameters (and running statistics) into g's backbone and sets the
+ * input conversion. */
+int acv_det_backbone_copy(acv_graph *g, const acv_det_backbone *bb);
+void acv_det_backbone_free(acv_det_backbone *bb);
 /* Initialises every parameter: acv_graph_init_params(g, seed), then the heads' priors (as
  * YOLOv8, but for the real input size): box biases 1.0 and class biases
  * log(5 / K / (H * W / s^2)), i.e. about five objects an image spread over a level's cells.

@@ -9,14 +9,17 @@
  * where Conv = conv (no bias) + batch norm + SiLU and "++" is a channel concat. */
 #include "tasks/det.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "autocv/error.h"
 #include "data/det_dataset.h"
 #include "nn/kernels.h"
+#include "onnx/import.h"
 
 static const acv_det_arch ARCHS[] = {
     {"det-s", "small YOLOv8-style detector (YOLOv8n widths, one bottleneck a block): fast on CPU",
@@ -154,44 +157,14 @@ static acv_id cat2(acv_graph *g, acv_id a, acv_id b)
 
 /* ---- building ------------------------------------------------------------------------------- */
 
-int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, int imgsz_w, acv_det_net *net)
+/* The neck and heads on backbone features p2 (stride 4; used by "-p2" architectures only),
+ * p3, p4 and p5 (strides 8, 16, 32; p5 after SPPF) of widths w[1..4]; marks the output and
+ * fills *net (its input already set). */
+static int neck_heads(acv_graph *g, const acv_det_arch *ar, int n_classes, acv_id p2, acv_id p3, acv_id p4,
+                      acv_id p5, acv_det_net *net, const char *name)
 {
-    const acv_det_arch *ar = acv_det_arch_find(name);
-    if (!ar) {
-        char list[128] = "";
-        for (int i = 0; i < ARCH_N; i++) {
-            strcat(list, i ? ", " : "");
-            strcat(list, ARCHS[i].name);
-        }
-        return acv_error(ACV_ENOTFOUND, "unknown detector '%s' (choose one of: auto, %s)", name ? name : "", list);
-    }
-    if (n_classes < 1 || n_classes > 100000)
-        return acv_error(ACV_EINVAL, "detector %s: %d classes (needs 1..100000)", name, n_classes);
-    if (imgsz_h < 64 || imgsz_w < 64 || imgsz_h % 32 || imgsz_w % 32)
-        return acv_error(ACV_EINVAL, "detector %s: input %dx%d must be multiples of 32, at least 64", name, imgsz_w,
-                         imgsz_h);
     const int *w = ar->width;
     const int R = ACV_DET_REG_MAX;
-    memset(net, 0, sizeof *net);
-    net->arch = ar;
-    net->n_classes = n_classes;
-    net->reg_max = R;
-    net->imgsz_h = imgsz_h;
-    net->imgsz_w = imgsz_w;
-
-    int64_t shape[4] = {1, 3, imgsz_h, imgsz_w};
-    acv_id x = net->input = acv_input(g, "images", 4, shape);
-    /* backbone */
-    x = cbs(g, "backbone.0", x, w[0], 3, 2);
-    x = cbs(g, "backbone.1", x, w[1], 3, 2);
-    acv_id p2 = x = c2f(g, "backbone.2", x, w[1], ar->depth[0], true);
-    x = cbs(g, "backbone.3", x, w[2], 3, 2);
-    acv_id p3 = x = c2f(g, "backbone.4", x, w[2], ar->depth[1], true);
-    x = cbs(g, "backbone.5", x, w[3], 3, 2);
-    acv_id p4 = x = c2f(g, "backbone.6", x, w[3], ar->depth[2], true);
-    x = cbs(g, "backbone.7", x, w[4], 3, 2);
-    x = c2f(g, "backbone.8", x, w[4], ar->depth[3], true);
-    acv_id p5 = sppf(g, "backbone.9", x, w[4]);
     /* neck */
     int nd = ar->neck_depth;
     acv_id t4 = c2f(g, "neck.0", up_cat(g, p5, p4), w[3], nd, false);
@@ -239,6 +212,279 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
     acv_graph_set_output(g, out);
     net->output = out;
     return acv_det_net_from_graph(g, n_classes, net);
+}
+
+/* The architecture `name` after checking the class count and input size. */
+static int check_args(const char *name, int n_classes, int imgsz_h, int imgsz_w, const acv_det_arch **out)
+{
+    const acv_det_arch *ar = *out = acv_det_arch_find(name);
+    if (!ar) {
+        char list[128] = "";
+        for (int i = 0; i < ARCH_N; i++) {
+            strcat(list, i ? ", " : "");
+            strcat(list, ARCHS[i].name);
+        }
+        return acv_error(ACV_ENOTFOUND, "unknown detector '%s' (choose one of: auto, %s)", name ? name : "", list);
+    }
+    if (n_classes < 1 || n_classes > 100000)
+        return acv_error(ACV_EINVAL, "detector %s: %d classes (needs 1..100000)", name, n_classes);
+    if (imgsz_h < 64 || imgsz_w < 64 || imgsz_h % 32 || imgsz_w % 32)
+        return acv_error(ACV_EINVAL, "detector %s: input %dx%d must be multiples of 32, at least 64", name, imgsz_w,
+                         imgsz_h);
+    return 0;
+}
+
+int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, int imgsz_w, acv_det_net *net)
+{
+    const acv_det_arch *ar;
+    int rc = check_args(name, n_classes, imgsz_h, imgsz_w, &ar);
+    if (rc) return rc;
+    const int *w = ar->width;
+    const int R = ACV_DET_REG_MAX;
+    memset(net, 0, sizeof *net);
+    net->arch = ar;
+    net->n_classes = n_classes;
+    net->reg_max = R;
+    net->imgsz_h = imgsz_h;
+    net->imgsz_w = imgsz_w;
+
+    int64_t shape[4] = {1, 3, imgsz_h, imgsz_w};
+    acv_id x = net->input = acv_input(g, "images", 4, shape);
+    /* backbone */
+    x = cbs(g, "backbone.0", x, w[0], 3, 2);
+    x = cbs(g, "backbone.1", x, w[1], 3, 2);
+    acv_id p2 = x = c2f(g, "backbone.2", x, w[1], ar->depth[0], true);
+    x = cbs(g, "backbone.3", x, w[2], 3, 2);
+    acv_id p3 = x = c2f(g, "backbone.4", x, w[2], ar->depth[1], true);
+    x = cbs(g, "backbone.5", x, w[3], 3, 2);
+    acv_id p4 = x = c2f(g, "backbone.6", x, w[3], ar->depth[2], true);
+    x = cbs(g, "backbone.7", x, w[4], 3, 2);
+    x = c2f(g, "backbone.8", x, w[4], ar->depth[3], true);
+    acv_id p5 = sppf(g, "backbone.9", x, w[4]);
+    return neck_heads(g, ar, n_classes, p2, p3, p4, p5, net, name);
+}
+
+/* ---- a classifier's convolutional part as the backbone ---------------------------------- */
+
+#define BB_PREFIX "backbone."
+#define BB_INPUT "backbone.input" /* the fixed 1x1 convolution: RGB in [0, 1] -> the classifier's input */
+#define BB_LEVELS 4               /* strides 4, 8, 16, 32 */
+
+/* The classifier's nodes that feed the features: keep[i] for each JSON node i an ancestor of
+ * (or one of) the nodes in feat[0..n). -1 when the JSON cannot be read. */
+static int ancestors(const char *js, const int *feat, int n_feat, unsigned char *keep, int n)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
+    int m = json_is_array(nodes) ? (int)json_array_size(nodes) : -1;
+    if (m < 0 || m > n) {
+        json_decref(root);
+        return -1;
+    }
+    memset(keep, 0, (size_t)n);
+    for (int f = 0; f < n_feat; f++)
+        if (feat[f] >= 0 && feat[f] < m) keep[feat[f]] = 1;
+    for (int i = m - 1; i >= 0; i--) {
+        if (!keep[i]) continue;
+        json_t *in = json_object_get(json_array_get(nodes, (size_t)i), "inputs");
+        for (size_t k = 0; k < json_array_size(in); k++) {
+            json_int_t r = json_integer_value(json_array_get(in, k));
+            if (r >= 0 && r < i) keep[r] = 1;
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+/* What a user can recognise node i of the classifier's JSON by: its name, else its op after
+ * the nearest named node it reads ("act after layer1.1.bn2"), else "node i". */
+static void describe(const char *js, int i, char *out, size_t n)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
+    json_t *nd = json_array_get(nodes, (size_t)i);
+    const char *nm = json_string_value(json_object_get(nd, "name")), *op = json_string_value(json_object_get(nd, "op"));
+    snprintf(out, n, "%s node %d", op ? op : "", i);
+    if (nm && nm[0]) {
+        snprintf(out, n, "%s", nm);
+    } else {
+        json_t *up = nd;
+        for (int step = 0; step < 16 && up; step++) { /* along the first inputs */
+            json_t *in = json_object_get(up, "inputs");
+            up = json_array_size(in) ? json_array_get(nodes, (size_t)json_integer_value(json_array_get(in, 0))) : NULL;
+            const char *un = json_string_value(json_object_get(up, "name")), *uo = json_string_value(json_object_get(up, "op"));
+            if (uo && !strcmp(uo, "input")) break;
+            if (un && un[0]) {
+                snprintf(out, n, "%s after %s", op ? op : "node", un);
+                break;
+            }
+        }
+    }
+    json_decref(root);
+}
+
+void acv_det_backbone_free(acv_det_backbone *bb)
+{
+    if (!bb) return;
+    acv_model_free(bb->src);
+    bb->src = NULL;
+}
+
+int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int imgsz, const char *path, bool freeze,
+                           acv_det_net *net, acv_det_backbone *bb)
+{
+    const acv_det_arch *ar;
+    memset(bb, 0, sizeof *bb);
+    int rc = check_args(name, n_classes, imgsz, imgsz, &ar);
+    if (rc) return rc;
+    acv_model *src = NULL;
+    size_t pl = strlen(path);
+    if (pl > 5 && !strcasecmp(path + pl - 5, ".onnx")) { /* import at the detector's size: shapes fold there */
+        acv_onnx_options oo = {.imgsz = imgsz, .height = imgsz, .width = imgsz};
+        rc = acv_onnx_import(path, &oo, &src);
+    } else {
+        rc = acv_model_load(path, &src);
+    }
+    if (rc) return acv_error_prefix(rc, "--backbone %s: ", path);
+    bb->src = src;
+    if (strcmp(src->task, "cls"))
+        return acv_error(ACV_EINVAL, "--backbone %s: a %s model, not an image classifier%s", path, src->task,
+                         !strcmp(src->task, "det") ? " (to start from a detector, use --init)" : "");
+    if (src->in_c != 1 && src->in_c != 3)
+        return acv_error(ACV_EUNSUPPORTED, "--backbone %s: the classifier takes %d channels (1 or 3 can be used)", path,
+                         src->in_c);
+    for (int c = 0; c < src->in_c; c++)
+        if (!(src->std[c] > 0) || !isfinite(src->mean[c]))
+            return acv_error(ACV_EFORMAT, "--backbone %s: bad normalization of channel %d (mean %g, std %g)", path, c,
+                             src->mean[c], src->std[c]);
+    char *js = acv_graph_to_json(src->graph);
+    if (!js) return acv_error_prefix(ACV_EINVAL, "--backbone %s: ", path);
+    int n = acv_graph_node_count(src->graph) + 1;
+    int *ids = malloc((size_t)n * sizeof(int));
+    unsigned char *keep = malloc((size_t)n);
+    acv_graph *scratch = acv_graph_new();
+    int feat[BB_LEVELS] = {-1, -1, -1, -1};
+    int64_t ch[BB_LEVELS] = {0};
+    char stop[256] = "";
+    if (!ids || !keep || !scratch) rc = acv_error(ACV_ENOMEM, "out of memory");
+    /* 1. the classifier at the detector's input size in a scratch graph, node by node until one
+     *    does not fit (its head, usually): the last node at each stride is that level's feature */
+    if (!rc) {
+        int64_t is[4] = {1, src->in_c, imgsz, imgsz};
+        acv_id in = acv_input(scratch, "images", 4, is);
+        int added = acv_graph_append_json(scratch, js, in, "", false, NULL, ids, n);
+        if (added < 0) rc = acv_error_prefix(added, "--backbone %s: ", path);
+        else if (acv_graph_status(scratch)) snprintf(stop, sizeof stop, "%s", acv_errmsg());
+    }
+    for (int i = 0; !rc && i < n - 1; i++) {
+        if (ids[i] < 0) break;
+        acv_op op = acv_graph_op(scratch, ids[i]);
+        const acv_shape *sh = acv_graph_shape(scratch, ids[i]);
+        if (op == ACV_OP_PARAM || op == ACV_OP_INPUT || !sh || sh->ndim != 4) continue;
+        for (int l = 0; l < BB_LEVELS; l++)
+            if (sh->d[2] * (4 << l) == imgsz && sh->d[3] * (4 << l) == imgsz) {
+                feat[l] = i;
+                ch[l] = sh->d[1];
+            }
+    }
+    acv_graph_free(scratch);
+    acv_error_clear();
+    int reached = -1; /* the deepest level the classifier has at all */
+    for (int l = 0; l < BB_LEVELS; l++)
+        if (feat[l] >= 0) {
+            reached = l;
+            describe(js, feat[l], bb->feature[l], sizeof bb->feature[l]);
+        }
+    int first = ar->p2 ? 0 : 1, deepest = first - 1; /* the levels from `first` on the classifier has in a row */
+    while (deepest + 1 < BB_LEVELS && feat[deepest + 1] >= 0) deepest++;
+    for (int l = 0; l < BB_LEVELS; l++)
+        if (l < first || l > deepest) bb->feature[l][0] = 0;
+    if (!rc && (feat[first] < 0 || deepest < 2)) {
+        /* the stride-8 (stride-4 for -p2) map and at least stride 16 must come from the classifier */
+        int l = feat[first] < 0 ? first : 2;
+        char deep[48] = "no feature map below the input's size";
+        if (reached >= 0) snprintf(deep, sizeof deep, "its deepest feature map is at stride %d", 4 << reached);
+        rc = acv_error(ACV_EUNSUPPORTED, "--backbone %s: the classifier has no feature map at stride %d of a %dx%d input "
+                       "(%s)%s%s%s", path, 4 << l, imgsz, imgsz, deep, ar->p2 && l == 0 ? "; the -p2 detectors need one: "
+                       "choose a detector without -p2" : "", stop[0] ? "; adding its layers stopped at: " : "", stop);
+    }
+    /* 2. the features' ancestors into g, behind the fixed input conversion */
+    if (!rc && ancestors(js, feat + first, deepest - first + 1, keep, n - 1))
+        rc = acv_error(ACV_EFORMAT, "--backbone %s: unreadable graph", path);
+    acv_id lv[BB_LEVELS] = {-1, -1, -1, -1};
+    if (!rc) {
+        memset(net, 0, sizeof *net);
+        net->arch = ar;
+        net->n_classes = n_classes;
+        net->reg_max = ACV_DET_REG_MAX;
+        net->imgsz_h = net->imgsz_w = imgsz;
+        int64_t shape[4] = {1, 3, imgsz, imgsz}, ws[4] = {src->in_c, 3, 1, 1}, bs[1] = {src->in_c};
+        acv_id x = net->input = acv_input(g, "images", 4, shape);
+        acv_id w = acv_param(g, BB_INPUT ".weight", 4, ws, ACV_INIT_ZERO, false);
+        acv_id b = acv_param(g, BB_INPUT ".bias", 1, bs, ACV_INIT_ZERO, false);
+        acv_conv_attrs a = {1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+        x = acv_conv2d_ex(g, BB_INPUT, x, w, b, &a);
+        int added = acv_graph_append_json(g, js, x, BB_PREFIX, freeze, keep, ids, n);
+        if (added < 0) rc = acv_error_prefix(added, "--backbone %s: ", path);
+    }
+    /* 3. each level to the neck's width (1x1 Conv); the levels deeper than the classifier goes
+     *    by stride-2 3x3 Convs; SPPF on the deepest */
+    const int *w = ar->width;
+    char nm[64];
+    for (int l = first; !rc && l < BB_LEVELS; l++) {
+        snprintf(nm, sizeof nm, "adapt.%d", l);
+        lv[l] = l <= deepest ? cbs(g, nm, ids[feat[l]], w[l + 1], 1, 1) : cbs(g, nm, lv[l - 1], w[l + 1], 3, 2);
+        bb->channels[l] = l <= deepest ? (int)ch[l] : 0;
+    }
+    if (!rc) {
+        acv_id p5 = sppf(g, "adapt.sppf", lv[3], w[4]);
+        rc = neck_heads(g, ar, n_classes, lv[0], lv[1], lv[2], p5, net, name);
+    }
+    free(js);
+    free(ids);
+    free(keep);
+    return rc;
+}
+
+int acv_det_backbone_copy(acv_graph *g, const acv_det_backbone *bb)
+{
+    const acv_model *src = bb->src;
+    if (!src) return acv_error(ACV_EINVAL, "no backbone loaded");
+    int copied = 0;
+    char nm[512];
+    for (int i = 0; i < acv_graph_param_count(src->graph); i++) {
+        acv_param_info si;
+        int rc = acv_graph_param(src->graph, i, &si);
+        if (rc) return rc;
+        snprintf(nm, sizeof nm, BB_PREFIX "%s", si.name);
+        acv_id id = acv_graph_find(g, nm);
+        if (id < 0) continue; /* the classifier's head */
+        const acv_shape *ds = acv_graph_shape(g, id);
+        if (acv_graph_op(g, id) != ACV_OP_PARAM || !ds || acv_shape_numel(ds) != acv_shape_numel(&si.shape))
+            return acv_error(ACV_EFORMAT, "backbone parameter %s: shape differs from the classifier's", si.name);
+        float *d = acv_graph_data(g, id);
+        if (!d) return acv_error(ACV_EINVAL, "backbone parameter %s: no data", nm);
+        memcpy(d, si.data, (size_t)acv_shape_numel(ds) * sizeof(float));
+        copied++;
+    }
+    /* every backbone parameter must have come from the classifier */
+    for (int i = 0; i < acv_graph_param_count(g); i++) {
+        acv_param_info pi;
+        int rc = acv_graph_param(g, i, &pi);
+        if (rc) return rc;
+        if (!strncmp(pi.name, BB_PREFIX, strlen(BB_PREFIX)) && strncmp(pi.name, BB_INPUT, strlen(BB_INPUT)) &&
+            acv_graph_find(src->graph, pi.name + strlen(BB_PREFIX)) < 0)
+            return acv_error(ACV_EFORMAT, "backbone parameter %s: not in the classifier", pi.name);
+    }
+    /* RGB in [0, 1] -> the classifier's normalized input (grayscale: ITU-R BT.601 luma) */
+    float *w = acv_graph_data(g, acv_graph_find(g, BB_INPUT ".weight")), *b = acv_graph_data(g, acv_graph_find(g, BB_INPUT ".bias"));
+    if (!w || !b) return acv_error(ACV_EINVAL, "the detector has no backbone input conversion");
+    static const float LUMA[3] = {0.299f, 0.587f, 0.114f};
+    for (int c = 0; c < src->in_c; c++) {
+        for (int k = 0; k < 3; k++) w[c * 3 + k] = (src->in_c == 3 ? (c == k ? 1.0f : 0.0f) : LUMA[k]) / src->std[c];
+        b[c] = -src->mean[c] / src->std[c];
+    }
+    return copied ? 0 : acv_error(ACV_EFORMAT, "the backbone took no parameter from the classifier");
 }
 
 int acv_det_net_from_graph(acv_graph *g, int n_classes, acv_det_net *net)

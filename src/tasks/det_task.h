@@ -22,6 +22,8 @@ typedef struct acv_det_train_opts {
     const char *out;         /* model directory to write */
     const char *model;       /* "det-s", "det-m" or "auto" */
     const char *init;        /* start from this detection model directory's weights */
+    const char *backbone;    /* the backbone from this classifier (model directory or .onnx) */
+    bool freeze_backbone;    /* with backbone: its parameters do not train */
     int epochs, batch, imgsz, workers, threads, patience, log_every;
     int close_mosaic;        /* epochs at the end without mosaic (auto: 10, at most a third) */
     double lr, weight_decay, warmup_epochs, ema_decay;

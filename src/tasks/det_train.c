@@ -43,17 +43,24 @@ typedef struct cfg_t {
     double class_balance;    /* the loss's class balance (acv_det_loss_opts.balance) */
     acv_det_aug_opts aug;
     uint64_t seed;
+    char backbone[1024];     /* the classifier the backbone came from ("" for the detector's own) */
+    int freeze_backbone;
 } cfg_t;
 
 static json_t *cfg_json(const cfg_t *c)
 {
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
+    json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
                      "model", c->model, "epochs", c->epochs, "batch", c->batch, "imgsz", c->imgsz, "close_mosaic",
                      c->close_mosaic, "val_every", c->val_every, "patience", c->patience, "lr", c->lr,
                      "weight_decay", c->weight_decay, "warmup_epochs", c->warmup_epochs, "ema", c->ema_decay,
                      "class_balance", c->class_balance, "seed", (json_int_t)c->seed, "aug", "mosaic",
                      (double)c->aug.mosaic, "fliplr", (double)c->aug.fliplr, "flipud", (double)c->aug.flipud, "scale",
                      (double)c->aug.scale, "degrees", (double)c->aug.degrees, "translate", (double)c->aug.translate);
+    if (o && c->backbone[0]) {
+        json_object_set_new(o, "backbone", json_string(c->backbone));
+        json_object_set_new(o, "freeze_backbone", json_boolean(c->freeze_backbone));
+    }
+    return o;
 }
 
 static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
@@ -68,6 +75,8 @@ static int cfg_from_json(cfg_t *c, const json_t *o, const char *path)
 #undef F
     c->ema_decay = json_number_value(json_object_get(o, "ema"));
     c->seed = (uint64_t)json_integer_value(json_object_get(o, "seed"));
+    snprintf(c->backbone, sizeof c->backbone, "%s", json_string_value(json_object_get(o, "backbone")) ?: "");
+    c->freeze_backbone = json_is_true(json_object_get(o, "freeze_backbone"));
     /* a checkpoint from before the class balance was trained without it */
     json_t *cb = json_object_get(o, "class_balance");
     c->class_balance = cb ? json_number_value(cb) : 1;
@@ -115,6 +124,7 @@ typedef struct run_t {
     float *count_thr;      /* per class, from the last validation */
     json_t *samples;       /* the watched validation images' detections of the last validation */
     double t_start, t_loss, t_wait;
+    json_t *backbone;      /* {"path", "frozen", "features": [{"stride", "node", "channels"}]} or NULL */
 } run_t;
 
 static int save_checkpoint(run_t *r)
@@ -122,6 +132,16 @@ static int save_checkpoint(run_t *r)
     json_t *st = json_pack("{s:s, s:i, s:I, s:f, s:i, s:i, s:O, s:o}", "task", "det", "epoch", r->s.epoch, "step",
                            (json_int_t)r->s.step, "best", r->s.best, "best_epoch", r->s.best_epoch, "bad_epochs",
                            r->s.bad_epochs, "history", r->s.history, "config", cfg_json(&r->c));
+    if (st && r->c.backbone[0]) { /* --resume rebuilds the network from here, not from the classifier */
+        char *gj = acv_graph_to_json(r->g);
+        if (!gj) {
+            json_decref(st);
+            return acv_error_prefix(ACV_EINVAL, "saving the checkpoint: ");
+        }
+        json_object_set_new(st, "graph", json_string(gj));
+        free(gj);
+        if (r->backbone) json_object_set(st, "backbone", r->backbone);
+    }
     int rc = st ? acv_train_checkpoint_save(r->ckpt, r->g, r->opt, r->ema, st) : acv_error(ACV_ENOMEM, "out of memory");
     json_decref(st);
     return rc;
@@ -171,6 +191,7 @@ static int save_model(run_t *r, json_t *metrics)
     json_t *prov = json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:i}", "data", r->o->data, "format", r->train->format,
                              "autocv_version", AUTOCV_VERSION, "train_images", r->train->n, "val_images",
                              r->val ? r->val->n : 0, "config", cfg_json(&r->c), "threads", acv_get_threads());
+    if (prov && r->backbone) json_object_set(prov, "backbone", r->backbone);
     m.provenance_json = json_dumps(prov, JSON_COMPACT);
     json_decref(prov);
     m.score_thr = metrics && json_is_array(json_object_get(metrics, "count_thresholds")) ? r->count_thr : NULL;
@@ -402,6 +423,7 @@ static void run_free(run_t *r)
     free(r->swap_p);
     free(r->swap_b);
     free(r->ckpt);
+    json_decref(r->backbone);
 }
 
 /* The configuration from the options and the data. */
@@ -440,6 +462,12 @@ static int resolve(run_t *r)
     c->val_every = o->val_every > 0 ? o->val_every : 1;
     c->patience = o->patience;
     c->seed = o->seed;
+    if (o->backbone && o->init) return acv_error(ACV_EINVAL, "--backbone and --init are exclusive");
+    if (o->freeze_backbone && !o->backbone) return acv_error(ACV_EINVAL, "--freeze-backbone needs --backbone");
+    if (o->backbone && strlen(o->backbone) >= sizeof c->backbone)
+        return acv_error(ACV_EINVAL, "--backbone: the path is too long");
+    snprintf(c->backbone, sizeof c->backbone, "%s", o->backbone ? o->backbone : "");
+    c->freeze_backbone = o->freeze_backbone;
     acv_det_aug_opts_default(&c->aug);
     if (o->mosaic >= 0) c->aug.mosaic = (float)o->mosaic;
     if (o->fliplr >= 0) c->aug.fliplr = (float)o->fliplr;
@@ -476,6 +504,62 @@ static int open_loaders(run_t *r)
     return acv_det_loader_new(r->val, &lo, &r->vl);
 }
 
+/* The network on a classifier's backbone (cfg's backbone), initialised with its weights. With
+ * auto, a "-p2" choice falls back to the detector without the stride-4 level when the
+ * classifier has no stride-4 feature map. */
+static int build_on_backbone(run_t *r, bool auto_model)
+{
+    cfg_t *c = &r->c;
+    acv_det_backbone bb;
+    int rc = ACV_EINVAL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        acv_graph_free(r->g);
+        if (!(r->g = acv_graph_new())) return acv_error(ACV_ENOMEM, "out of memory");
+        rc = acv_det_build_backbone(r->g, c->model, r->train->k, c->imgsz, c->backbone, c->freeze_backbone, &r->net, &bb);
+        size_t n = strlen(c->model);
+        if (rc != ACV_EUNSUPPORTED || !auto_model || attempt || n < 4 || strcmp(c->model + n - 3, "-p2")) break;
+        acv_det_backbone_free(&bb);
+        c->model[n - 3] = 0; /* det-s-p2 -> det-s */
+        acv_error_clear();
+    }
+    if (!rc) rc = acv_det_init_params(r->g, &r->net, c->seed);
+    if (!rc) rc = acv_det_backbone_copy(r->g, &bb);
+    if (!rc) {
+        json_t *feats = json_array();
+        char line[600] = "";
+        for (int l = 0; l < 4; l++) {
+            if (!bb.feature[l][0]) continue;
+            json_array_append_new(feats, json_pack("{s:i, s:s, s:i}", "stride", 4 << l, "node", bb.feature[l], "channels",
+                                                   bb.channels[l]));
+            size_t k = strlen(line);
+            snprintf(line + k, sizeof line - k, "%s%s (stride %d, %d channels)", k ? ", " : "", bb.feature[l], 4 << l,
+                     bb.channels[l]);
+        }
+        r->backbone = json_pack("{s:s, s:b, s:o}", "path", c->backbone, "frozen", c->freeze_backbone, "features", feats);
+        acv_train_say(&r->out, "backbone from %s%s: %s", c->backbone, c->freeze_backbone ? " (frozen)" : "", line);
+    }
+    acv_det_backbone_free(&bb);
+    return rc;
+}
+
+/* --resume of a run on a classifier's backbone: the network as the checkpoint stored it. */
+static int graph_from_checkpoint(run_t *r)
+{
+    json_t *root;
+    int rc = acv_train_checkpoint_load(r->ckpt, NULL, NULL, NULL, &root);
+    if (rc) return rc;
+    const char *gj = json_string_value(json_object_get(root, "graph"));
+    if (!gj) rc = acv_error(ACV_EFORMAT, "%s: the checkpoint has no network (\"graph\")", r->ckpt);
+    if (!rc && (rc = acv_graph_from_json(gj, &r->g))) rc = acv_error_prefix(rc, "%s: ", r->ckpt);
+    if (!rc && (rc = acv_det_net_from_graph(r->g, r->train->k, &r->net))) rc = acv_error_prefix(rc, "%s: ", r->ckpt);
+    if (!rc && (r->net.imgsz_h != r->c.imgsz || r->net.imgsz_w != r->c.imgsz))
+        rc = acv_error(ACV_EFORMAT, "%s: the stored network is for %dx%d, the configuration says %d", r->ckpt,
+                       r->net.imgsz_w, r->net.imgsz_h, r->c.imgsz);
+    if (!rc) r->backbone = json_incref(json_object_get(root, "backbone"));
+    json_decref(root);
+    return rc;
+}
+
 static int setup(run_t *r)
 {
     const acv_det_train_opts *o = r->o;
@@ -503,9 +587,15 @@ static int setup(run_t *r)
         return rc;
     }
     if ((rc = open_loaders(r))) return rc;
-    if (!(r->g = acv_graph_new())) return acv_error(ACV_ENOMEM, "out of memory");
-    if ((rc = acv_det_build(r->g, r->c.model, r->train->k, r->c.imgsz, r->c.imgsz, &r->net))) return rc;
-    if ((rc = acv_det_init_params(r->g, &r->net, r->c.seed))) return rc;
+    if (r->c.backbone[0] && o->resume) {
+        if ((rc = graph_from_checkpoint(r))) return rc;
+    } else if (r->c.backbone[0]) {
+        if ((rc = build_on_backbone(r, !o->model || !strcmp(o->model, "auto")))) return rc;
+    } else {
+        if (!(r->g = acv_graph_new())) return acv_error(ACV_ENOMEM, "out of memory");
+        if ((rc = acv_det_build(r->g, r->c.model, r->train->k, r->c.imgsz, r->c.imgsz, &r->net))) return rc;
+        if ((rc = acv_det_init_params(r->g, &r->net, r->c.seed))) return rc;
+    }
     if (o->init) {
         acv_model *src;
         if ((rc = acv_model_load(o->init, &src))) return rc;

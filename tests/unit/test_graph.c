@@ -1190,6 +1190,94 @@ static void test_json_round_trip(void **state)
     acv_graph_free(g);
 }
 
+/* acv_graph_append_json: a classifier's layers added into another graph under a prefix, at
+ * another input size, frozen or not, all nodes or a kept subset; stops at the first node that
+ * does not fit when no subset is given. */
+static void test_json_append(void **state)
+{
+    (void)state;
+    /* the source: conv 3->4 s2 -> relu -> conv 4->6 s2 -> gap -> flatten -> linear(6->2) */
+    acv_graph *s = acv_graph_new();
+    int64_t xs[4] = {1, 3, 16, 16};
+    acv_id x = acv_input(s, "in", 4, xs);
+    acv_id c1 = acv_conv2d(s, "c1", x, 4, 3, 2, 1, 1, 1, true);
+    acv_id r1 = acv_activation(s, c1, ACV_ACT_RELU, 0);
+    acv_id c2 = acv_conv2d(s, "c2", r1, 6, 3, 2, 1, 1, 1, false);
+    int64_t fl[2] = {0, -1};
+    acv_id h = acv_linear(s, "fc", acv_reshape(s, acv_global_avgpool(s, c2), 2, fl), 2, true);
+    acv_graph_set_output(s, h);
+    assert_int_equal(acv_graph_status(s), 0);
+    char *js = acv_graph_to_json(s);
+    assert_non_null(js);
+    int n = acv_graph_node_count(s), ids[32];
+    assert_true(n <= 32);
+
+    /* everything, at 32x32 behind a node of the target, prefixed and frozen */
+    acv_graph *g = acv_graph_new();
+    int64_t gs[4] = {1, 3, 32, 32};
+    acv_id gx = acv_input(g, "images", 4, gs);
+    acv_id pre = acv_activation(g, gx, ACV_ACT_SIGMOID, 0);
+    int added = acv_graph_append_json(g, js, pre, "bb.", true, NULL, ids, 32);
+    assert_int_equal(added, n - 1); /* all but the input */
+    assert_int_equal(acv_graph_status(g), 0);
+    assert_int_equal(ids[0], pre);
+    for (int i = n; i < 32; i++) assert_int_equal(ids[i], -1);
+    acv_id w1 = acv_graph_find(g, "bb.c1.weight"), cc2 = acv_graph_find(g, "bb.c2");
+    assert_true(w1 >= 0 && cc2 >= 0);
+    assert_int_equal(acv_graph_find(g, "c1.weight"), -1);
+    assert_false(g->nodes[w1].trainable);
+    assert_shape(g, cc2, 4, 1, 6, 8, 8); /* 32 / 4: the new size */
+    assert_shape(g, acv_graph_find(g, "bb.fc"), 2, 1, 2, 0, 0);
+    acv_graph_free(g);
+
+    /* a subset: the convolutions only (c2 and what it reads), trainable as the source says */
+    unsigned char keep[32] = {0};
+    for (int i = 0; i < n; i++) {
+        const char *nm = acv_graph_name(s, i);
+        acv_op op = acv_graph_op(s, i);
+        keep[i] = op != ACV_OP_GAP && op != ACV_OP_RESHAPE && !(nm && !strncmp(nm, "fc", 2)) && op != ACV_OP_LINEAR;
+    }
+    g = acv_graph_new();
+    gx = acv_input(g, "images", 4, gs);
+    added = acv_graph_append_json(g, js, gx, "", false, keep, ids, 32);
+    assert_int_equal(acv_graph_status(g), 0);
+    assert_int_equal(acv_graph_find(g, "fc.weight"), -1);
+    assert_true(acv_graph_find(g, "c2.weight") >= 0);
+    assert_true(g->nodes[acv_graph_find(g, "c2.weight")].trainable);
+    assert_int_equal(added, acv_graph_node_count(g) - 1);
+    acv_graph_free(g);
+
+    /* a kept node whose input is not kept: refused, naming the node */
+    memset(keep, 0, sizeof keep);
+    keep[acv_graph_find(s, "c2")] = 1;
+    g = acv_graph_new();
+    gx = acv_input(g, "images", 4, gs);
+    added = acv_graph_append_json(g, js, gx, "", false, keep, ids, 32);
+    assert_true(added < 0);
+    assert_non_null(strstr(acv_errmsg(), "graph JSON"));
+    acv_graph_free(g);
+
+    /* no subset: the nodes up to the first that does not fit are added (a 1-channel input
+     * cannot feed c1), and the target carries that error */
+    g = acv_graph_new();
+    int64_t one[4] = {1, 1, 32, 32};
+    gx = acv_input(g, "images", 4, one);
+    added = acv_graph_append_json(g, js, gx, "", false, NULL, ids, 32);
+    assert_true(added >= 0 && added < n - 1);
+    assert_int_not_equal(acv_graph_status(g), 0);
+    assert_int_equal(ids[acv_graph_find(s, "c2")], -1);
+    acv_graph_free(g);
+
+    /* too little room for the ids, and JSON that is not a graph */
+    g = acv_graph_new();
+    gx = acv_input(g, "images", 4, gs);
+    assert_true(acv_graph_append_json(g, js, gx, "", false, NULL, ids, 2) < 0);
+    assert_true(acv_graph_append_json(g, "[1]", gx, "", false, NULL, ids, 32) < 0);
+    acv_graph_free(g);
+    free(js);
+    acv_graph_free(s);
+}
+
 static void expect_bad_json(const char *js, int code, const char *what)
 {
     acv_graph *g = (acv_graph *)1;
@@ -1411,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_reshape_input),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_malformed),
+        cmocka_unit_test(test_json_append),
         cmocka_unit_test(test_numel_limits),
         cmocka_unit_test(test_convt_kernel_mismatch),
         cmocka_unit_test(test_pool_pads_checked),
