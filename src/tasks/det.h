@@ -100,6 +100,8 @@ typedef struct acv_det_backbone {
     char feature[4][128];    /* per stride 4, 8, 16, 32: the name of the classifier's node used,
                                 "" for none (a stride-2 Conv made that level, or it is unused) */
     int channels[4];         /* its channels */
+    int height[4], width[4]; /* its map's size at the detector's input size (resized to
+                                imgsz / stride when it differs, by at most a factor sqrt(2)) */
 } acv_det_backbone;
 /* Builds detector `name`'s neck and heads (as acv_det_build) on the classifier at path (a
  * model directory or a .onnx file, imported at imgsz) into the empty graph g. The input
@@ -107,7 +109,8 @@ typedef struct acv_det_backbone {
  * classifier's normalized input (its mean/std; luma for a grayscale classifier), then through
  * the classifier's layers, named "backbone." + their names, up to the last feature map at each
  * stride 8, 16, 32 (4, 8, 16, 32 for "-p2"), found by adding its nodes at imgsz until one does
- * not fit (the head). Each level gets a 1x1 Conv "adapt.{level}" to the neck's width; levels
+ * not fit (the head); a map within a factor sqrt(2) of imgsz / stride counts, and is resized
+ * (bilinear) to that size. Each level gets a 1x1 Conv "adapt.{level}" to the neck's width; levels
  * deeper than the classifier goes are stride-2 Convs; SPPF "adapt.sppf" on the deepest. With
  * freeze, the classifier's parameters are not trainable. bb receives the loaded classifier and
  * the features used; copy its weights with acv_det_backbone_copy after initialisation. */

@@ -323,6 +323,128 @@ static void describe(const char *js, int i, char *out, size_t n)
     json_decref(root);
 }
 
+/* The feature of each level (see step 1 of acv_det_build_backbone): among the nodes whose map
+ * is within a factor sqrt(2) of imgsz / stride (a classifier with unpadded convolutions or
+ * ceil-mode pools has 79 for 80), the last one every path to the next, smaller maps goes
+ * through: an ancestor of each node that reads the level and is already smaller (ResNet's
+ * stage output, which both the strided convolution and the shortcut read; not a branch of
+ * Inception's reduction block, which computes at the old size beside the others). The
+ * deepest level takes its last node. ids: the JSON nodes' ids in the scratch graph g (at
+ * imgsz; -1 past the first node that did not fit); head: the classifier's head, skipped. */
+static int choose_features(const char *js, const acv_graph *g, const int *ids, const unsigned char *head, int n,
+                           int imgsz, int *feat, int64_t *ch, int64_t *fh, int64_t *fw)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
+    int *lev = malloc((size_t)(n ? n : 1) * sizeof(int));
+    int64_t *res = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    unsigned char *anc = malloc((size_t)(n ? n : 1)), *all = malloc((size_t)(n ? n : 1));
+    int *stack = malloc((size_t)(n ? n : 1) * sizeof(int)), rc = 0;
+    if (!root || !lev || !res || !anc || !all || !stack)
+        rc = acv_error(root ? ACV_ENOMEM : ACV_EFORMAT, root ? "out of memory" : "unreadable graph");
+    for (int i = 0; !rc && i < n; i++) {
+        lev[i] = -2; /* not a feature */
+        res[i] = -1; /* not computed here */
+        if (ids[i] < 0) continue;
+        acv_op op = acv_graph_op(g, ids[i]);
+        const acv_shape *sh = acv_graph_shape(g, ids[i]);
+        if (op == ACV_OP_PARAM || op == ACV_OP_INPUT || !sh) continue;
+        res[i] = sh->ndim == 4 ? sh->d[2] : 0;
+        if (sh->ndim != 4 || head[i]) continue;
+        lev[i] = -1;
+        for (int l = 0; l < BB_LEVELS; l++) {
+            double t = (double)imgsz / (4 << l);
+            if (fabs(log2(sh->d[2] / t)) < 0.5 && fabs(log2(sh->d[3] / t)) < 0.5) lev[i] = l;
+        }
+    }
+    for (int l = 0; !rc && l < BB_LEVELS; l++) {
+        const double lo = imgsz / (4 << l) / sqrt(2.0);
+        memset(all, 1, (size_t)n); /* the intersection of the transitions' ancestors */
+        bool any = false;
+        for (int j = 0; j < n; j++) {
+            /* smaller than the level, and still a map (a squeeze-and-excitation block's global
+             * pool reads the level too, without leaving it) */
+            if (res[j] < 2 || head[j] || res[j] >= lo) continue;
+            json_t *in = json_object_get(json_array_get(nodes, (size_t)j), "inputs");
+            bool reads = false;
+            for (size_t k = 0; k < json_array_size(in); k++) {
+                json_int_t r = json_integer_value(json_array_get(in, k));
+                if (r >= 0 && r < n && lev[r] == l) reads = true;
+            }
+            if (!reads) continue;
+            any = true;
+            memset(anc, 0, (size_t)n); /* j's ancestors */
+            int sp = 0;
+            stack[sp++] = j;
+            while (sp) {
+                int v = stack[--sp];
+                json_t *vin = json_object_get(json_array_get(nodes, (size_t)v), "inputs");
+                for (size_t k = 0; k < json_array_size(vin); k++) {
+                    json_int_t r = json_integer_value(json_array_get(vin, k));
+                    if (r >= 0 && r < n && !anc[r]) {
+                        anc[r] = 1;
+                        stack[sp++] = (int)r;
+                    }
+                }
+            }
+            for (int i = 0; i < n; i++) all[i] &= anc[i];
+        }
+        for (int i = 0; i < n; i++)
+            if (lev[i] == l && (!any || all[i])) {
+                const acv_shape *sh = acv_graph_shape(g, ids[i]);
+                feat[l] = i;
+                ch[l] = sh->d[1];
+                fh[l] = sh->d[2];
+                fw[l] = sh->d[3];
+            }
+    }
+    json_decref(root);
+    free(lev);
+    free(res);
+    free(anc);
+    free(all);
+    free(stack);
+    return rc;
+}
+
+/* head[i] for the JSON nodes of the classifier's head (see step 0 of acv_det_build_backbone):
+ * from the output back along first inputs, the nodes that are not 4-D, global pools, or maps
+ * with as many channels as classes; found on a replay at the classifier's own input size,
+ * where every shape is known. */
+static int mark_head(const char *js, const acv_model *src, unsigned char *head, int n)
+{
+    memset(head, 0, (size_t)n);
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
+    acv_graph *g = acv_graph_new();
+    int *ids = malloc((size_t)(n ? n : 1) * sizeof(int)), rc = 0;
+    if (!root || !g || !ids) rc = acv_error(root ? ACV_ENOMEM : ACV_EFORMAT, root ? "out of memory" : "unreadable graph");
+    if (!rc) {
+        int64_t is[4] = {1, src->in_c, src->in_h, src->in_w};
+        int added = acv_graph_append_json(g, js, acv_input(g, "x", 4, is), "", false, NULL, ids, n);
+        if (added < 0) rc = added;
+    }
+    json_int_t i = rc ? -1 : json_integer_value(json_object_get(root, "output"));
+    while (i >= 0 && i < n && ids[i] >= 0) {
+        json_t *nd = json_array_get(nodes, (size_t)i);
+        const acv_shape *sh = acv_graph_shape(g, ids[i]);
+        const char *op = json_string_value(json_object_get(nd, "op"));
+        if (!sh || !op || !strcmp(op, "input") || !strcmp(op, "param")) break;
+        /* a feature map: not a global pool (whose output is 1x1 at any size), not as many
+         * channels as classes (a class-score map); a map 1x1 at the classifier's own small
+         * size still is one */
+        if (sh->ndim == 4 && sh->d[1] != src->n_classes && strcmp(op, "gap")) break;
+        head[i] = 1;
+        json_t *in = json_object_get(nd, "inputs");
+        i = json_array_size(in) ? json_integer_value(json_array_get(in, 0)) : -1;
+    }
+    acv_graph_free(g);
+    free(ids);
+    json_decref(root);
+    acv_error_clear();
+    return rc;
+}
+
 void acv_det_backbone_free(acv_det_backbone *bb)
 {
     if (!bb) return;
@@ -364,9 +486,13 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
     unsigned char *keep = malloc((size_t)n);
     acv_graph *scratch = acv_graph_new();
     int feat[BB_LEVELS] = {-1, -1, -1, -1};
-    int64_t ch[BB_LEVELS] = {0};
+    int64_t ch[BB_LEVELS] = {0}, fh[BB_LEVELS] = {0}, fw[BB_LEVELS] = {0};
     char stop[256] = "";
     if (!ids || !keep || !scratch) rc = acv_error(ACV_ENOMEM, "out of memory");
+    /* 0. its head: from the output back along first inputs, the linear layers, global pool and
+     *    any class-score map (SqueezeNet's last 1x1 convolution): not features */
+    if (!rc && (rc = mark_head(js, src, keep, n - 1))) rc = acv_error_prefix(rc, "--backbone %s: ", path);
+    unsigned char *head = keep; /* reused for the features' ancestors after the scan */
     /* 1. the classifier at the detector's input size in a scratch graph, node by node until one
      *    does not fit (its head, usually): the last node at each stride is that level's feature */
     if (!rc) {
@@ -376,17 +502,7 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
         if (added < 0) rc = acv_error_prefix(added, "--backbone %s: ", path);
         else if (acv_graph_status(scratch)) snprintf(stop, sizeof stop, "%s", acv_errmsg());
     }
-    for (int i = 0; !rc && i < n - 1; i++) {
-        if (ids[i] < 0) break;
-        acv_op op = acv_graph_op(scratch, ids[i]);
-        const acv_shape *sh = acv_graph_shape(scratch, ids[i]);
-        if (op == ACV_OP_PARAM || op == ACV_OP_INPUT || !sh || sh->ndim != 4) continue;
-        for (int l = 0; l < BB_LEVELS; l++)
-            if (sh->d[2] * (4 << l) == imgsz && sh->d[3] * (4 << l) == imgsz) {
-                feat[l] = i;
-                ch[l] = sh->d[1];
-            }
-    }
+    if (!rc) rc = choose_features(js, scratch, ids, head, n - 1, imgsz, feat, ch, fh, fw);
     acv_graph_free(scratch);
     acv_error_clear();
     int reached = -1; /* the deepest level the classifier has at all */
@@ -433,8 +549,17 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
     char nm[64];
     for (int l = first; !rc && l < BB_LEVELS; l++) {
         snprintf(nm, sizeof nm, "adapt.%d", l);
-        lv[l] = l <= deepest ? cbs(g, nm, ids[feat[l]], w[l + 1], 1, 1) : cbs(g, nm, lv[l - 1], w[l + 1], 3, 2);
+        int t = imgsz / (4 << l);
+        if (l <= deepest) {
+            acv_id f = ids[feat[l]];
+            if (fh[l] != t || fw[l] != t) f = acv_upsample(g, f, t, t, true, false); /* to the level's exact size */
+            lv[l] = cbs(g, nm, f, w[l + 1], 1, 1);
+        } else {
+            lv[l] = cbs(g, nm, lv[l - 1], w[l + 1], 3, 2);
+        }
         bb->channels[l] = l <= deepest ? (int)ch[l] : 0;
+        bb->height[l] = l <= deepest ? (int)fh[l] : 0;
+        bb->width[l] = l <= deepest ? (int)fw[l] : 0;
     }
     if (!rc) {
         acv_id p5 = sppf(g, "adapt.sppf", lv[3], w[4]);

@@ -529,11 +529,15 @@ static int build_on_backbone(run_t *r, bool auto_model)
         char line[600] = "";
         for (int l = 0; l < 4; l++) {
             if (!bb.feature[l][0]) continue;
-            json_array_append_new(feats, json_pack("{s:i, s:s, s:i}", "stride", 4 << l, "node", bb.feature[l], "channels",
-                                                   bb.channels[l]));
+            json_array_append_new(feats, json_pack("{s:i, s:s, s:i, s:[i, i]}", "stride", 4 << l, "node", bb.feature[l],
+                                                   "channels", bb.channels[l], "size", bb.height[l], bb.width[l]));
             size_t k = strlen(line);
-            snprintf(line + k, sizeof line - k, "%s%s (stride %d, %d channels)", k ? ", " : "", bb.feature[l], 4 << l,
-                     bb.channels[l]);
+            int t = c->imgsz / (4 << l);
+            char rs[48] = "";
+            if (bb.height[l] != t || bb.width[l] != t)
+                snprintf(rs, sizeof rs, ", %dx%d resized to %dx%d", bb.width[l], bb.height[l], t, t);
+            snprintf(line + k, sizeof line - k, "%s%s (stride %d, %d channels%s)", k ? ", " : "", bb.feature[l], 4 << l,
+                     bb.channels[l], rs);
         }
         r->backbone = json_pack("{s:s, s:b, s:o}", "path", c->backbone, "frozen", c->freeze_backbone, "features", feats);
         acv_train_say(&r->out, "backbone from %s%s: %s", c->backbone, c->freeze_backbone ? " (frozen)" : "", line);

@@ -35,6 +35,32 @@ torch.onnx.export(net, torch.randn(1, 3, 64, 64), sys.argv[1], opset_version=13,
                   input_names=["input"], output_names=["logits"])
 """
 
+# A classifier with what makes picking features harder: an unpadded stem and a floor-mode pool
+# (a 31x31 map where 32x32 is expected), squeeze-and-excitation blocks (a global pool that reads
+# each level without leaving it) and reduction blocks whose second branch computes a 1x1
+# convolution at the old size before its strided one (as Inception's do).
+BRANCHY = r"""
+import sys, torch, torch.nn as nn
+torch.manual_seed(0)
+class SE(nn.Module):
+    def __init__(s, c):
+        super().__init__(); s.a = nn.Conv2d(c, c // 2, 1); s.b = nn.Conv2d(c // 2, c, 1)
+    def forward(s, x):
+        return x * torch.sigmoid(s.b(torch.relu(s.a(x.mean((2, 3), keepdim=True)))))
+class Red(nn.Module):
+    def __init__(s, i, o):
+        super().__init__()
+        s.a = nn.Sequential(nn.Conv2d(i, o // 2, 3, 2, 1), nn.ReLU())
+        s.b = nn.Sequential(nn.Conv2d(i, 8, 1), nn.ReLU(), nn.Conv2d(8, o // 2, 3, 2, 1), nn.ReLU())
+    def forward(s, x):
+        return torch.cat([s.a(x), s.b(x)], 1)
+net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 0), nn.ReLU(), nn.MaxPool2d(3, 2), SE(16),
+                    Red(16, 24), SE(24), Red(24, 32), SE(32), Red(32, 48), SE(48),
+                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 5)).eval()
+torch.onnx.export(net, torch.randn(1, 3, 128, 128), sys.argv[1], opset_version=13,
+                  input_names=["input"], output_names=["logits"])
+"""
+
 
 def last_json(text):
     return json.loads(text.strip().splitlines()[-1])
@@ -183,6 +209,25 @@ class TestDetBackbone(unittest.TestCase):
         self.assertEqual(w["adapt.3.conv.weight"].shape, (256, 128, 3, 3))  # stride 32 made from it
         r = run("predict", "--model", out, "--json", os.path.join(self.data, "images", "val", "val_000.png"))
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_features_of_a_branchy_classifier(self):
+        path = os.path.join(self.tmp, "branchy.onnx")
+        r = subprocess.run([PY, "-c", BRANCHY, path], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        out = os.path.join(self.tmp, "branchy")
+        r = self.train(out, "--backbone", path, "--model", "det-s-p2", "--epochs", "1")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        with open(os.path.join(out, "model.json")) as f:
+            feats = json.load(f)["provenance"]["backbone"]["features"]
+        # each level's squeeze-and-excitation output (a multiply), after the reduction's
+        # concat: not the second branch's 1x1 convolution at the old size, not the concat
+        # before the block's global pool
+        self.assertEqual([(f["stride"], f["channels"]) for f in feats], [(4, 16), (8, 24), (16, 32), (32, 48)])
+        for f in feats:
+            self.assertTrue(f["node"].startswith("binary"), f)
+        self.assertEqual(feats[0]["size"], [31, 31])  # resized to 32x32
+        self.assertEqual(feats[1]["size"], [16, 16])
+        self.assertIn("31x31 resized to 32x32", r.stdout)
 
     def test_kill_and_resume_is_bitwise_identical(self):
         args = ("--backbone", self.onnx, "--model", "det-s", "--epochs", "3", "--imgsz", "64", "--val-every", "3")
