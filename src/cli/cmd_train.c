@@ -67,9 +67,9 @@ static int train_det(int argc, char **argv)
     o.json = json;
     o.skip_bad = skip_bad;
     if (o.backbone && o.init) return acv_cli_fail("train", "--backbone and --init are exclusive");
-    if (freeze && !o.backbone) return acv_cli_fail("train", "--freeze-backbone needs --backbone MODEL");
+    if (freeze && !o.backbone && !resume) return acv_cli_fail("train", "--freeze-backbone needs --backbone MODEL");
     if (o.backbone && resume) return acv_cli_fail("train", "--resume takes the backbone from the checkpoint: leave --backbone out");
-    o.freeze_backbone = freeze;
+    o.freeze_backbone = freeze && !resume; /* a resumed run keeps its checkpoint's configuration */
     rc = acv_det_train(&o);
     return rc ? acv_cli_error("train", rc) : 0;
 }

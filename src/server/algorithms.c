@@ -79,6 +79,8 @@ static const param DET_PARAMS[] = {
     {"degrees", "--degrees", P_NUM, 0, 45, false, NULL, "0", false, "random rotation range in degrees"},
     {"translate", "--translate", P_NUM, 0, 0.5, false, NULL, "0.1", false, "random shift range (fraction of the size)"},
     {"seed", "--seed", P_INT, 0, 2147483647, false, NULL, "0", false, "random seed"},
+    {"freeze_backbone", "--freeze-backbone", P_BOOL, 0, 0, false, NULL, "false", true,
+     "with a backbone: keep its weights as they are (only the neck and heads train)"},
 };
 #define NDET (sizeof DET_PARAMS / sizeof DET_PARAMS[0])
 

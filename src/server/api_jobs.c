@@ -90,6 +90,27 @@ static int algorithms_list(acv_call *c)
         json_t *a;
         json_array_foreach(custom, i, a)
             if (!task || !strcmp(task, json_string_value(json_object_get(a, "task")) ?: "")) json_array_append(items, a);
+        /* detectors can take their backbone from one of the project's custom classifiers */
+        json_t *names = json_array();
+        json_array_foreach(custom, i, a)
+            if (!strcmp(json_string_value(json_object_get(a, "task")) ?: "", "cls"))
+                json_array_append(names, json_object_get(a, "name"));
+        json_array_foreach(items, i, a) {
+            json_t *ps = json_object_get(a, "params");
+            if (json_array_size(names) && json_is_array(ps) && !strcmp(json_string_value(json_object_get(a, "task")) ?: "", "det")) {
+                json_array_append_new(ps, json_pack("{s:s, s:s, s:s, s:s, s:O}", "name", "backbone", "type", "string",
+                                                    "default", "none", "description",
+                                                    "take the backbone from this custom network of the project (an "
+                                                    "image classifier) instead of the detector's own", "choices", names));
+                json_t *fb = acv_algorithms_params("det", true);
+                size_t k;
+                json_t *q;
+                json_array_foreach(fb, k, q)
+                    if (!strcmp(json_string_value(json_object_get(q, "name")), "freeze_backbone")) json_array_append(ps, q);
+                json_decref(fb);
+            }
+        }
+        json_decref(names);
         json_decref(custom);
     }
     return acv_call_json(c, 200, json_pack("{s:o}", "items", items));
@@ -273,15 +294,50 @@ static int training_create(acv_call *c)
         }
         custom = true;
     }
+    /* a detector's backbone: a custom classifier of the project, by name */
+    char *backbone = NULL;
+    json_t *pcopy = json_is_object(params) ? json_copy(params) : NULL, *bj = json_object_get(pcopy, "backbone");
+    const char *bname = json_string_value(bj);
+    if (bj && (strcmp(task_s, "det") || (bname && !strcmp(bname, "none")))) {
+        if (strcmp(task_s, "det")) rc = acv_error(ACV_EINVAL, "params.backbone: only detectors take a backbone");
+        json_object_del(pcopy, "backbone");
+        bj = NULL;
+    } else if (bj) {
+        if (!bname) rc = acv_error(ACV_EINVAL, "params.backbone: must be the name of a custom network of the project");
+        if (!rc) rc = acv_db_query_text(c->db, &backbone, "SELECT path FROM custom_algorithms WHERE project_id = ? AND "
+                                        "name = ? AND task = 'cls'", "Is", c->project_id, bname);
+        if (!rc && !backbone) {
+            json_t *cl = NULL;
+            char names[512] = "";
+            size_t off = 0, i;
+            json_t *a;
+            if (custom_list(c, c->project_id, &cl) == 0)
+                json_array_foreach(cl, i, a)
+                    if (!strcmp(json_string_value(json_object_get(a, "task")) ?: "", "cls") && off < sizeof names)
+                        off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", off ? ", " : "",
+                                                json_string_value(json_object_get(a, "name")));
+            json_decref(cl);
+            rc = acv_error(ACV_EINVAL, "params.backbone: the project has no custom classifier named '%s' (%s)", bname,
+                           off ? names : "it has none: register one with POST /api/v1/projects/{id}/algorithms");
+        }
+        json_object_del(pcopy, "backbone");
+    }
+    if (!rc && !backbone && json_is_true(json_object_get(pcopy, "freeze_backbone")) && !strcmp(task_s, "det"))
+        rc = acv_error(ACV_EINVAL, "params.freeze_backbone: needs params.backbone");
     json_t *args = NULL, *clean = NULL;
-    rc = acv_algorithms_check(task_s, custom, json_is_object(params) ? params : NULL, &args, &clean);
+    if (!rc) rc = acv_algorithms_check(task_s, custom || backbone, pcopy, &args, &clean);
+    json_decref(pcopy);
     if (rc) {
         free(init);
+        free(backbone);
         return rc;
     }
+    if (backbone) json_object_set_new(clean, "backbone", json_string(bname));
     json_t *spec = json_pack("{s:s, s:o, s:o, s:o}", "task", task_s, "model", custom ? json_null() : json_string(algorithm),
                              "init", init ? json_string(init) : json_null(), "args", args);
+    if (backbone) json_object_set_new(spec, "backbone", json_string(backbone));
     free(init);
+    free(backbone);
     int64_t id = 0;
     rc = acv_db_begin(c->db);
     if (!rc) rc = acv_jobs_submit(acv_server_jobs(c->srv), c->db, &c->user, c->project_id, "train", dv, algorithm, clean,

@@ -62,7 +62,7 @@ static void add_threads(acv_jobs *j, json_t *argv)
 
 /* ---- train ------------------------------------------------------------------------------
  * spec: {"task":"cls","model":ZOO NAME | null,"init":PATH (relative to the data folder) | null,
- *        "args":[flags from the validated params]} */
+ *        "args":[flags from the validated params], "backbone":PATH (relative; detectors, optional)} */
 
 static int train_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool resuming, json_t **steps)
 {
@@ -90,6 +90,21 @@ static int train_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool res
         add(argv, "--model");
         add(argv, json_string_value(json_object_get(spec, "model")) ?: "auto");
     }
+    const char *bb_rel = json_string_value(json_object_get(spec, "backbone"));
+    char *bb = NULL;
+    bool ckpt_there = false;
+    {
+        char *ck = join(model, "checkpoint.safetensors");
+        ckpt_there = resuming && ck && acv_path_exists(ck);
+        free(ck);
+    }
+    if (bb_rel && !ckpt_there) { /* a resumed run takes the network from its checkpoint */
+        if (!(bb = data_path(j, bb_rel))) rc = ACV_ENOMEM;
+        else if (!acv_path_exists(bb)) rc = acv_error(ACV_ENOTFOUND, "the backbone's custom network %s is gone", bb_rel);
+        add(argv, "--backbone");
+        add(argv, bb ? bb : "");
+    }
+    free(bb);
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(spec, "args"), i, a) add(argv, json_string_value(a));

@@ -172,6 +172,75 @@ class TestServerDet(unittest.TestCase):
         self.assertEqual((st["accepted_unchanged"], st["corrected"], st["deleted"]), (1, 1, n - 2))
         self.assertEqual(st["pending"], st["proposed"] - n)
 
+    def test_det_job_on_a_custom_backbone(self):
+        # a detection project registers an image classifier (ONNX) as a custom network and
+        # trains a detector on its backbone, frozen
+        pid = self.ok(self.req("POST", "/api/v1/projects", {"name": "bb"}), 201)["id"]
+        data = os.path.join(self.tmp, "coco")
+        make_coco(data, 24, 12)
+        body, ct = multipart([("trays.zip", zip_dir(data))])
+        sid = self.ok(self.srv.request("POST", "/api/v1/projects/%d/imports" % pid, self.admin, data=body,
+                                       content_type=ct, timeout=120), 201)["set_id"]
+        q = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/review-queue?limit=1000" % sid))
+        for it in q["items"]:
+            self.ok(self.req("POST", "/api/v1/annotation-sets/%d/items/%d/review" % (sid, it["image_id"]),
+                             {"decision": "accept", "revision": it["revision"]}))
+        ver = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
+                               {"name": "v1", "split": {"train": 0.75, "val": 0.25, "test": 0}}), 201)
+        # without custom classifiers, detectors offer no backbone choice, and asking for one is named
+        algs = self.ok(self.req("GET", "/api/v1/projects/%d/algorithms?task=det" % pid))["items"]
+        self.assertNotIn("backbone", [p["name"] for p in algs[0]["params"]])
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "algorithm": "det-s", "params": {"backbone": "small"}})
+        self.assertEqual(r.status, 422, r)
+        self.assertIn("no custom classifier named 'small'", r.json()["error"]["message"])
+        onnx = os.path.join(self.tmp, "small.onnx")
+        code = ("import torch, torch.nn as nn\n"
+                "torch.manual_seed(0)\n"
+                "c = lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.ReLU()]\n"
+                "m = nn.Sequential(*c(3, 8), *c(8, 16), *c(16, 24), *c(24, 32), *c(32, 48),"
+                " nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 4)).eval()\n"
+                "torch.onnx.export(m, torch.randn(1, 3, 64, 64), %r, opset_version=13)\n" % onnx)
+        subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, timeout=300)
+        with open(onnx, "rb") as f:
+            body, ct = multipart([("small.onnx", f.read())], {"name": "small", "task": "cls"})
+        self.ok(self.srv.request("POST", "/api/v1/projects/%d/algorithms" % pid, self.admin, data=body,
+                                 content_type=ct), 201)
+        algs = self.ok(self.req("GET", "/api/v1/projects/%d/algorithms?task=det" % pid))["items"]
+        self.assertEqual([a["name"] for a in algs], ["auto", "det-s", "det-m", "det-s-p2", "det-m-p2"])
+        for a in algs:
+            ps = {p["name"]: p for p in a["params"]}
+            self.assertEqual(ps["backbone"]["choices"], ["small"])
+            self.assertEqual(ps["freeze_backbone"]["type"], "boolean")
+        # the classifier itself is not a detector
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "algorithm": "small"})
+        self.assertEqual(r.status, 422, r)
+        r = self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                     {"dataset_version_id": ver["id"], "algorithm": "det-s", "params": {"freeze_backbone": True}})
+        self.assertEqual(r.status, 422, r)
+        self.assertIn("params.freeze_backbone: needs params.backbone", r.json()["error"]["message"])
+        job = self.ok(self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                               {"dataset_version_id": ver["id"], "algorithm": "det-s",
+                                "params": {"backbone": "small", "freeze_backbone": True, "imgsz": 128, "epochs": 2}}),
+                      201)
+        self.assertEqual(job["params"]["backbone"], "small")
+        done = wait_job(self.srv, self.admin, job["id"], timeout=600)
+        self.assertEqual(done["status"], "succeeded", (done, self.req("GET", "/api/v1/jobs/%d/logs" % job["id"]).body[-3000:]))
+        with open(os.path.join(self.srv.data, done["result"]["model_dir"], "model.json")) as f:
+            prov = json.load(f)["provenance"]
+        self.assertTrue(prov["backbone"]["frozen"])
+        self.assertEqual([(f["stride"], f["channels"]) for f in prov["backbone"]["features"]],
+                         [(8, 24), (16, 32), (32, 48)])
+        # "none" is the detector's own backbone
+        job = self.ok(self.req("POST", "/api/v1/projects/%d/training-jobs" % pid,
+                               {"dataset_version_id": ver["id"], "algorithm": "det-s",
+                                "params": {"backbone": "none", "imgsz": 64, "epochs": 1}}), 201)
+        done = wait_job(self.srv, self.admin, job["id"], timeout=600)
+        self.assertEqual(done["status"], "succeeded", done)
+        with open(os.path.join(self.srv.data, done["result"]["model_dir"], "model.json")) as f:
+            self.assertNotIn("backbone", json.load(f)["provenance"])
+
 
 if __name__ == "__main__":
     unittest.main()

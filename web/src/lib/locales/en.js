@@ -389,6 +389,7 @@ export default {
   'param.cutmix': 'CutMix',
   'param.seed': 'Random seed',
   'param.freeze_backbone': 'Freeze the backbone',
+  'param.backbone': 'Backbone',
 
   'paramdesc.epochs': 'How many times training goes over all training images (auto: 30).',
   'paramdesc.batch': 'Images per training step (auto: chosen for the network and image size).',
@@ -419,6 +420,8 @@ export default {
   'paramdesc.det.scale': 'Random zoom range (auto: 0.5; 0.2 when many objects are tiny).',
   'paramdesc.det.degrees': 'Random rotation range in degrees.',
   'paramdesc.det.translate': 'Random shift range, a fraction of the image size.',
+  'paramdesc.det.backbone': 'Take the backbone from one of the project’s custom classifiers (its layers and weights) instead of the detector’s own (none).',
+  'paramdesc.det.freeze_backbone': 'With a backbone: keep its weights as they are; only the neck and heads train.',
   'paramdesc.det.class_balance': 'Gives classes with little to learn from, such as small defects, up to this many times more weight (1: off; auto: 10).',
 
   'metric.top1': 'Accuracy',

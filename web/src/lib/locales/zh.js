@@ -388,6 +388,7 @@ export default {
   'param.cutmix': 'CutMix',
   'param.seed': '随机种子',
   'param.freeze_backbone': '冻结主干网络',
+  'param.backbone': '主干网络',
 
   'paramdesc.epochs': '训练过程中遍历全部训练图片的次数（自动：30）。',
   'paramdesc.batch': '每一步训练使用的图片数（自动：根据网络和图片尺寸选择）。',
@@ -418,6 +419,8 @@ export default {
   'paramdesc.det.scale': '随机缩放的范围（自动：0.5；小目标很多时为 0.2）。',
   'paramdesc.det.degrees': '随机旋转的角度范围（度）。',
   'paramdesc.det.translate': '随机平移的范围（占图片尺寸的比例）。',
+  'paramdesc.det.backbone': '使用本项目的某个自定义分类网络（其网络层与权重）作为主干，而不是检测器自带的主干（none）。',
+  'paramdesc.det.freeze_backbone': '使用自定义主干时：保持其权重不变，只训练颈部和检测头。',
   'paramdesc.det.class_balance': '让可学习样本少的类别（例如小缺陷）在损失中的权重最多提高到这么多倍（1：关闭；自动：10）。',
 
   'metric.top1': '准确率',
