@@ -251,9 +251,16 @@ typedef struct acv_det_decode_opts {
                                 (better mAP); else only for its best class (counting) */
     const float *class_thr;  /* n_classes per-class thresholds used instead of score_thr, or
                                 NULL (not owned; a model's calibrated score_thr) */
+    float clip[4];           /* the image's area in the input (x1 y1 x2 y2: a letterboxed
+                                image without its padding): boxes are clipped to it before
+                                NMS, so that two boxes the same once clipped are one; all 0:
+                                no clipping (acv_det_decode_opts_clip sets it) */
 } acv_det_decode_opts;
 
 void acv_det_decode_opts_init(acv_det_decode_opts *o);
+/* Sets o->clip to the area an orig_w x orig_h image covers in the input once letterboxed
+ * with scale and padding (pad_x, pad_y). */
+void acv_det_decode_opts_clip(acv_det_decode_opts *o, float scale, float pad_x, float pad_y, int orig_w, int orig_h);
 
 /* Decodes one image's output `out` ((4*R + K, A), channel-major as in the network's output:
  * the image b of a batch starts at out + b * (4*R + K) * A) with its anchors (points, strides

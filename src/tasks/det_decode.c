@@ -17,6 +17,26 @@ void acv_det_decode_opts_init(acv_det_decode_opts *o)
     o->class_agnostic = false;
     o->multi_label = false;
     o->class_thr = NULL;
+    o->clip[0] = o->clip[1] = o->clip[2] = o->clip[3] = 0;
+}
+
+void acv_det_decode_opts_clip(acv_det_decode_opts *o, float scale, float pad_x, float pad_y, int orig_w, int orig_h)
+{
+    o->clip[0] = pad_x;
+    o->clip[1] = pad_y;
+    o->clip[2] = pad_x + orig_w * scale;
+    o->clip[3] = pad_y + orig_h * scale;
+}
+
+/* Clips b to o's image area when it has one. */
+static void clip_box(const acv_det_decode_opts *o, acv_box *b)
+{
+    if (!(o->clip[2] > o->clip[0] && o->clip[3] > o->clip[1])) return;
+    float *v[4] = {&b->x1, &b->y1, &b->x2, &b->y2};
+    for (int k = 0; k < 4; k++) {
+        float lo = o->clip[k % 2], hi = o->clip[2 + k % 2];
+        *v[k] = *v[k] < lo ? lo : *v[k] > hi ? hi : *v[k];
+    }
 }
 
 static int by_score_desc(const void *pa, const void *pb)
@@ -98,6 +118,7 @@ int acv_det_decode(const float *out, int n_anchors, int n_classes, int reg_max, 
             acv_box *bx = push(&cand, &n, &room);
             if (!bx) goto oom;
             decode_box(out, A, R, a, points, strides, bx);
+            clip_box(o, bx);
             bx->cls = c;
             bx->score = sc;
         }
@@ -106,6 +127,7 @@ int acv_det_decode(const float *out, int n_anchors, int n_classes, int reg_max, 
             acv_box *bx = push(&cand, &n, &room);
             if (!bx) goto oom;
             decode_box(out, A, R, a, points, strides, bx);
+            clip_box(o, bx);
             bx->cls = best;
             bx->score = 1 / (1 + expf(-bl));
         }

@@ -71,8 +71,10 @@ int acv_det_runner_detect(acv_det_runner *r, const acv_image *im, acv_box *boxes
             x[ch * hw + p] = (lb.data[p * 3 + ch] / 255.0f - r->model->mean[ch]) / r->model->std[ch];
     acv_image_free(&lb);
     if ((rc = acv_graph_forward(g, r->net.output, false, 0))) return rc;
+    acv_det_decode_opts o = r->dopts;
+    acv_det_decode_opts_clip(&o, info.scale, (float)info.pad_x, (float)info.pad_y, im->w, im->h);
     rc = acv_det_decode(acv_graph_data(g, r->net.output), r->net.n_anchors, r->net.n_classes, r->net.reg_max, r->points,
-                        r->strides, &r->dopts, boxes, cap, n);
+                        r->strides, &o, boxes, cap, n);
     if (!rc) acv_det_unletterbox(boxes, *n, info.scale, (float)info.pad_x, (float)info.pad_y, im->w, im->h);
     return rc;
 }
@@ -171,6 +173,9 @@ int acv_det_evaluate(const char *model_dir, const char *data, const char *split,
             const acv_det_item *it = &b.items[i];
             const acv_det_image *im = &ds->images[it->index];
             int nd = 0, nc = 0;
+            acv_det_decode_opts_clip(&dopts, it->lb.scale, (float)it->lb.pad_x, (float)it->lb.pad_y, it->orig_w, it->orig_h);
+            copts.clip[0] = dopts.clip[0], copts.clip[1] = dopts.clip[1];
+            copts.clip[2] = dopts.clip[2], copts.clip[3] = dopts.clip[3];
             rc = acv_det_decode(y + (size_t)i * per, r.net.n_anchors, r.net.n_classes, r.net.reg_max, r.points,
                                 r.strides, &dopts, dets, dopts.max_det, &nd);
             if (!rc) rc = acv_det_decode(y + (size_t)i * per, r.net.n_anchors, r.net.n_classes, r.net.reg_max, r.points,

@@ -270,9 +270,11 @@ static int validate(run_t *r, json_t **out)
         const float *y = acv_graph_data(r->g, r->net.output);
         for (int i = 0; i < b.n && !rc; i++) {
             int nd = 0;
+            const acv_det_item *it = &b.items[i];
+            acv_det_decode_opts_clip(&dopts, it->lb.scale, (float)it->lb.pad_x, (float)it->lb.pad_y, it->orig_w, it->orig_h);
+            acv_det_decode_opts_clip(&copts, it->lb.scale, (float)it->lb.pad_x, (float)it->lb.pad_y, it->orig_w, it->orig_h);
             rc = acv_det_decode(y + (size_t)i * per, r->net.n_anchors, r->net.n_classes, r->net.reg_max, r->points,
                                 r->strides, &dopts, dets, dopts.max_det, &nd);
-            const acv_det_item *it = &b.items[i];
             if (!rc) acv_det_unletterbox(dets, nd, it->lb.scale, (float)it->lb.pad_x, (float)it->lb.pad_y, it->orig_w,
                                          it->orig_h);
             const acv_det_image *im = &r->val->images[it->index];

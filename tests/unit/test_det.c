@@ -884,6 +884,28 @@ static void test_decode(void **state)
     /* the capacity bounds the output */
     assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 2, &nd), 0);
     assert_int_equal(nd, 2);
+    /* clipping to the image's area before NMS: an image letterboxed into rows 16..48 (scale
+     * 0.5 of 128x64, pad (0, 16)). Anchors 9 and 10 give class 1 boxes (4,-4)-(28,28) and
+     * (4,-20)-(28,28): IoU 768/1152 = 0.67 < 0.7, both kept unclipped; both are
+     * (4,16)-(28,28) once clipped to the image: one box */
+    memset(out, 0, (size_t)C * A * sizeof(float));
+    for (int c = 0; c < K; c++)
+        for (int a = 0; a < A; a++) out[(int64_t)(4 * R + c) * A + a] = -10;
+    int e1[4] = {1, 2, 2, 2}, e2[4] = {2, 4, 1, 2}; /* anchor 9 at (12,12): top 12-16=-4; anchor 10 at (20,12): -20 */
+    set_hard_dist(out, A, 9, e1);
+    set_hard_dist(out, A, 10, e2);
+    out[(int64_t)(4 * R + 1) * A + 9] = logf(0.9f / 0.1f);
+    out[(int64_t)(4 * R + 1) * A + 10] = logf(0.8f / 0.2f);
+    acv_det_decode_opts_init(&o);
+    assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 16, &nd), 0);
+    assert_int_equal(nd, 2);
+    assert_true(dets[0].y1 < 0 && dets[1].y1 < dets[0].y1);
+    acv_det_decode_opts_clip(&o, 0.5f, 0, 16, 128, 64);
+    assert_true(o.clip[0] == 0 && o.clip[1] == 16 && o.clip[2] == 64 && o.clip[3] == 48);
+    assert_int_equal(acv_det_decode(out, A, K, R, pts, st, &o, dets, 16, &nd), 0);
+    assert_int_equal(nd, 1);
+    assert_true(fabsf(dets[0].score - 0.9f) < 1e-5f);
+    assert_true(dets[0].x1 == 4 && dets[0].y1 == 16 && dets[0].x2 == 28 && dets[0].y2 == 28);
     free(out);
     free(pts);
     free(st);
