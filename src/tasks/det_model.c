@@ -234,22 +234,26 @@ static int check_args(const char *name, int n_classes, int imgsz_h, int imgsz_w,
     return 0;
 }
 
+/* Fills the fields of *net known before building and adds the input "images" (1, 3, H, W). */
+static acv_id net_begin(acv_graph *g, acv_det_net *net, const acv_det_arch *ar, int n_classes, int imgsz_h, int imgsz_w)
+{
+    memset(net, 0, sizeof *net);
+    net->arch = ar;
+    net->n_classes = n_classes;
+    net->reg_max = ACV_DET_REG_MAX;
+    net->imgsz_h = imgsz_h;
+    net->imgsz_w = imgsz_w;
+    int64_t shape[4] = {1, 3, imgsz_h, imgsz_w};
+    return net->input = acv_input(g, "images", 4, shape);
+}
+
 int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, int imgsz_w, acv_det_net *net)
 {
     const acv_det_arch *ar;
     int rc = check_args(name, n_classes, imgsz_h, imgsz_w, &ar);
     if (rc) return rc;
     const int *w = ar->width;
-    const int R = ACV_DET_REG_MAX;
-    memset(net, 0, sizeof *net);
-    net->arch = ar;
-    net->n_classes = n_classes;
-    net->reg_max = R;
-    net->imgsz_h = imgsz_h;
-    net->imgsz_w = imgsz_w;
-
-    int64_t shape[4] = {1, 3, imgsz_h, imgsz_w};
-    acv_id x = net->input = acv_input(g, "images", 4, shape);
+    acv_id x = net_begin(g, net, ar, n_classes, imgsz_h, imgsz_w);
     /* backbone */
     x = cbs(g, "backbone.0", x, w[0], 3, 2);
     x = cbs(g, "backbone.1", x, w[1], 3, 2);
@@ -529,13 +533,8 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
         rc = acv_error(ACV_EFORMAT, "--backbone %s: unreadable graph", path);
     acv_id lv[BB_LEVELS] = {-1, -1, -1, -1};
     if (!rc) {
-        memset(net, 0, sizeof *net);
-        net->arch = ar;
-        net->n_classes = n_classes;
-        net->reg_max = ACV_DET_REG_MAX;
-        net->imgsz_h = net->imgsz_w = imgsz;
-        int64_t shape[4] = {1, 3, imgsz, imgsz}, ws[4] = {src->in_c, 3, 1, 1}, bs[1] = {src->in_c};
-        acv_id x = net->input = acv_input(g, "images", 4, shape);
+        int64_t ws[4] = {src->in_c, 3, 1, 1}, bs[1] = {src->in_c};
+        acv_id x = net_begin(g, net, ar, n_classes, imgsz, imgsz);
         acv_id w = acv_param(g, BB_INPUT ".weight", 4, ws, ACV_INIT_ZERO, false);
         acv_id b = acv_param(g, BB_INPUT ".bias", 1, bs, ACV_INIT_ZERO, false);
         acv_conv_attrs a = {1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0};

@@ -45,10 +45,12 @@ class TestServerDet(unittest.TestCase):
         self.assertEqual(r.status, status, r)
         return r.json()
 
-    def test_det_flow(self):
-        pid = self.ok(self.req("POST", "/api/v1/projects", {"name": "trays"}), 201)["id"]
-        data = os.path.join(self.tmp, "coco")
-        make_coco(data, 48, 11)
+    def reviewed_version(self, name, n, seed):
+        """A project with n generated COCO images imported, all accepted, and a dataset version of
+        them (3/4 train, 1/4 val): (project id, version, the COCO folder)."""
+        pid = self.ok(self.req("POST", "/api/v1/projects", {"name": name}), 201)["id"]
+        data = os.path.join(self.tmp, "coco-" + name)
+        make_coco(data, n, seed)
         body, ct = multipart([("trays.zip", zip_dir(data))])
         imp = self.ok(self.srv.request("POST", "/api/v1/projects/%d/imports" % pid, self.admin, data=body,
                                        content_type=ct, timeout=120), 201)
@@ -60,6 +62,10 @@ class TestServerDet(unittest.TestCase):
                              {"decision": "accept", "revision": it["revision"]}))
         ver = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
                                {"name": "v1", "split": {"train": 0.75, "val": 0.25, "test": 0}}), 201)
+        return pid, ver, data
+
+    def test_det_flow(self):
+        pid, ver, data = self.reviewed_version("trays", 48, 11)
         self.assertEqual(ver["task"], "det")
         algs = {a["name"] for a in self.ok(self.req("GET", "/api/v1/algorithms?task=det"))["items"]}
         self.assertEqual(algs, {"auto", "det-s", "det-m", "det-s-p2", "det-m-p2"})
@@ -175,18 +181,7 @@ class TestServerDet(unittest.TestCase):
     def test_det_job_on_a_custom_backbone(self):
         # a detection project registers an image classifier (ONNX) as a custom network and
         # trains a detector on its backbone, frozen
-        pid = self.ok(self.req("POST", "/api/v1/projects", {"name": "bb"}), 201)["id"]
-        data = os.path.join(self.tmp, "coco")
-        make_coco(data, 24, 12)
-        body, ct = multipart([("trays.zip", zip_dir(data))])
-        sid = self.ok(self.srv.request("POST", "/api/v1/projects/%d/imports" % pid, self.admin, data=body,
-                                       content_type=ct, timeout=120), 201)["set_id"]
-        q = self.ok(self.req("GET", "/api/v1/annotation-sets/%d/review-queue?limit=1000" % sid))
-        for it in q["items"]:
-            self.ok(self.req("POST", "/api/v1/annotation-sets/%d/items/%d/review" % (sid, it["image_id"]),
-                             {"decision": "accept", "revision": it["revision"]}))
-        ver = self.ok(self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
-                               {"name": "v1", "split": {"train": 0.75, "val": 0.25, "test": 0}}), 201)
+        pid, ver, _ = self.reviewed_version("bb", 24, 12)
         # without custom classifiers, detectors offer no backbone choice, and asking for one is named
         algs = self.ok(self.req("GET", "/api/v1/projects/%d/algorithms?task=det" % pid))["items"]
         self.assertNotIn("backbone", [p["name"] for p in algs[0]["params"]])
