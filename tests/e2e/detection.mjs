@@ -193,6 +193,39 @@ async function run() {
   log('step Chinese:', result.zh.total, 'boxes,', JSON.stringify(result.zh.counts), '·', result.zh.latency);
 
   await preAnnotate();
+  await trainOnBackbone();
+}
+
+// ---- the training wizard of a detection project with a custom classifier: the detector's
+// backbone chosen from it, trained for one epoch and watched to its end ----
+async function trainOnBackbone() {
+  const bb = cfg.bb;
+  await page.goto(`${cfg.url}/projects/${bb.project}/training`);
+  await page.locator('#step-data').getByText(bb.version_name).waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.locator('[data-algorithm="det-s"]').click();
+  await page.getByRole('button', { name: 'Next' }).click();
+  // the backbone is a basic parameter: a choice of the project's classifiers, "none" by default
+  const sel = page.locator('#step-params select[name="backbone"]');
+  await sel.waitFor();
+  const options = await sel.locator('option').allInnerTexts();
+  expect(options.length === 2 && /none/.test(options[0]) && options[1] === bb.classifier,
+    'the backbone choices: ' + JSON.stringify(options));
+  const named = await page.locator('#step-params label.param', { has: page.locator('select[name="backbone"]') })
+    .locator('.param-name').innerText();
+  expect(/^Backbone\b/.test(named), 'the backbone parameter is named ' + JSON.stringify(named));
+  await sel.selectOption(bb.classifier);
+  await page.locator('#step-params input[name="epochs"]').fill('1');
+  await page.locator('#step-params input[name="imgsz"]').fill('64');
+  await page.locator('details summary').filter({ hasText: /advanced/i }).click();
+  await page.locator('#step-params select[name="freeze_backbone"]').selectOption('true');
+  await page.locator('#start-training').click();
+  await page.waitForURL(/\/jobs\/\d+$/);
+  result.bb_job = Number(page.url().match(/jobs\/(\d+)/)[1]);
+  await page.locator('.board[data-status="succeeded"]').waitFor({ timeout: 90000 });
+  const logText = await page.locator('#job-log').innerText();
+  expect(/backbone from /.test(logText), 'the job log does not name the backbone');
+  log('step a detector trained on the custom classifier\'s backbone in the wizard: job', result.bb_job);
 }
 
 // ---- pre-annotation of a detection set with the deployed detector ----

@@ -23,7 +23,12 @@ coordinates and scores; the copied curl command is run as it is and answers the 
 detector found the objects drawn. The proposals must be the predict route's boxes scored at
 or above the threshold (per class, with their coordinates and scores), the first image's
 saved shapes the confirmed box (a person's now) without the deleted one, and the set's
-pre-annotation summary what the page showed. Screenshots (ui_deployment_det_en,
+pre-annotation summary what the page showed.
+
+Last, the training wizard of a third (detection) project that has an image classifier
+registered as its custom network: the detector's backbone is chosen from it among the basic
+parameters (frozen, under the advanced ones), one epoch trained and watched to its end; the
+job must have trained det-s on that classifier's features. Screenshots (ui_deployment_det_en,
 ui_deployment_det_zh, ui_preannotation_det_en) go to a temporary folder, or to
 AUTOCV_E2E_SCREENSHOTS."""
 import io
@@ -148,14 +153,53 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         return {"project": pid, "set": r.json()["id"], "set_name": "Line 2 new parts", "model": "shapes-detector",
                 "threshold": threshold, "images": len(PRE_IMAGES)}
 
+    def prepare_bb(self):
+        """A detection project with a reviewed dataset version (a generated COCO set imported, all
+        accepted) and an image classifier registered as its custom network "small" (an ONNX file
+        exported by PyTorch), through the API: the wizard then offers it as the backbone."""
+        from routes_images import multipart
+        data = os.path.join(self.tmp, "bb-coco")
+        make_coco(data, 16, 21)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for d, _, files in os.walk(data):
+                for f in files:
+                    z.write(os.path.join(d, f), os.path.relpath(os.path.join(d, f), data))
+        pid = self.srv.make_project(self.admin, "Line 3 trays", {})
+        body, ct = multipart([("trays.zip", buf.getvalue())])
+        r = self.req("POST", "/api/v1/projects/%d/imports" % pid, data=body, content_type=ct)
+        self.assertEqual(r.status, 201, r)
+        sid = r.json()["set_id"]
+        for it in self.req("GET", "/api/v1/annotation-sets/%d/review-queue?limit=1000" % sid).json()["items"]:
+            r = self.req("POST", "/api/v1/annotation-sets/%d/items/%d/review" % (sid, it["image_id"]),
+                         {"decision": "accept", "revision": it["revision"]})
+            self.assertEqual(r.status, 200, r)
+        r = self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
+                     {"name": "trays v1", "split": {"train": 0.75, "val": 0.25, "test": 0}})
+        self.assertEqual(r.status, 201, r)
+        onnx = os.path.join(self.tmp, "small.onnx")
+        code = ("import torch, torch.nn as nn\n"
+                "torch.manual_seed(0)\n"
+                "c = lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.ReLU()]\n"
+                "m = nn.Sequential(*c(3, 8), *c(8, 16), *c(16, 24), *c(24, 32), *c(32, 48),"
+                " nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 4)).eval()\n"
+                "torch.onnx.export(m, torch.randn(1, 3, 64, 64), %r, opset_version=13)\n" % onnx)
+        subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, timeout=300)
+        with open(onnx, "rb") as f:
+            body, ct = multipart([("small.onnx", f.read())], {"name": "small", "task": "cls"})
+        r = self.req("POST", "/api/v1/projects/%d/algorithms" % pid, data=body, content_type=ct)
+        self.assertEqual(r.status, 201, r)
+        return {"project": pid, "version_name": "trays v1", "classifier": "small"}
+
     def test_detection_try_it_in_chromium(self):
         self.require_browser()
         t0 = time.time()
         dep, image, objs = self.prepare()
         pre = self.prepare_pre()
+        bb = self.prepare_bb()
         shots = self.shots_dir()
         config = self.config(shots, {"deployment": dep["id"], "deployment_name": dep["name"], "image": image,
-                                     "classes": CLASSES, "pre": pre})
+                                     "classes": CLASSES, "pre": pre, "bb": bb})
         out = self.run_browser("detection.mjs", config, 150, prepared_since=t0)
         result = self.tagged(out, "RESULT")
 
@@ -205,6 +249,15 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         self.assertGreaterEqual(result["requests_shown"], 1)
 
         self.check_pre(pre, result["pre"])
+        # the job the wizard started: det-s on the classifier's backbone, frozen, as chosen
+        job = self.req("GET", "/api/v1/jobs/%d" % result["bb_job"]).json()
+        self.assertEqual((job["status"], job["algorithm"]), ("succeeded", "det-s"), job)
+        self.assertEqual((job["params"]["backbone"], job["params"]["freeze_backbone"], job["params"]["epochs"]),
+                         ("small", True, 1), job["params"])
+        with open(os.path.join(self.srv.data, job["result"]["model_dir"], "model.json")) as f:
+            prov = json.load(f)["provenance"]
+        self.assertTrue(prov["backbone"]["frozen"])
+        self.assertEqual([f["stride"] for f in prov["backbone"]["features"]], [8, 16, 32])
         self.assert_shots(shots, ["deployment_det_en", "deployment_det_zh", "preannotation_det_en"])
         print("browser and checks in %.1f s" % (time.time() - t0))
 
