@@ -105,7 +105,7 @@ typedef struct acv_det_backbone {
 } acv_det_backbone;
 /* Builds detector `name`'s neck and heads (as acv_det_build) on the classifier at path (a
  * model directory or a .onnx file, imported at imgsz) into the empty graph g. The input
- * "images" (RGB in [0, 1]) goes through a fixed 1x1 convolution "backbone.input" to the
+ * "images" (RGB in [0, 1]) goes through a fixed 1x1 convolution "backbone_input" to the
  * classifier's normalized input (its mean/std; luma for a grayscale classifier), then through
  * the classifier's layers, named "backbone." + their names, up to the last feature map at each
  * stride 8, 16, 32 (4, 8, 16, 32 for "-p2"), found by adding its nodes at imgsz until one does

@@ -271,7 +271,8 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
 /* ---- a classifier's convolutional part as the backbone ---------------------------------- */
 
 #define BB_PREFIX "backbone."
-#define BB_INPUT "backbone.input" /* the fixed 1x1 convolution: RGB in [0, 1] -> the classifier's input */
+#define BB_INPUT "backbone_input" /* the fixed 1x1 convolution: RGB in [0, 1] -> the classifier's input
+                                  (outside "backbone.": no classifier's name can collide with it) */
 #define BB_LEVELS 4               /* strides 4, 8, 16, 32 */
 
 /* The classifier's nodes that feed the features: keep[i] for each JSON node i an ancestor of
@@ -498,7 +499,7 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
     if (!rc && (rc = mark_head(js, src, keep, n - 1))) rc = acv_error_prefix(rc, "--backbone %s: ", path);
     unsigned char *head = keep; /* reused for the features' ancestors after the scan */
     /* 1. the classifier at the detector's input size in a scratch graph, node by node until one
-     *    does not fit (its head, usually): the last node at each stride is that level's feature */
+     *    does not fit (its head, usually); each stride's feature from the shapes found there */
     if (!rc) {
         int64_t is[4] = {1, src->in_c, imgsz, imgsz};
         acv_id in = acv_input(scratch, "images", 4, is);
@@ -596,8 +597,7 @@ int acv_det_backbone_copy(acv_graph *g, const acv_det_backbone *bb)
         acv_param_info pi;
         int rc = acv_graph_param(g, i, &pi);
         if (rc) return rc;
-        if (!strncmp(pi.name, BB_PREFIX, strlen(BB_PREFIX)) && strncmp(pi.name, BB_INPUT, strlen(BB_INPUT)) &&
-            acv_graph_find(src->graph, pi.name + strlen(BB_PREFIX)) < 0)
+        if (!strncmp(pi.name, BB_PREFIX, strlen(BB_PREFIX)) && acv_graph_find(src->graph, pi.name + strlen(BB_PREFIX)) < 0)
             return acv_error(ACV_EFORMAT, "backbone parameter %s: not in the classifier", pi.name);
     }
     /* RGB in [0, 1] -> the classifier's normalized input (grayscale: ITU-R BT.601 luma) */

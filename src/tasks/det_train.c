@@ -124,7 +124,7 @@ typedef struct run_t {
     float *count_thr;      /* per class, from the last validation */
     json_t *samples;       /* the watched validation images' detections of the last validation */
     double t_start, t_loss, t_wait;
-    json_t *backbone;      /* {"path", "frozen", "features": [{"stride", "node", "channels"}]} or NULL */
+    json_t *backbone;      /* {"path", "frozen", "features": [{"stride", "node", "channels", "size"}]} or NULL */
 } run_t;
 
 static int save_checkpoint(run_t *r)

@@ -117,12 +117,11 @@ class TestDetBackbone(unittest.TestCase):
             self.assertTrue(np.array_equal(w[key].reshape(a.shape), a), key)
         # every convolution of the six stages (weight and folded bias); the classifier's head is not used
         self.assertEqual(used, 12)
-        self.assertFalse([k for k in w if k.startswith("backbone.") and k[9:] not in src and
-                          not k.startswith("backbone.input.")])
+        self.assertFalse([k for k in w if k.startswith("backbone.") and k[9:] not in src])
         # RGB in [0, 1] -> ImageNet normalization (the importer's default for 3 channels)
         mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-        np.testing.assert_allclose(w["backbone.input.weight"].reshape(3, 3), np.diag(1 / std), rtol=1e-6)
-        np.testing.assert_allclose(w["backbone.input.bias"], -mean / std, rtol=1e-6)
+        np.testing.assert_allclose(w["backbone_input.weight"].reshape(3, 3), np.diag(1 / std), rtol=1e-6)
+        np.testing.assert_allclose(w["backbone_input.bias"], -mean / std, rtol=1e-6)
         # the neck and heads trained
         self.assertIn("adapt.1.conv.weight", w)
         self.assertIn("head.cls.0.2.bias", w)
@@ -175,15 +174,15 @@ class TestDetBackbone(unittest.TestCase):
         w = safetensors_load(os.path.join(out, "weights.safetensors"))
         norm = cj["normalization"]
         mean, std = np.array(norm["mean"]), np.array(norm["std"])
-        np.testing.assert_allclose(w["backbone.input.weight"].reshape(3, 3), np.diag(1 / std), rtol=1e-6)
-        np.testing.assert_allclose(w["backbone.input.bias"], -mean / std, rtol=1e-6)
+        np.testing.assert_allclose(w["backbone_input.weight"].reshape(3, 3), np.diag(1 / std), rtol=1e-6)
+        np.testing.assert_allclose(w["backbone_input.bias"], -mean / std, rtol=1e-6)
         # not frozen: the backbone trained away from the classifier's weights, with the same shapes;
         # the classifier's head (global pool, fc) is left out
         self.assertEqual(w["backbone.layer1.0.conv1.weight"].shape, src["layer1.0.conv1.weight"].shape)
         self.assertFalse(np.array_equal(w["backbone.layer1.0.conv1.weight"], src["layer1.0.conv1.weight"]))
         self.assertNotIn("backbone.fc.weight", w)
         self.assertEqual(len([k for k in w if k.startswith("backbone.")]),
-                         len([k for k in src if not k.startswith("fc.")]) + 2)
+                         len([k for k in src if not k.startswith("fc.")]))
 
     def test_onnx_backbone_learns(self):
         out = os.path.join(self.tmp, "learns")
