@@ -107,3 +107,16 @@ def safetensors_load(path):
         b, e = t["data_offsets"]
         out[name] = np.frombuffer(raw[base + b:base + e], dtype=np.float32).reshape(t["shape"])
     return out
+
+
+def small_classifier_onnx(path):
+    """Writes a small image classifier exported by PyTorch (five stride-2 3x3 conv + ReLU stages
+    of 8, 16, 24, 32, 48 channels, global pool, 4 classes; fixed seed) to path; returns its bytes."""
+    code = ("import torch, torch.nn as nn\n"
+            "torch.manual_seed(0)\n"
+            "c = lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.ReLU()]\n"
+            "m = nn.Sequential(*c(3, 8), *c(8, 16), *c(16, 24), *c(24, 32), *c(32, 48),"
+            " nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 4)).eval()\n"
+            "torch.onnx.export(m, torch.randn(1, 3, 64, 64), %r, opset_version=13)\n" % path)
+    subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, timeout=300)
+    return read(path)

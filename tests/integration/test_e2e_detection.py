@@ -43,7 +43,7 @@ import unittest
 import zipfile
 
 from e2e_common import BrowserTest
-from helpers import AUTOCV, png_bytes
+from helpers import AUTOCV, png_bytes, small_classifier_onnx
 from routes_models import upload_model
 from test_cli_det import CLASSES, draw, make_coco
 
@@ -177,16 +177,8 @@ class TestDetectionUI(BrowserTest, unittest.TestCase):
         r = self.req("POST", "/api/v1/annotation-sets/%d/versions" % sid,
                      {"name": "trays v1", "split": {"train": 0.75, "val": 0.25, "test": 0}})
         self.assertEqual(r.status, 201, r)
-        onnx = os.path.join(self.tmp, "small.onnx")
-        code = ("import torch, torch.nn as nn\n"
-                "torch.manual_seed(0)\n"
-                "c = lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.ReLU()]\n"
-                "m = nn.Sequential(*c(3, 8), *c(8, 16), *c(16, 24), *c(24, 32), *c(32, 48),"
-                " nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 4)).eval()\n"
-                "torch.onnx.export(m, torch.randn(1, 3, 64, 64), %r, opset_version=13)\n" % onnx)
-        subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, timeout=300)
-        with open(onnx, "rb") as f:
-            body, ct = multipart([("small.onnx", f.read())], {"name": "small", "task": "cls"})
+        onnx = small_classifier_onnx(os.path.join(self.tmp, "small.onnx"))
+        body, ct = multipart([("small.onnx", onnx)], {"name": "small", "task": "cls"})
         r = self.req("POST", "/api/v1/projects/%d/algorithms" % pid, data=body, content_type=ct)
         self.assertEqual(r.status, 201, r)
         return {"project": pid, "version_name": "trays v1", "classifier": "small"}

@@ -11,7 +11,7 @@ import tempfile
 import unittest
 import zipfile
 
-from helpers import AUTOCV
+from helpers import AUTOCV, small_classifier_onnx
 from routes_images import multipart
 from server import Server
 from test_cli_det import CLASSES, make_coco
@@ -189,16 +189,8 @@ class TestServerDet(unittest.TestCase):
                      {"dataset_version_id": ver["id"], "algorithm": "det-s", "params": {"backbone": "small"}})
         self.assertEqual(r.status, 422, r)
         self.assertIn("no custom classifier named 'small'", r.json()["error"]["message"])
-        onnx = os.path.join(self.tmp, "small.onnx")
-        code = ("import torch, torch.nn as nn\n"
-                "torch.manual_seed(0)\n"
-                "c = lambda i, o: [nn.Conv2d(i, o, 3, 2, 1), nn.ReLU()]\n"
-                "m = nn.Sequential(*c(3, 8), *c(8, 16), *c(16, 24), *c(24, 32), *c(32, 48),"
-                " nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 4)).eval()\n"
-                "torch.onnx.export(m, torch.randn(1, 3, 64, 64), %r, opset_version=13)\n" % onnx)
-        subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, timeout=300)
-        with open(onnx, "rb") as f:
-            body, ct = multipart([("small.onnx", f.read())], {"name": "small", "task": "cls"})
+        onnx = small_classifier_onnx(os.path.join(self.tmp, "small.onnx"))
+        body, ct = multipart([("small.onnx", onnx)], {"name": "small", "task": "cls"})
         self.ok(self.srv.request("POST", "/api/v1/projects/%d/algorithms" % pid, self.admin, data=body,
                                  content_type=ct), 201)
         algs = self.ok(self.req("GET", "/api/v1/projects/%d/algorithms?task=det" % pid))["items"]
