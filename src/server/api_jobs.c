@@ -91,25 +91,26 @@ static int algorithms_list(acv_call *c)
         json_array_foreach(custom, i, a)
             if (!task || !strcmp(task, json_string_value(json_object_get(a, "task")) ?: "")) json_array_append(items, a);
         /* detectors can take their backbone from one of the project's custom classifiers */
-        json_t *names = json_array();
+        json_t *names = json_array(), *extra = NULL;
         json_array_foreach(custom, i, a)
             if (!strcmp(json_string_value(json_object_get(a, "task")) ?: "", "cls"))
                 json_array_append(names, json_object_get(a, "name"));
+        if (json_array_size(names)) { /* backbone (its choices: those classifiers) and freeze_backbone */
+            extra = json_pack("[{s:s, s:s, s:s, s:s, s:O}]", "name", "backbone", "type", "string", "default", "none",
+                              "description", "take the backbone from this custom network of the project (an image "
+                              "classifier) instead of the detector's own", "choices", names);
+            json_t *all = acv_algorithms_params("det", true), *q;
+            size_t k;
+            json_array_foreach(all, k, q)
+                if (!strcmp(json_string_value(json_object_get(q, "name")), "freeze_backbone")) json_array_append(extra, q);
+            json_decref(all);
+        }
         json_array_foreach(items, i, a) {
             json_t *ps = json_object_get(a, "params");
-            if (json_array_size(names) && json_is_array(ps) && !strcmp(json_string_value(json_object_get(a, "task")) ?: "", "det")) {
-                json_array_append_new(ps, json_pack("{s:s, s:s, s:s, s:s, s:O}", "name", "backbone", "type", "string",
-                                                    "default", "none", "description",
-                                                    "take the backbone from this custom network of the project (an "
-                                                    "image classifier) instead of the detector's own", "choices", names));
-                json_t *fb = acv_algorithms_params("det", true);
-                size_t k;
-                json_t *q;
-                json_array_foreach(fb, k, q)
-                    if (!strcmp(json_string_value(json_object_get(q, "name")), "freeze_backbone")) json_array_append(ps, q);
-                json_decref(fb);
-            }
+            if (extra && json_is_array(ps) && !strcmp(json_string_value(json_object_get(a, "task")) ?: "", "det"))
+                json_array_extend(ps, extra);
         }
+        json_decref(extra);
         json_decref(names);
         json_decref(custom);
     }

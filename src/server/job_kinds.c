@@ -90,15 +90,12 @@ static int train_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool res
         add(argv, "--model");
         add(argv, json_string_value(json_object_get(spec, "model")) ?: "auto");
     }
+    char *ckpt = join(model, "checkpoint.safetensors");
+    const bool resume = resuming && ckpt && acv_path_exists(ckpt);
+    free(ckpt);
     const char *bb_rel = json_string_value(json_object_get(spec, "backbone"));
     char *bb = NULL;
-    bool ckpt_there = false;
-    {
-        char *ck = join(model, "checkpoint.safetensors");
-        ckpt_there = resuming && ck && acv_path_exists(ck);
-        free(ck);
-    }
-    if (bb_rel && !ckpt_there) { /* a resumed run takes the network from its checkpoint */
+    if (bb_rel && !resume) { /* a resumed run takes the network from its checkpoint */
         if (!(bb = data_path(j, bb_rel))) rc = ACV_ENOMEM;
         else if (!acv_path_exists(bb)) rc = acv_error(ACV_ENOTFOUND, "the backbone's custom network %s is gone", bb_rel);
         add(argv, "--backbone");
@@ -108,9 +105,7 @@ static int train_prepare(acv_jobs *j, acv_dbconn *c, const json_t *job, bool res
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(spec, "args"), i, a) add(argv, json_string_value(a));
-    char *ckpt = join(model, "checkpoint.safetensors");
-    if (resuming && ckpt && acv_path_exists(ckpt)) add(argv, "--resume");
-    free(ckpt);
+    if (resume) add(argv, "--resume");
     *steps = json_pack("[{s:s, s:o}]", "name", "train", "argv", argv);
     free(data);
     free(model);

@@ -275,17 +275,12 @@ int acv_det_build(acv_graph *g, const char *name, int n_classes, int imgsz_h, in
                                   (outside "backbone.": no classifier's name can collide with it) */
 #define BB_LEVELS 4               /* strides 4, 8, 16, 32 */
 
-/* The classifier's nodes that feed the features: keep[i] for each JSON node i an ancestor of
- * (or one of) the nodes in feat[0..n). -1 when the JSON cannot be read. */
-static int ancestors(const char *js, const int *feat, int n_feat, unsigned char *keep, int n)
+/* The classifier's nodes that feed the features: keep[i] for each JSON node i (of `nodes`,
+ * the "nodes" of its graph JSON) an ancestor of (or one of) the nodes in feat[0..n_feat). */
+static void ancestors(const json_t *nodes, const int *feat, int n_feat, unsigned char *keep, int n)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
-    int m = json_is_array(nodes) ? (int)json_array_size(nodes) : -1;
-    if (m < 0 || m > n) {
-        json_decref(root);
-        return -1;
-    }
+    int m = (int)json_array_size(nodes);
+    if (m > n) m = n;
     memset(keep, 0, (size_t)n);
     for (int f = 0; f < n_feat; f++)
         if (feat[f] >= 0 && feat[f] < m) keep[feat[f]] = 1;
@@ -297,16 +292,12 @@ static int ancestors(const char *js, const int *feat, int n_feat, unsigned char 
             if (r >= 0 && r < i) keep[r] = 1;
         }
     }
-    json_decref(root);
-    return 0;
 }
 
 /* What a user can recognise node i of the classifier's JSON by: its name, else its op after
  * the nearest named node it reads ("act after layer1.1.bn2"), else "node i". */
-static void describe(const char *js, int i, char *out, size_t n)
+static void describe(const json_t *nodes, int i, char *out, size_t n)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
     json_t *nd = json_array_get(nodes, (size_t)i);
     const char *nm = json_string_value(json_object_get(nd, "name")), *op = json_string_value(json_object_get(nd, "op"));
     snprintf(out, n, "%s node %d", op ? op : "", i);
@@ -325,7 +316,6 @@ static void describe(const char *js, int i, char *out, size_t n)
             }
         }
     }
-    json_decref(root);
 }
 
 /* The feature of each level (see step 1 of acv_det_build_backbone): among the nodes whose map
@@ -336,17 +326,14 @@ static void describe(const char *js, int i, char *out, size_t n)
  * Inception's reduction block, which computes at the old size beside the others). The
  * deepest level takes its last node. ids: the JSON nodes' ids in the scratch graph g (at
  * imgsz; -1 past the first node that did not fit); head: the classifier's head, skipped. */
-static int choose_features(const char *js, const acv_graph *g, const int *ids, const unsigned char *head, int n,
+static int choose_features(const json_t *nodes, const acv_graph *g, const int *ids, const unsigned char *head, int n,
                            int imgsz, int *feat, int64_t *ch, int64_t *fh, int64_t *fw)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
     int *lev = malloc((size_t)(n ? n : 1) * sizeof(int));
     int64_t *res = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     unsigned char *anc = malloc((size_t)(n ? n : 1)), *all = malloc((size_t)(n ? n : 1));
     int *stack = malloc((size_t)(n ? n : 1) * sizeof(int)), rc = 0;
-    if (!root || !lev || !res || !anc || !all || !stack)
-        rc = acv_error(root ? ACV_ENOMEM : ACV_EFORMAT, root ? "out of memory" : "unreadable graph");
+    if (!lev || !res || !anc || !all || !stack) rc = acv_error(ACV_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < n; i++) {
         lev[i] = -2; /* not a feature */
         res[i] = -1; /* not computed here */
@@ -403,7 +390,6 @@ static int choose_features(const char *js, const acv_graph *g, const int *ids, c
                 fw[l] = sh->d[3];
             }
     }
-    json_decref(root);
     free(lev);
     free(res);
     free(anc);
@@ -416,14 +402,13 @@ static int choose_features(const char *js, const acv_graph *g, const int *ids, c
  * from the output back along first inputs, the nodes that are not 4-D, global pools, or maps
  * with as many channels as classes; found on a replay at the classifier's own input size,
  * where every shape is known. */
-static int mark_head(const char *js, const acv_model *src, unsigned char *head, int n)
+static int mark_head(const char *js, const json_t *root, const acv_model *src, unsigned char *head, int n)
 {
     memset(head, 0, (size_t)n);
-    json_error_t jerr;
-    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes");
+    const json_t *nodes = json_object_get(root, "nodes");
     acv_graph *g = acv_graph_new();
     int *ids = malloc((size_t)(n ? n : 1) * sizeof(int)), rc = 0;
-    if (!root || !g || !ids) rc = acv_error(root ? ACV_ENOMEM : ACV_EFORMAT, root ? "out of memory" : "unreadable graph");
+    if (!g || !ids) rc = acv_error(ACV_ENOMEM, "out of memory");
     if (!rc) {
         int64_t is[4] = {1, src->in_c, src->in_h, src->in_w};
         int added = acv_graph_append_json(g, js, acv_input(g, "x", 4, is), "", false, NULL, ids, n);
@@ -445,7 +430,6 @@ static int mark_head(const char *js, const acv_model *src, unsigned char *head, 
     }
     acv_graph_free(g);
     free(ids);
-    json_decref(root);
     acv_error_clear();
     return rc;
 }
@@ -486,6 +470,8 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
                              src->mean[c], src->std[c]);
     char *js = acv_graph_to_json(src->graph);
     if (!js) return acv_error_prefix(ACV_EINVAL, "--backbone %s: ", path);
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr), *nodes = json_object_get(root, "nodes"); /* read once, for the helpers */
     int n = acv_graph_node_count(src->graph) + 1;
     int *ids = malloc((size_t)n * sizeof(int));
     unsigned char *keep = malloc((size_t)n);
@@ -493,10 +479,10 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
     int feat[BB_LEVELS] = {-1, -1, -1, -1};
     int64_t ch[BB_LEVELS] = {0}, fh[BB_LEVELS] = {0}, fw[BB_LEVELS] = {0};
     char stop[256] = "";
-    if (!ids || !keep || !scratch) rc = acv_error(ACV_ENOMEM, "out of memory");
+    if (!ids || !keep || !scratch || !json_is_array(nodes)) rc = acv_error(ACV_ENOMEM, "out of memory");
     /* 0. its head: from the output back along first inputs, the linear layers, global pool and
      *    any class-score map (SqueezeNet's last 1x1 convolution): not features */
-    if (!rc && (rc = mark_head(js, src, keep, n - 1))) rc = acv_error_prefix(rc, "--backbone %s: ", path);
+    if (!rc && (rc = mark_head(js, root, src, keep, n - 1))) rc = acv_error_prefix(rc, "--backbone %s: ", path);
     unsigned char *head = keep; /* reused for the features' ancestors after the scan */
     /* 1. the classifier at the detector's input size in a scratch graph, node by node until one
      *    does not fit (its head, usually); each stride's feature from the shapes found there */
@@ -507,14 +493,14 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
         if (added < 0) rc = acv_error_prefix(added, "--backbone %s: ", path);
         else if (acv_graph_status(scratch)) snprintf(stop, sizeof stop, "%s", acv_errmsg());
     }
-    if (!rc) rc = choose_features(js, scratch, ids, head, n - 1, imgsz, feat, ch, fh, fw);
+    if (!rc) rc = choose_features(nodes, scratch, ids, head, n - 1, imgsz, feat, ch, fh, fw);
     acv_graph_free(scratch);
     acv_error_clear();
     int reached = -1; /* the deepest level the classifier has at all */
     for (int l = 0; l < BB_LEVELS; l++)
         if (feat[l] >= 0) {
             reached = l;
-            describe(js, feat[l], bb->feature[l], sizeof bb->feature[l]);
+            describe(nodes, feat[l], bb->feature[l], sizeof bb->feature[l]);
         }
     int first = ar->p2 ? 0 : 1, deepest = first - 1; /* the levels from `first` on the classifier has in a row */
     while (deepest + 1 < BB_LEVELS && feat[deepest + 1] >= 0) deepest++;
@@ -530,8 +516,7 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
                        "choose a detector without -p2" : "", stop[0] ? "; adding its layers stopped at: " : "", stop);
     }
     /* 2. the features' ancestors into g, behind the fixed input conversion */
-    if (!rc && ancestors(js, feat + first, deepest - first + 1, keep, n - 1))
-        rc = acv_error(ACV_EFORMAT, "--backbone %s: unreadable graph", path);
+    if (!rc) ancestors(nodes, feat + first, deepest - first + 1, keep, n - 1);
     acv_id lv[BB_LEVELS] = {-1, -1, -1, -1};
     if (!rc) {
         int64_t ws[4] = {src->in_c, 3, 1, 1}, bs[1] = {src->in_c};
@@ -565,6 +550,7 @@ int acv_det_build_backbone(acv_graph *g, const char *name, int n_classes, int im
         acv_id p5 = sppf(g, "adapt.sppf", lv[3], w[4]);
         rc = neck_heads(g, ar, n_classes, lv[0], lv[1], lv[2], p5, net, name);
     }
+    json_decref(root);
     free(js);
     free(ids);
     free(keep);
